@@ -1,0 +1,10 @@
+/* cmd_generate.c — qjit generate (placeholder until its owner writes it during this session). */
+#include "cli.h"
+#include "qj_status.h"
+
+int cmd_generate(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    qj_fail(QJ_ERR_UNSUPPORTED, "not built yet");
+    return cli_error("generate");
+}

@@ -1,0 +1,71 @@
+/* qj_layout.h — the packed weight layout, shared by the C quantizer and the
+ * CUDA kernels (this header is included verbatim by NVRTC-compiled sources, so
+ * it uses no libc beyond <stdint.h>-style fixed-width types).
+ *
+ * A quantized linear weight W (N rows = output features, K columns = input
+ * features, row-major like PyTorch's nn.Linear.weight) with B bits and group
+ * size G is stored as three arrays:
+ *
+ *   uint32_t q[N][QJ_ROW_WORDS(K,B)];   // codes, row-major, see "blocks" below
+ *   half     scale[N][QJ_NGROUPS(K,G)]; // fp16 or bf16 (manifest says which)
+ *   half     zero[N][QJ_NGROUPS(K,G)];  // asymmetric only: the group minimum
+ *
+ * Blocks: each row is cut into blocks of 32 consecutive K-values. A block
+ * takes exactly B uint32 words (32*B bits). Value j (0..31) of a block holds
+ * bits [j*B, j*B+B) of the block's 32*B-bit little-endian bit string: bit t of
+ * the string is bit (t % 32) of word (t / 32). For B = 4 and 8 no value
+ * crosses a word; for B = 3, 5, 6, 7 some do. The last block of a row is
+ * padded with code 0 when K is not a multiple of 32 (ragged K).
+ *
+ * Groups: group g covers K-values [g*G, min((g+1)*G, K)). G is a multiple of
+ * 32 (32..512) or equals K rounded up to 32 (per-channel), so a group is a
+ * whole number of blocks; the last group may be short (ragged).
+ *
+ * Dequantization of code c in group g of row n:
+ *   asymmetric: w = c * scale[n][g] + zero[n][g]
+ *   symmetric:  w = (c - 2^(B-1)) * scale[n][g]
+ */
+#ifndef QJ_LAYOUT_H
+#define QJ_LAYOUT_H
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define QJ_HD __host__ __device__ __forceinline__
+#else
+#include <stdint.h>
+#define QJ_HD static inline
+#endif
+
+#define QJ_BLOCK 32                       /* K-values per packed block */
+#define QJ_MIN_BITS 2
+#define QJ_MAX_BITS 8
+#define QJ_NBLOCKS(K) (((K) + QJ_BLOCK - 1) / QJ_BLOCK)
+#define QJ_ROW_WORDS(K, B) (QJ_NBLOCKS(K) * (B))           /* uint32 words per row */
+#define QJ_NGROUPS(K, G) (((K) + (G) - 1) / (G))
+#define QJ_SYM_OFFSET(B) (1 << ((B) - 1))                  /* implicit zero code */
+
+/* Code of value k (0-based within the row) from a packed row of B-bit codes. */
+QJ_HD uint32_t qj_unpack_code(const uint32_t *row, uint32_t k, uint32_t B) {
+    uint32_t block = k / QJ_BLOCK, j = k % QJ_BLOCK;
+    const uint32_t *w = row + block * B;
+    uint32_t bit = j * B, word = bit / 32, shift = bit % 32;
+    uint64_t both = (uint64_t)w[word];
+    if (shift + B > 32) both |= (uint64_t)w[word + 1] << 32;
+    return (uint32_t)(both >> shift) & ((1u << B) - 1u);
+}
+
+/* Store code c (< 2^B) for value k; the word(s) must start zeroed. */
+QJ_HD void qj_pack_code(uint32_t *row, uint32_t k, uint32_t B, uint32_t c) {
+    uint32_t block = k / QJ_BLOCK, j = k % QJ_BLOCK;
+    uint32_t *w = row + block * B;
+    uint32_t bit = j * B, word = bit / 32, shift = bit % 32;
+    w[word] |= c << shift;
+    if (shift + B > 32) w[word + 1] |= c >> (32 - shift);
+}
+
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+_Static_assert(QJ_ROW_WORDS(172, 3) == 6 * 3, "ragged K=172 takes 6 blocks");
+_Static_assert(QJ_NGROUPS(172, 32) == 6, "ragged K=172 has 6 groups of 32");
+_Static_assert(QJ_BLOCK * 8 / 32 == 8, "8-bit block is 8 words");
+#endif
+
+#endif
