@@ -1,10 +1,111 @@
-/* cmd_eval.c — qjit eval (placeholder until its owner writes it during this session). */
+/* cmd_eval.c — qjit eval: perplexity on a text or a token-id file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-#include "qj_status.h"
+#include "common.h"
+#include "qj_eval.h"
+#include "qj_io.h"
+#include "qj_package.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: qjit eval (--model PATH | --synthetic PRESET) [--plan P] (--text FILE | --tokens FILE)\n"
+               "                 [--ctx N] [--max-tokens N] [--json]\n\n"
+               "Perplexity over non-overlapping windows of --ctx tokens, each BOS followed by the next ctx-1\n"
+               "ids; the mean NLL is over every predicted id.\n\n" CLI_MODEL_HELP
+               "  --text FILE           UTF-8 text, tokenized with the model's tokenizer\n"
+               "  --tokens FILE         whitespace-separated token ids\n"
+               "  --ctx N               window length including BOS (default: the model's context)\n"
+               "  --max-tokens N        evaluate only the first N ids\n"
+               "  --json                print the result as JSON\n");
+}
 
 int cmd_eval(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    qj_fail(QJ_ERR_UNSUPPORTED, "not built yet");
+    static const struct option opts[] = {CLI_MODEL_OPTIONS,
+                                         {"text", required_argument, 0, 'T'},
+                                         {"tokens", required_argument, 0, 'K'},
+                                         {"ctx", required_argument, 0, 'c'},
+                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    cli_model cm;
+    cli_model_init(&cm);
+    qj_eval_params ep = qj_eval_default_params();
+    const char *text = NULL, *tokens = NULL;
+    int json = 0, o, r;
+    long v;
+    while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
+        if ((r = cli_model_option(&cm, o, optarg))) {
+            if (r < 0) return cli_error("eval");
+            continue;
+        }
+        switch (o) {
+        case 'T': text = optarg; break;
+        case 'K': tokens = optarg; break;
+        case 'c':
+            if (cli_parse_long(optarg, "ctx", 2, 1 << 20, &v)) return cli_error("eval");
+            ep.ctx = (int)v;
+            break;
+        case 'n':
+            if (cli_parse_long(optarg, "max-tokens", 1, 0x7fffffffL, &v)) return cli_error("eval");
+            ep.max_tokens = (size_t)v;
+            break;
+        case 'j': json = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "qjit eval: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!!text == !!tokens) {
+        fprintf(stderr, "qjit eval: give exactly one of --text FILE or --tokens FILE\n");
+        return 2;
+    }
+    int *ids = NULL;
+    size_t n = 0;
+    qj_eval_result res;
+    if (cli_model_open(&cm, text != NULL, !json)) goto fail;
+    if (tokens) {
+        if (qj_read_token_file(tokens, cm.run->cfg.vocab_size, &ids, &n)) goto fail;
+    } else {
+        char *buf;
+        size_t len;
+        if (qj_read_file(text, &buf, &len)) goto fail;
+        qj_status s = qj_tokenizer_encode(cm.tok, buf, len, 0, &ids, &n);
+        free(buf);
+        if (s) {
+            qj_fail_context(s, "%s", text);
+            goto fail;
+        }
+    }
+    ep.progress = !json;
+    if (qj_eval_nll(cm.run, ids, n, &ep, &res)) goto fail;
+    qj_size_info z;
+    qj_model_size(cm.run, &z);
+    const char *plan = cm.plan_obj ? cm.plan_obj->desc : "package";
+    if (json) {
+        printf("{\"nll\": %.9f, \"ppl\": %.9f, \"tokens\": %zu, \"windows\": %zu, \"ctx\": %d, "
+               "\"model_size\": %.6f, \"size_bytes\": %llu, \"gib\": %.6f, \"bits_per_weight\": %.6f, "
+               "\"seconds\": %.3f, \"tokens_per_s\": %.2f, \"plan\": \"%s\", \"synthetic\": %s}\n",
+               res.nll, res.ppl, res.tokens, res.windows, res.ctx, z.gb, (unsigned long long)z.bytes, z.gib,
+               z.bits_per_weight, res.seconds, res.tokens_per_s, plan, cm.run->synthetic ? "true" : "false");
+    } else {
+        if (cm.run->synthetic) printf("%s\n", cli_synthetic_label(cm.run));
+        printf("model %s  plan %s\n", cm.run->origin, plan);
+        printf("nll %.6f  perplexity %.4f  tokens %zu  (%zu windows of ctx %d)\n", res.nll, res.ppl, res.tokens,
+               res.windows, res.ctx);
+        printf("size %.6f GB (%.6f GiB, %.3f bits/weight)  speed %.1f tokens/s  %.2f s\n", z.gb, z.gib,
+               z.bits_per_weight, res.tokens_per_s, res.seconds);
+    }
+    free(ids);
+    cli_model_close(&cm);
+    return 0;
+fail:
+    free(ids);
+    cli_model_close(&cm);
     return cli_error("eval");
 }

@@ -2,6 +2,7 @@
 #include "qj_model.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,4 +185,34 @@ qj_status qj_map_file(const char *path, void **addr, size_t *len) {
     *addr = p;
     *len = (size_t)st.st_size;
     return QJ_OK;
+}
+
+qj_tensor *qj_model_slot(qj_model *m, const char *name) {
+    if (!strcmp(name, "model.embed_tokens.weight")) return &m->tok_embedding;
+    if (!strcmp(name, "model.norm.weight")) return &m->final_norm;
+    if (!strcmp(name, "lm_head.weight")) return &m->lm_head;
+    int layer, n = 0;
+    char rest[96];
+    if (sscanf(name, "model.layers.%d.%95s%n", &layer, rest, &n) != 2 || name[n] != '\0') return NULL;
+    char check[160];
+    snprintf(check, sizeof check, "model.layers.%d.%s", layer, rest);
+    if (strcmp(check, name) || layer < 0 || layer >= m->cfg.n_layers) return NULL; /* rejects "03", "+3" */
+    qj_layer *L = &m->layers[layer];
+    static const struct { const char *suffix; size_t off; } slots[] = {
+        {"input_layernorm.weight", offsetof(qj_layer, attn_norm)},
+        {"post_attention_layernorm.weight", offsetof(qj_layer, ffn_norm)},
+        {"self_attn.q_proj.weight", offsetof(qj_layer, wq)},
+        {"self_attn.k_proj.weight", offsetof(qj_layer, wk)},
+        {"self_attn.v_proj.weight", offsetof(qj_layer, wv)},
+        {"self_attn.o_proj.weight", offsetof(qj_layer, wo)},
+        {"self_attn.q_proj.bias", offsetof(qj_layer, bq)},
+        {"self_attn.k_proj.bias", offsetof(qj_layer, bk)},
+        {"self_attn.v_proj.bias", offsetof(qj_layer, bv)},
+        {"mlp.gate_proj.weight", offsetof(qj_layer, w_gate)},
+        {"mlp.up_proj.weight", offsetof(qj_layer, w_up)},
+        {"mlp.down_proj.weight", offsetof(qj_layer, w_down)},
+    };
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
+        if (!strcmp(rest, slots[i].suffix)) return (qj_tensor *)((char *)L + slots[i].off);
+    return NULL;
 }

@@ -118,3 +118,18 @@ qj_status qj_map_file(const char *path, void **addr, size_t *len);
 }
 #endif
 #endif
+
+#ifndef QJ_MODEL_SLOT_DECL
+#define QJ_MODEL_SLOT_DECL
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* The model slot a Hugging Face style tensor name refers to
+ * ("model.layers.3.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight",
+ * ".bias" of q/k/v), or NULL when the name is not one of a llama's tensors
+ * or its layer index is out of range. */
+qj_tensor *qj_model_slot(qj_model *m, const char *name);
+#ifdef __cplusplus
+}
+#endif
+#endif

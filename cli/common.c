@@ -1,0 +1,114 @@
+/* common.c — shared option handling and model opening for the subcommands. */
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loaders.h"
+#include "qj_package.h"
+
+void cli_model_init(cli_model *c) {
+    memset(c, 0, sizeof *c);
+    c->seed = 1;
+    c->synth_dtype = QJ_DTYPE_BF16;
+}
+
+qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (end == arg || *end || errno || v < lo || v > hi)
+        return qj_fail(QJ_ERR_INVALID, "--%s: \"%s\" is not an integer in %ld..%ld", opt, arg, lo, hi);
+    *out = v;
+    return QJ_OK;
+}
+
+qj_status cli_parse_double(const char *arg, const char *opt, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return qj_fail(QJ_ERR_INVALID, "--%s: \"%s\" is not a number in %g..%g", opt, arg, lo, hi);
+    *out = v;
+    return QJ_OK;
+}
+
+int cli_model_option(cli_model *c, int opt, const char *arg) {
+    long v;
+    switch (opt) {
+    case 'm': c->model = arg; return 1;
+    case 'p': c->plan = arg; return 1;
+    case CLI_OPT_SYNTHETIC: c->synthetic = arg; return 1;
+    case CLI_OPT_TOKENIZER: c->tokenizer = arg; return 1;
+    case CLI_OPT_NO_VERIFY: c->no_verify = 1; return 1;
+    case CLI_OPT_SEED:
+        if (cli_parse_long(arg, "seed", 0, 0x7fffffffL, &v)) return -1;
+        c->seed = (uint64_t)v;
+        return 1;
+    case CLI_OPT_THREADS:
+        if (cli_parse_long(arg, "threads", 1, 1024, &v)) return -1;
+        omp_set_num_threads((int)v);
+        return 1;
+    case CLI_OPT_SYNTH_DTYPE:
+        if (qj_dtype_parse(arg, &c->synth_dtype)) {
+            qj_fail_context(QJ_ERR_INVALID, "--synthetic-dtype");
+            return -1;
+        }
+        return 1;
+    default: return 0;
+    }
+}
+
+qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
+    qj_status s;
+    if (!!c->model == !!c->synthetic)
+        return qj_fail(QJ_ERR_INVALID, "give exactly one of --model PATH or --synthetic PRESET");
+    if (c->synthetic) {
+        if ((s = qj_load_synthetic(c->synthetic, c->seed, c->synth_dtype, &c->src))) return s;
+    } else {
+        if ((s = qj_load_model(c->model, &c->src))) return s;
+    }
+    c->is_package = c->src->source == QJ_SOURCE_PACKAGE;
+    if (c->is_package) {
+        if (c->plan)
+            return qj_fail(QJ_ERR_INVALID, "%s is a compiled package with its own plan; --plan applies to models only",
+                           c->model);
+        c->run = c->src;
+        c->src = NULL;
+    } else {
+        char found[4096];
+        const char *tp = c->tokenizer;
+        if (!tp && c->model && qj_find_tokenizer(c->model, found, sizeof found)) tp = found;
+        if (tp && (s = qj_model_attach_tokenizer(c->src, tp))) return s;
+        if ((s = qj_plan_parse(c->plan ? c->plan : "source", c->src->cfg.n_layers, &c->plan_obj))) return s;
+        if ((s = qj_compile_model(c->src, c->plan_obj, progress, &c->run, &c->stats))) return s;
+    }
+    if (c->is_package && c->tokenizer) {
+        if ((s = qj_tokenizer_load(c->tokenizer, &c->tok))) return s;
+    } else if (c->run->tokenizer_blob) {
+        if ((s = qj_tokenizer_load_mem(c->run->tokenizer_blob, c->run->tokenizer_blob_len, "tokenizer", &c->tok)))
+            return s;
+    }
+    if (need_tokenizer && !c->tok)
+        return qj_fail(QJ_ERR_INVALID, "no tokenizer: give --tokenizer PATH (none was found beside the model)");
+    if (c->tok && qj_tokenizer_vocab_size(c->tok) > c->run->cfg.vocab_size)
+        return qj_fail(QJ_ERR_INVALID, "tokenizer has %d tokens, the model's vocabulary only %d",
+                       qj_tokenizer_vocab_size(c->tok), c->run->cfg.vocab_size);
+    return QJ_OK;
+}
+
+void cli_model_close(cli_model *c) {
+    qj_tokenizer_free(c->tok);
+    qj_model_free(c->run); /* before src: it may borrow from it */
+    qj_model_free(c->src);
+    qj_plan_free(c->plan_obj);
+    memset(c, 0, sizeof *c);
+}
+
+const char *cli_synthetic_label(const qj_model *m) {
+    return m->synthetic ? "SYNTHETIC (random weights, real shapes: speed only, accuracy meaningless)" : "";
+}

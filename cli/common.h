@@ -1,0 +1,72 @@
+/* common.h — options and model opening shared by the qjit subcommands. */
+#ifndef QJ_CLI_COMMON_H
+#define QJ_CLI_COMMON_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+#include "compile.h"
+#include "plan.h"
+#include "qj_model.h"
+#include "tokenizer.h"
+
+typedef struct cli_model {
+    /* options */
+    const char *model;     /* --model: HF dir, llama2.c .bin or .qjp package */
+    const char *synthetic; /* --synthetic PRESET|config.json */
+    uint64_t seed;         /* --seed (synthetic weights) */
+    qj_dtype synth_dtype;  /* --synthetic-dtype */
+    const char *plan;      /* --plan */
+    const char *tokenizer; /* --tokenizer */
+    int no_verify;         /* --no-verify: skip package checksums */
+    /* results of cli_model_open */
+    qj_model *src;   /* as loaded (NULL for a package) */
+    qj_model *run;   /* compiled with the plan, or the package */
+    qj_plan *plan_obj;
+    qj_tokenizer *tok; /* NULL when none was found and none was needed */
+    int is_package;
+    qj_compile_stats stats;
+} cli_model;
+
+#define CLI_OPT_SYNTHETIC 1001
+#define CLI_OPT_SEED 1002
+#define CLI_OPT_TOKENIZER 1003
+#define CLI_OPT_NO_VERIFY 1004
+#define CLI_OPT_THREADS 1005
+#define CLI_OPT_SYNTH_DTYPE 1006
+
+#define CLI_MODEL_OPTIONS                                                                    \
+    {"model", required_argument, 0, 'm'}, {"synthetic", required_argument, 0, CLI_OPT_SYNTHETIC}, \
+        {"seed", required_argument, 0, CLI_OPT_SEED}, {"plan", required_argument, 0, 'p'},      \
+        {"tokenizer", required_argument, 0, CLI_OPT_TOKENIZER},                               \
+        {"no-verify", no_argument, 0, CLI_OPT_NO_VERIFY},                                     \
+        {"threads", required_argument, 0, CLI_OPT_THREADS},                                   \
+        {"synthetic-dtype", required_argument, 0, CLI_OPT_SYNTH_DTYPE}
+
+#define CLI_MODEL_HELP                                                                              \
+    "  --model PATH          Hugging Face directory, llama2.c checkpoint or qjit package (.qjp)\n"   \
+    "  --synthetic PRESET    random weights of real shapes: llama3-8b, llama2-7b, mistral-7b,\n"      \
+    "                        qwen2-0.5b, small, tiny, or an HF config.json (always labelled synthetic)\n" \
+    "  --seed N              seed of synthetic weights (default 1)\n"                               \
+    "  --synthetic-dtype T   f32, f16 or bf16 (default bf16)\n"                                     \
+    "  --plan P              plan JSON file or shorthand: source, fp32, bf16, f16, int4-g128,\n"       \
+    "                        int8-pc, int4-g32-sym ... (default source; not with a package)\n"       \
+    "  --tokenizer PATH      tokenizer.bin or tokenizer.json (default: found beside the model)\n"    \
+    "  --no-verify           skip checking a package's checksums\n"                                \
+    "  --threads N           CPU threads (default: all cores)\n"
+
+void cli_model_init(cli_model *c);
+/* Handles a shared option; returns 1 when handled, 0 when not one, -1 on a bad value. */
+int cli_model_option(cli_model *c, int opt, const char *arg);
+/* Load (and compile with the plan). need_tokenizer: fail when none found. */
+qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress);
+void cli_model_close(cli_model *c);
+
+/* Parse an integer option value in [lo, hi]; error names the option. */
+qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out);
+qj_status cli_parse_double(const char *arg, const char *opt, double lo, double hi, double *out);
+
+/* Print the label line of a synthetic model ("" otherwise). */
+const char *cli_synthetic_label(const qj_model *m);
+
+#endif
