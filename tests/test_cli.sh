@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# ctest-labels: unit
+# test_cli.sh — the qjit command line on bad input: a clear message naming the
+# file/field, a non-zero exit, no crash (exit >= 128), and no partial output file.
+set -u
+Q=${QJIT:?QJIT not set}
+S=${QJ_SHARED:-}
+T=${QJ_TEST_TMP:-/tmp}/cli
+rm -rf "$T"; mkdir -p "$T"
+pass=0; fail=0
+ok()   { pass=$((pass+1)); }
+bad()  { fail=$((fail+1)); echo "FAIL: $*" >&2; }
+
+# expect_fail NEEDLE CMD... : non-zero exit (not a signal), stderr contains NEEDLE
+expect_fail() {
+  local needle=$1; shift
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -eq 0 ]; then bad "succeeded: $*"; return; fi
+  if [ $rc -ge 128 ]; then bad "crashed ($rc): $*"; return; fi
+  case "$err" in *"$needle"*) ok ;; *) bad "message for '$*' lacks '$needle': $err" ;; esac
+}
+expect_ok() { if "$@" >/dev/null 2>&1; then ok; else bad "failed: $*"; fi; }
+no_file() { if ls "$1"* >/dev/null 2>&1; then bad "left a file behind: $(ls "$1"*)"; else ok; fi; }
+
+expect_fail "unknown command" "$Q" frobnicate
+expect_fail "exactly one of --model" "$Q" info
+expect_fail "cannot open" "$Q" info --model "$T/missing.bin"
+expect_fail "unknown synthetic preset" "$Q" info --synthetic llama9
+expect_fail "--ctx" "$Q" eval --synthetic tiny --tokens /dev/null --ctx abc
+expect_fail "-o OUT is required" "$Q" compile --synthetic tiny --plan int4-g32
+
+# plans: every error names the file and the key
+echo '{"bitwidth.0.": 4, "groupsize.0.": 32, "bitwidht.1.": 4}' > "$T/typo.json"
+expect_fail 'typo.json: unknown key "bitwidht.1."' "$Q" compile --synthetic tiny --plan "$T/typo.json" -o "$T/out.qjp"
+no_file "$T/out.qjp"
+echo '{"bitwidth.0.": 9}' > "$T/width.json"
+expect_fail '"bitwidth.0."' "$Q" compile --synthetic tiny --plan "$T/width.json" -o "$T/out.qjp"
+no_file "$T/out.qjp"
+echo '{"bitwidth.7.": 4}' > "$T/range.json"
+expect_fail 'layer 7' "$Q" compile --synthetic tiny --plan "$T/range.json" -o "$T/out.qjp"
+no_file "$T/out.qjp"
+printf '{"bitwidth.0.": 4,' > "$T/broken.json"
+expect_fail 'broken.json' "$Q" compile --synthetic tiny --plan "$T/broken.json" -o "$T/out.qjp"
+no_file "$T/out.qjp"
+expect_fail 'int11' "$Q" compile --synthetic tiny --plan int11-g32 -o "$T/out.qjp"
+no_file "$T/out.qjp"
+
+# a good compile works, and an output directory that does not exist fails cleanly
+expect_ok "$Q" compile --synthetic tiny --plan int4-g32 -o "$T/tiny.qjp"
+expect_fail "cannot create" "$Q" compile --synthetic tiny --plan int4-g32 -o "$T/nodir/x.qjp"
+expect_fail "compiled package with its own plan" "$Q" eval --model "$T/tiny.qjp" --plan int8-g32 --tokens /dev/null
+# corrupted package
+cp "$T/tiny.qjp" "$T/trunc.qjp"; truncate -s 5000 "$T/trunc.qjp"
+expect_fail "trunc.qjp" "$Q" info --model "$T/trunc.qjp"
+
+# token files: non-integers and ids out of the vocabulary
+echo "1 2 x3" > "$T/ids_bad.txt"
+expect_fail "ids_bad.txt: byte offset 4" "$Q" eval --model "$T/tiny.qjp" --tokens "$T/ids_bad.txt"
+echo "1 2 99999" > "$T/ids_range.txt"
+expect_fail "outside the vocabulary" "$Q" eval --model "$T/tiny.qjp" --tokens "$T/ids_range.txt"
+echo "" > "$T/ids_empty.txt"
+expect_fail "no token ids" "$Q" eval --model "$T/tiny.qjp" --tokens "$T/ids_empty.txt"
+
+if [ -n "$S" ] && [ -f "$S/models/stories260K/stories260K.bin" ]; then
+  M=$S/models/stories260K/stories260K.bin
+  printf 'Once upon a time \xff\xfe there' > "$T/bad_utf8.txt"
+  expect_fail "invalid UTF-8 at byte offset 17" "$Q" eval --model "$M" --text "$T/bad_utf8.txt"
+  printf 'ok \xe2\x82' > "$T/trunc_utf8.txt"
+  expect_fail "invalid UTF-8 at byte offset 3" "$Q" tokenize --tokenizer "$S/models/stories260K/tok512.bin" --text "$T/trunc_utf8.txt"
+  # the size qjit info prints: stories260K in fp32 is 260032 weights * 4 bytes
+  out=$("$Q" info --model "$M" --plan fp32)
+  case "$out" in *"1040128 bytes = 0.001040 GB"*"model_size: 0.0010"*) ok ;; *) bad "info size: $out" ;; esac
+  # generate is seeded: the same seed gives the same text
+  a=$("$Q" generate --model "$M" --steps 40 --sample-seed 5 2>/dev/null)
+  b=$("$Q" generate --model "$M" --steps 40 --sample-seed 5 2>/dev/null)
+  if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "generate not reproducible: '$a' vs '$b'"; fi
+  # eval --text and eval --tokens of the tokenized text agree
+  "$Q" tokenize --tokenizer "$S/models/stories260K/tok512.bin" --text "$S/data/tinystories/valid_prefix.txt" --max-tokens 700 > "$T/ids700.txt"
+  x=$("$Q" eval --model "$M" --tokens "$T/ids700.txt" --json | sed 's/.*"nll": \([0-9.]*\).*/\1/')
+  y=$("$Q" eval --model "$M" --text "$S/data/tinystories/valid_prefix.txt" --max-tokens 700 --json | sed 's/.*"nll": \([0-9.]*\).*/\1/')
+  if [ -n "$x" ] && [ "$x" = "$y" ]; then ok; else bad "eval --text ($y) != eval --tokens ($x)"; fi
+else
+  echo "SKIP: parts needing ../shared (QJ_SHARED)"
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
