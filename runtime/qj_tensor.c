@@ -128,17 +128,19 @@ void qj_tensor_row_f32(const qj_tensor *t, int64_t n, float *out) {
     uint32_t B = (uint32_t)t->q.bits, G = (uint32_t)t->q.group;
     int64_t ng = QJ_NGROUPS(K, G);
     const uint32_t *row = (const uint32_t *)t->data + n * QJ_ROW_WORDS(K, (int64_t)B);
+    uint32_t codes[QJ_BLOCK];
     for (int64_t g = 0; g < ng; g++) {
         float s = qj_load_f32(t->scales, t->q.scale_dtype, (size_t)(n * ng + g));
+        float z = t->q.symmetric ? 0.0f : qj_load_f32(t->zeros, t->q.scale_dtype, (size_t)(n * ng + g));
+        float off = t->q.symmetric ? (float)QJ_SYM_OFFSET(B) : 0.0f;
         int64_t k1 = (g + 1) * G < K ? (g + 1) * G : K;
-        if (t->q.symmetric) {
-            float off = (float)QJ_SYM_OFFSET(B);
-            for (int64_t k = g * G; k < k1; k++)
-                out[k] = ((float)qj_unpack_code(row, (uint32_t)k, B) - off) * s;
-        } else {
-            float z = qj_load_f32(t->zeros, t->q.scale_dtype, (size_t)(n * ng + g));
-            for (int64_t k = g * G; k < k1; k++)
-                out[k] = (float)qj_unpack_code(row, (uint32_t)k, B) * s + z;
+        for (int64_t k0 = g * G; k0 < k1; k0 += QJ_BLOCK) { /* groups are whole blocks */
+            qj_unpack_block(row + (k0 / QJ_BLOCK) * B, B, codes);
+            int64_t m = k1 - k0 < QJ_BLOCK ? k1 - k0 : QJ_BLOCK;
+            if (t->q.symmetric)
+                for (int64_t j = 0; j < m; j++) out[k0 + j] = ((float)codes[j] - off) * s;
+            else
+                for (int64_t j = 0; j < m; j++) out[k0 + j] = (float)codes[j] * s + z;
         }
     }
 }

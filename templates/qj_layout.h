@@ -62,6 +62,21 @@ QJ_HD void qj_pack_code(uint32_t *row, uint32_t k, uint32_t B, uint32_t c) {
     if (shift + B > 32) w[word + 1] |= c >> (32 - shift);
 }
 
+/* All 32 codes of one block (B words at w) into out[0..32). */
+QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
+    uint64_t window = w[0];
+    uint32_t have = 32, next = 1, mask = (1u << B) - 1u;
+    for (uint32_t j = 0; j < QJ_BLOCK; j++) {
+        if (have < B) { /* refill: append the next word above the remaining bits */
+            window |= (uint64_t)w[next++] << have;
+            have += 32;
+        }
+        out[j] = (uint32_t)window & mask;
+        window >>= B;
+        have -= B;
+    }
+}
+
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 _Static_assert(QJ_ROW_WORDS(172, 3) == 6 * 3, "ragged K=172 takes 6 blocks");
 _Static_assert(QJ_NGROUPS(172, 32) == 6, "ragged K=172 has 6 groups of 32");

@@ -25,11 +25,13 @@ static int write_bytes(const char *path, const void *data, size_t n) {
     return w == n;
 }
 
-static int count_tmp_files(const char *dir) {
+/* Temporary files "<prefix>.tmp.*" left in dir (other tests run beside this one). */
+static int count_tmp_files(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
     int n = 0;
+    size_t pl = strlen(prefix);
     struct dirent *e;
-    while (d && (e = readdir(d))) n += strstr(e->d_name, ".tmp.") != NULL;
+    while (d && (e = readdir(d))) n += !strncmp(e->d_name, prefix, pl) && strstr(e->d_name + pl, ".tmp.") == e->d_name + pl;
     if (d) closedir(d);
     return n;
 }
@@ -214,7 +216,7 @@ static void test_package_roundtrip(const char *stories) {
     QJ_CHECK(z.params == 260032); /* stories260K: 64*512 + 5*(7 linears + 2 norms) + 64 */
     const char *path = qj_test_tmp("mixed.qjp");
     QJ_CHECK_OK(qj_package_write(comp, plan, path));
-    QJ_CHECK(count_tmp_files(getenv("QJ_TEST_TMP") ? getenv("QJ_TEST_TMP") : "/tmp") == 0);
+    QJ_CHECK(count_tmp_files(getenv("QJ_TEST_TMP") ? getenv("QJ_TEST_TMP") : "/tmp", "mixed.qjp") == 0);
     QJ_CHECK_OK(qj_package_load(path, NULL, &pkg));
     if (!pkg) goto done;
     qj_size_info z2;
@@ -283,6 +285,7 @@ static void test_package_roundtrip(const char *stories) {
     /* atomic write: a failing write leaves nothing behind, an existing file is replaced whole */
     QJ_CHECK_FAILS(qj_package_write(comp, plan, qj_test_tmp("no_such_dir/x.qjp")), "cannot create");
     QJ_CHECK(access(qj_test_tmp("no_such_dir/x.qjp"), F_OK) != 0);
+    QJ_CHECK(count_tmp_files(getenv("QJ_TEST_TMP") ? getenv("QJ_TEST_TMP") : "/tmp", "bad.qjp") == 0);
     QJ_CHECK_OK(qj_package_write(comp, plan, bad));
     QJ_CHECK_OK(qj_package_load(bad, NULL, &m));
     qj_model_free(m);

@@ -34,6 +34,14 @@ static void test_pack_identity(void) {
             int bad = 0;
             for (int k = 0; k < K; k++) bad += qj_unpack_code(row, (uint32_t)k, (uint32_t)B) != codes[k];
             QJ_CHECK_MSG(bad == 0, "bits %d K %d: %d codes differ after pack/unpack", B, K, bad);
+            /* the block unpacker agrees with the per-value one */
+            uint32_t blk[QJ_BLOCK];
+            int blk_bad = 0;
+            for (int b = 0; b < QJ_NBLOCKS(K); b++) {
+                qj_unpack_block(row + b * B, (uint32_t)B, blk);
+                for (int j = 0; j < QJ_BLOCK && b * QJ_BLOCK + j < K; j++) blk_bad += blk[j] != codes[b * QJ_BLOCK + j];
+            }
+            QJ_CHECK_MSG(blk_bad == 0, "bits %d K %d: %d codes differ in qj_unpack_block", B, K, blk_bad);
             /* padding after K stays zero */
             int pad_bad = 0;
             for (int k = K; k < QJ_NBLOCKS(K) * QJ_BLOCK; k++) pad_bad += qj_unpack_code(row, (uint32_t)k, (uint32_t)B) != 0;
