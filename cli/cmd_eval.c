@@ -86,13 +86,26 @@ int cmd_eval(int argc, char **argv) {
     if (qj_eval_nll(cm.run, ids, n, &ep, &res)) goto fail;
     qj_size_info z;
     qj_model_size(cm.run, &z);
-    const char *plan = cm.plan_obj ? cm.plan_obj->desc : "package";
+    const char *plan = cm.run->plan_desc;
     if (json) {
-        printf("{\"nll\": %.9f, \"ppl\": %.9f, \"tokens\": %zu, \"windows\": %zu, \"ctx\": %d, "
-               "\"model_size\": %.6f, \"size_bytes\": %llu, \"gib\": %.6f, \"bits_per_weight\": %.6f, "
-               "\"seconds\": %.3f, \"tokens_per_s\": %.2f, \"plan\": \"%s\", \"synthetic\": %s}\n",
-               res.nll, res.ppl, res.tokens, res.windows, res.ctx, z.gb, (unsigned long long)z.bytes, z.gib,
-               z.bits_per_weight, res.seconds, res.tokens_per_s, plan, cm.run->synthetic ? "true" : "false");
+        cJSON *jo = cJSON_CreateObject();
+        cJSON_AddNumberToObject(jo, "nll", res.nll);
+        cJSON_AddNumberToObject(jo, "ppl", res.ppl);
+        cJSON_AddNumberToObject(jo, "tokens", (double)res.tokens);
+        cJSON_AddNumberToObject(jo, "windows", (double)res.windows);
+        cJSON_AddNumberToObject(jo, "ctx", res.ctx);
+        cJSON_AddNumberToObject(jo, "model_size", z.gb);
+        cJSON_AddNumberToObject(jo, "size_bytes", (double)z.bytes);
+        cJSON_AddNumberToObject(jo, "gib", z.gib);
+        cJSON_AddNumberToObject(jo, "bits_per_weight", z.bits_per_weight);
+        cJSON_AddNumberToObject(jo, "seconds", res.seconds);
+        cJSON_AddNumberToObject(jo, "tokens_per_s", res.tokens_per_s);
+        cJSON_AddStringToObject(jo, "plan", plan);
+        cJSON_AddBoolToObject(jo, "synthetic", cm.run->synthetic);
+        char *js = cJSON_PrintUnformatted(jo);
+        printf("%s\n", js ? js : "{}");
+        free(js);
+        cJSON_Delete(jo);
     } else {
         if (cm.run->synthetic) printf("%s\n", cli_synthetic_label(cm.run));
         printf("model %s  plan %s\n", cm.run->origin, plan);

@@ -92,8 +92,8 @@ int cmd_info(int argc, char **argv) {
     const qj_config *c = &m->cfg;
     qj_size_info z;
     qj_model_size(m, &z);
-    char plan_desc[300] = "(recorded in the package)";
-    if (cm.plan_obj) snprintf(plan_desc, sizeof plan_desc, "%s", cm.plan_obj->desc);
+    char plan_desc[300];
+    snprintf(plan_desc, sizeof plan_desc, "%s%s", m->plan_desc, cm.is_package ? " (from the package)" : "");
     if (json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "origin", m->origin);

@@ -75,6 +75,7 @@ qj_status qj_compile_model(const qj_model *src, const qj_plan *plan, int progres
     m->source = src->source;
     m->synthetic = src->synthetic;
     snprintf(m->origin, sizeof m->origin, "%s", src->origin);
+    snprintf(m->plan_desc, sizeof m->plan_desc, "%s", plan->desc);
     if (src->tokenizer_blob) {
         m->tokenizer_blob = malloc(src->tokenizer_blob_len);
         if (!m->tokenizer_blob) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }

@@ -119,6 +119,7 @@ qj_status qj_package_write(const qj_model *m, const qj_plan *plan, const char *p
         cJSON *pj = NULL;
         if ((s = qj_plan_to_cjson(plan, &pj))) goto done;
         cJSON_AddItemToObject(root, "plan", pj);
+        cJSON_AddStringToObject(root, "plan_desc", plan->desc);
     }
     L.tensors = cJSON_AddArrayToObject(root, "tensors");
     if ((s = qj_model_each_tensor(m, add_tensor, &L))) goto done;

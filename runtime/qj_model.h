@@ -84,6 +84,7 @@ typedef struct qj_model {
     qj_source_kind source;
     int synthetic;          /* 1: random weights; every report labels it */
     char origin[512];       /* path or preset the model came from */
+    char plan_desc[256];    /* the plan it was compiled with ("" for a source model) */
     qj_tensor tok_embedding; /* (vocab_size, dim) */
     qj_tensor final_norm;    /* (dim) */
     qj_tensor lm_head;       /* (vocab_size, dim); data == tok_embedding.data when tied */

@@ -280,6 +280,8 @@ qj_status qj_package_load(const char *path, const qj_load_params *p, qj_model **
     m->source = QJ_SOURCE_PACKAGE;
     m->synthetic = synthetic;
     snprintf(m->origin, sizeof m->origin, "%s", path);
+    const char *pd = get_str(root, "plan_desc");
+    snprintf(m->plan_desc, sizeof m->plan_desc, "%s", pd ? pd : "");
     reader r = {path, b + doff, dlen, p->verify_checksums};
     const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(root, "tensors");
     if (!cJSON_IsArray(tensors)) { s = qj_fail(QJ_ERR_FORMAT, "manifest.tensors: missing or not an array"); goto fail; }

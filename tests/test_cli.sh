@@ -77,8 +77,8 @@ if [ -n "$S" ] && [ -f "$S/models/stories260K/stories260K.bin" ]; then
   if [ -n "$a" ] && [ "$a" = "$b" ]; then ok; else bad "generate not reproducible: '$a' vs '$b'"; fi
   # eval --text and eval --tokens of the tokenized text agree
   "$Q" tokenize --tokenizer "$S/models/stories260K/tok512.bin" --text "$S/data/tinystories/valid_prefix.txt" --max-tokens 700 > "$T/ids700.txt"
-  x=$("$Q" eval --model "$M" --tokens "$T/ids700.txt" --json | sed 's/.*"nll": \([0-9.]*\).*/\1/')
-  y=$("$Q" eval --model "$M" --text "$S/data/tinystories/valid_prefix.txt" --max-tokens 700 --json | sed 's/.*"nll": \([0-9.]*\).*/\1/')
+  x=$("$Q" eval --model "$M" --tokens "$T/ids700.txt" --json | sed 's/.*"nll": *\([0-9.]*\).*/\1/')
+  y=$("$Q" eval --model "$M" --text "$S/data/tinystories/valid_prefix.txt" --max-tokens 700 --json | sed 's/.*"nll": *\([0-9.]*\).*/\1/')
   if [ -n "$x" ] && [ "$x" = "$y" ]; then ok; else bad "eval --text ($y) != eval --tokens ($x)"; fi
 else
   echo "SKIP: parts needing ../shared (QJ_SHARED)"

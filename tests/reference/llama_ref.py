@@ -18,10 +18,15 @@ Public API:
 Run as a script for a quick standalone check:
     python3 llama_ref.py MODEL.bin IDS_FILE [--ctx N] [--plan P ...]
 """
+import os
 import struct
 import sys
 
-import numpy as np
+# small matrices: one BLAS thread is fastest (only effective before numpy loads)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 BOS = 1
 V1_MAGIC = 0x616B3432
@@ -108,6 +113,23 @@ def write_checkpoint_v1(model, path):
         f.write(hdr)
         for n in names:
             f.write(np.ascontiguousarray(model[n], dtype="<f4").tobytes())
+
+
+def write_checkpoint_legacy(model, path):
+    """Write `model` in the legacy llama2.c format (negative vocab = untied)."""
+    V = model["vocab_size"] if model["shared_classifier"] else -model["vocab_size"]
+    hs = model["head_size"]
+    hdr = struct.pack("<7i", model["dim"], model["hidden_dim"], model["n_layers"], model["n_heads"],
+                      model["n_kv_heads"], V, model["seq_len"])
+    ang = np.arange(model["seq_len"])[:, None] / ROPE_THETA ** (np.arange(0, hs, 2) / hs)[None, :]
+    arrays = [model[n] for n in ("tok_emb", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn",
+                                 "w1", "w2", "w3", "rms_final")] + [np.cos(ang), np.sin(ang)]
+    if not model["shared_classifier"]:
+        arrays.append(model["wcls"])
+    with open(path, "wb") as f:
+        f.write(hdr)
+        for a in arrays:
+            f.write(np.ascontiguousarray(a, dtype="<f4").tobytes())
 
 
 # ---------------------------------------------------------------- quantizer
