@@ -89,6 +89,7 @@ int cmd_generate(int argc, char **argv) {
         tok = next;
     }
     printf("\n");
+    fflush(stdout);
     double el = qj_now() - (t1 ? t1 : t0);
     fprintf(stderr, "generated %d tokens, %.1f tokens/s\n", generated, generated > 1 ? (generated - 1) / el : 0.0);
     qj_sampler_free(&smp);

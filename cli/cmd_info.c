@@ -8,11 +8,11 @@
 #include "qj_package.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: qjit info (--model PATH [--plan P] | --synthetic PRESET [--plan P]) [--tensors] [--json]\n"
+    fprintf(f, "usage: qjit info (--model PATH [--plan P] | --synthetic PRESET [--plan P]) [--summary] [--json]\n"
                "       qjit info --manifest PACKAGE.qjp\n\n"
-               "Prints the architecture, the plan, every tensor (with --tensors; always with --json) and the\n"
+               "Prints the architecture, the plan, every tensor with its shape and format, and the\n"
                "size: real bytes in GB (10^9) and GiB and bits per weight.\n\n" CLI_MODEL_HELP
-               "  --tensors             list every tensor with its shape and format\n"
+               "  --summary             omit the tensor list\n"
                "  --json                print the same as JSON\n"
                "  --manifest PKG        print a package's manifest JSON\n");
 }
@@ -54,11 +54,11 @@ static qj_status json_tensor(const qj_tensor *t, void *ctx) {
 
 int cmd_info(int argc, char **argv) {
     static const struct option opts[] = {CLI_MODEL_OPTIONS, {"json", no_argument, 0, 'j'},
-                                         {"tensors", no_argument, 0, 't'}, {"manifest", required_argument, 0, 'M'},
+                                         {"summary", no_argument, 0, 't'}, {"manifest", required_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
-    int json = 0, tensors = 0, o, r;
+    int json = 0, tensors = 1, o, r;
     const char *manifest = NULL;
     while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
@@ -67,7 +67,7 @@ int cmd_info(int argc, char **argv) {
         }
         switch (o) {
         case 'j': json = 1; break;
-        case 't': tensors = 1; break;
+        case 't': tensors = 0; break;
         case 'M': manifest = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

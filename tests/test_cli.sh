@@ -54,6 +54,24 @@ expect_fail "compiled package with its own plan" "$Q" eval --model "$T/tiny.qjp"
 cp "$T/tiny.qjp" "$T/trunc.qjp"; truncate -s 5000 "$T/trunc.qjp"
 expect_fail "trunc.qjp" "$Q" info --model "$T/trunc.qjp"
 
+# a synthetic model from a Hugging Face config.json (Qwen2: q/k/v biases, half RoPE):
+# compile, package and in-memory eval agree, and output says SYNTHETIC
+cat > "$T/qwen2_config.json" <<'JSON'
+{"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
+ "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "vocab_size": 300, "max_position_embeddings": 128, "rope_theta": 1000000.0,
+ "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "hidden_act": "silu"}
+JSON
+seq 1 2 299 | tr '\n' ' ' > "$T/ids_qwen.txt"
+out=$("$Q" info --synthetic "$T/qwen2_config.json" --plan int4-g32 --summary)
+case "$out" in *"SYNTHETIC"*"qwen2"*"qkv bias"*) ok ;; *) bad "qwen2 synthetic info: $out" ;; esac
+expect_ok "$Q" compile --synthetic "$T/qwen2_config.json" --plan int5-g32 -o "$T/qwen.qjp"
+x=$("$Q" eval --synthetic "$T/qwen2_config.json" --plan int5-g32 --tokens "$T/ids_qwen.txt" --json | sed 's/.*"nll": *\([0-9.]*\).*/\1/')
+y=$("$Q" eval --model "$T/qwen.qjp" --tokens "$T/ids_qwen.txt" --json | sed 's/.*"nll": *\([0-9.]*\).*/\1/')
+if [ -n "$x" ] && [ "$x" = "$y" ]; then ok; else bad "qwen2 package nll ($y) != in-memory nll ($x)"; fi
+echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 64}' > "$T/gpt2_config.json"
+expect_fail "gpt2_config.json" "$Q" info --synthetic "$T/gpt2_config.json"
+
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"
 expect_fail "ids_bad.txt: byte offset 4" "$Q" eval --model "$T/tiny.qjp" --tokens "$T/ids_bad.txt"
@@ -70,6 +88,7 @@ if [ -n "$S" ] && [ -f "$S/models/stories260K/stories260K.bin" ]; then
   expect_fail "invalid UTF-8 at byte offset 3" "$Q" tokenize --tokenizer "$S/models/stories260K/tok512.bin" --text "$T/trunc_utf8.txt"
   # the size qjit info prints: stories260K in fp32 is 260032 weights * 4 bytes
   out=$("$Q" info --model "$M" --plan fp32)
+  case "$out" in *"model.layers.4.mlp.down_proj.weight"*"(64, 172)"*) ok ;; *) bad "info lacks the tensor list: $out" ;; esac
   case "$out" in *"1040128 bytes = 0.001040 GB"*"model_size: 0.0010"*) ok ;; *) bad "info size: $out" ;; esac
   # generate is seeded: the same seed gives the same text
   a=$("$Q" generate --model "$M" --steps 40 --sample-seed 5 2>/dev/null)
