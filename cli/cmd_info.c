@@ -112,12 +112,7 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddStringToObject(root, "plan", plan_desc);
         cJSON *arr = cJSON_AddArrayToObject(root, "tensors");
         qj_model_each_tensor(m, json_tensor, arr);
-        cJSON *sz = cJSON_AddObjectToObject(root, "size");
-        cJSON_AddNumberToObject(sz, "bytes", (double)z.bytes);
-        cJSON_AddNumberToObject(sz, "params", (double)z.params);
-        cJSON_AddNumberToObject(sz, "gb", z.gb);
-        cJSON_AddNumberToObject(sz, "gib", z.gib);
-        cJSON_AddNumberToObject(sz, "bits_per_weight", z.bits_per_weight);
+        cJSON_AddItemToObject(root, "size", qj_size_to_cjson(&z));
         cJSON_AddNumberToObject(root, "model_size", z.gb);
         char *text = cJSON_Print(root);
         printf("%s\n", text ? text : "{}");

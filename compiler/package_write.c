@@ -131,12 +131,7 @@ qj_status qj_package_write(const qj_model *m, const qj_plan *plan, const char *p
     }
     qj_size_info z;
     qj_model_size(m, &z);
-    cJSON *sz = cJSON_AddObjectToObject(root, "size");
-    cJSON_AddNumberToObject(sz, "bytes", (double)z.bytes);
-    cJSON_AddNumberToObject(sz, "params", (double)z.params);
-    cJSON_AddNumberToObject(sz, "gb", z.gb);
-    cJSON_AddNumberToObject(sz, "gib", z.gib);
-    cJSON_AddNumberToObject(sz, "bits_per_weight", z.bits_per_weight);
+    cJSON_AddItemToObject(root, "size", qj_size_to_cjson(&z));
     manifest = cJSON_Print(root);
     if (!manifest) { s = qj_fail(QJ_ERR_NOMEM, "out of memory printing the manifest"); goto done; }
     uint64_t mlen = strlen(manifest);

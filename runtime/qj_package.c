@@ -55,6 +55,16 @@ void qj_model_size(const qj_model *m, qj_size_info *out) {
     out->bits_per_weight = out->params ? (double)out->bytes * 8.0 / (double)out->params : 0.0;
 }
 
+void *qj_size_to_cjson(const qj_size_info *z) {
+    cJSON *sz = cJSON_CreateObject();
+    cJSON_AddNumberToObject(sz, "bytes", (double)z->bytes);
+    cJSON_AddNumberToObject(sz, "params", (double)z->params);
+    cJSON_AddNumberToObject(sz, "gb", z->gb);
+    cJSON_AddNumberToObject(sz, "gib", z->gib);
+    cJSON_AddNumberToObject(sz, "bits_per_weight", z->bits_per_weight);
+    return sz;
+}
+
 /* ---- reading ---- */
 
 typedef struct reader {

@@ -56,6 +56,9 @@ typedef struct qj_size_info {
     double bits_per_weight;
 } qj_size_info;
 void qj_model_size(const qj_model *m, qj_size_info *out);
+/* The size as a JSON object {"bytes", "params", "gb", "gib", "bits_per_weight"}
+ * (a cJSON tree the caller deletes; void * keeps cJSON out of this header). */
+void *qj_size_to_cjson(const qj_size_info *z);
 
 /* Calls fn for every distinct tensor of a model in the package's canonical
  * order (embedding, per layer: norms, q/k/v(+bias)/o, gate/up/down; final
