@@ -1,0 +1,61 @@
+/* cuda_codegen.h — kernel specs and the CUDA source generated for them: a
+ * #define prologue naming every parameter, then #include of the template.
+ * A kernel is named by its spec, e.g. qj_dqmv_b3_g64_n4096_k14336_bt1_sm90a.
+ */
+#ifndef QJ_CUDA_CODEGEN_H
+#define QJ_CUDA_CODEGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qj_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One linear layer's matrix-vector (batch <= 8) kernel. */
+typedef struct qj_gemv_spec {
+    int bits;        /* 2..8 packed; 16 = dense f16/bf16; 32 = dense f32 */
+    int group;       /* resolved group (multiple of 32); unused when dense */
+    int64_t N, K;
+    int symmetric;
+    int scale_bf16;  /* scales/zeros (or dense 16-bit weights) are bf16 */
+    int batch;       /* activations per launch, 1..8 */
+    int rows;        /* rows per warp */
+    int warps;       /* warps per block */
+    int vec;         /* packed blocks per lane chunk (divides ceil(K/32)) */
+} qj_gemv_spec;
+
+/* The spec for a tensor (dense or QJ_DTYPE_Q) at a batch size, with the
+ * compiler's choice of rows/warps/vec. */
+qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out);
+
+/* Kernel name for a spec and target ("sm_90a" → suffix "sm90a"). */
+void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n);
+
+/* Generated source (malloc'd, caller frees): a comment saying it is
+ * generated, the #define prologue, and #include "qj_gemv.cu". */
+qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source);
+
+/* Grid and block of a spec's launch. */
+void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
+
+#ifndef QJ_CUDA_ARCH_DECL
+#define QJ_CUDA_ARCH_DECL
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* NVRTC target for a compute capability: "sm_90a" for 9.0 (Hopper-specific
+ * instructions allowed), "sm_XY" otherwise; with ptx != 0 "compute_..." (PTX
+ * the driver compiles, the fallback for chips newer than this NVRTC knows). */
+void qj_cuda_arch_string(int major, int minor, int ptx, char *buf, size_t n);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,104 @@
+// ctest-labels: nvrtc
+/* test_nvrtc.c — NVRTC compiles every kernel template instantiation (all
+ * widths x groups x shapes x batch paths, dense kernels, the ops template with
+ * several macro sets) for sm_90a, and PTX for the fallback; a broken source and
+ * a bad architecture give clear errors. Needs NVRTC, not a GPU. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cuda_codegen.h"
+#include "nvrtc.h"
+#include "qj_gemv_cases.h"
+#include "qj_test.h"
+
+int main(void) {
+    int maj, min;
+    if (!qj_nvrtc_available(&maj, &min)) {
+        printf("SKIP: %s\n", qj_last_error());
+        return 77;
+    }
+    printf("NVRTC %d.%d\n", maj, min);
+    int n = 0;
+    qj_gemv_spec s;
+    int sym;
+    while (qj_gemv_case(n, &s, &sym)) n++;
+    int failed = 0;
+    char first_err[4096] = "";
+    #pragma omp parallel for schedule(dynamic) reduction(+ : failed)
+    for (int i = 0; i < n; i++) {
+        qj_gemv_spec cs;
+        int csym;
+        qj_gemv_case(i, &cs, &csym);
+        char *src = NULL;
+        void *img = NULL;
+        size_t len = 0;
+        const char *arch = i % 17 == 0 ? "compute_90a" : "sm_90a";
+        qj_status st = qj_gemv_source(&cs, arch, &src);
+        if (!st) st = qj_nvrtc_compile(src, "gemv.cu", arch, &img, &len, NULL);
+        if (st || len == 0) {
+            failed++;
+            #pragma omp critical
+            if (!first_err[0]) snprintf(first_err, sizeof first_err, "case %d: %s", i, qj_last_error());
+        }
+        free(src);
+        free(img);
+    }
+    QJ_CHECK_MSG(failed == 0, "%d of %d GEMV instantiations failed to compile; first: %s", failed, n, first_err);
+    printf("%d GEMV instantiations compiled\n", n);
+
+    /* the ops template, with its defaults and with real-model macro sets */
+    const char *ops_sets[] = {
+        "",
+        "#define QJ_ROPE_HALF 1\n#define QJ_QKV_BIAS 1\n#define QJ_NORM_DTYPE 2\n#define QJ_EMB_DTYPE 2\n",
+        "#define QJ_DIM 4096\n#define QJ_HIDDEN 14336\n#define QJ_N_HEADS 32\n#define QJ_N_KV_HEADS 8\n"
+        "#define QJ_HEAD_DIM 128\n#define QJ_MAX_SEQ 8192\n#define QJ_ROPE_HALF 1\n#define QJ_EMB_DTYPE 1\n",
+        "#define QJ_EMB_DTYPE 3\n#define QJ_EMB_BITS 5\n#define QJ_EMB_GROUP 64\n#define QJ_EMB_SYM 1\n",
+    };
+    if (qj_template_source("qj_ops.cu")) {
+        for (size_t i = 0; i < sizeof ops_sets / sizeof ops_sets[0]; i++) {
+            char src[1024];
+            snprintf(src, sizeof src, "%s#include \"qj_ops.cu\"\n", ops_sets[i]);
+            void *img = NULL;
+            size_t len = 0;
+            QJ_CHECK_OK(qj_nvrtc_compile(src, "ops.cu", "sm_90a", &img, &len, NULL));
+            free(img);
+        }
+    } else {
+        QJ_CHECK_MSG(0, "qj_ops.cu is not embedded");
+    }
+
+    /* errors: a broken source carries NVRTC's log; a bad architecture is refused */
+    void *img = NULL;
+    size_t len = 0;
+    char *log = NULL;
+    QJ_CHECK_FAILS(qj_nvrtc_compile("extern \"C\" __global__ void k() { undeclared_thing(); }", "broken.cu",
+                                    "sm_90a", &img, &len, &log),
+                   "broken.cu: NVRTC compile failed");
+    QJ_CHECK(strstr(qj_last_error(), "undeclared_thing") != NULL);
+    QJ_CHECK(log && strstr(log, "undeclared_thing"));
+    free(log);
+    QJ_CHECK(img == NULL);
+    QJ_CHECK_FAILS(qj_nvrtc_compile("", "x.cu", "sm_9z", &img, &len, NULL), "unsupported target architecture \"sm_9z\"");
+
+    /* the cache: a second compile of the same source is a hit */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", qj_test_tmp("kcache"));
+    setenv("QJ_CACHE_DIR", dir, 1);
+    qj_gemv_case(0, &s, &sym);
+    char *src = NULL;
+    QJ_CHECK_OK(qj_gemv_source(&s, "sm_90a", &src));
+    int hit = -1;
+    /* unique per run: a stale cache entry would make the first call a hit */
+    char *src2 = malloc(strlen(src) + 64);
+    snprintf(src2, strlen(src) + 64, "/* run %ld */\n%s", (long)getpid(), src);
+    QJ_CHECK_OK(qj_kcache_compile(src2, "c.cu", "sm_90a", &img, &len, &hit));
+    QJ_CHECK(hit == 0 && len > 0);
+    free(img);
+    QJ_CHECK_OK(qj_kcache_compile(src2, "c.cu", "sm_90a", &img, &len, &hit));
+    QJ_CHECK(hit == 1 && len > 0);
+    free(img);
+    free(src);
+    free(src2);
+    return qj_test_finish();
+}
