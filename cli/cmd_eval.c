@@ -83,7 +83,12 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     ep.progress = !json;
-    if (qj_eval_nll(cm.run, ids, n, &ep, &res)) goto fail;
+    if (cm.gpu) {
+        void *ctx;
+        int max_ctx;
+        qj_forward_fn fn = cli_forward_fn(&cm, &ctx, &max_ctx);
+        if (qj_eval_nll_with(&cm.run->cfg, max_ctx, fn, ctx, ids, n, &ep, &res)) goto fail;
+    } else if (qj_eval_nll(cm.run, ids, n, &ep, &res)) goto fail;
     qj_size_info z;
     qj_model_size(cm.run, &z);
     const char *plan = cm.run->plan_desc;
@@ -102,13 +107,14 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(jo, "tokens_per_s", res.tokens_per_s);
         cJSON_AddStringToObject(jo, "plan", plan);
         cJSON_AddBoolToObject(jo, "synthetic", cm.run->synthetic);
+        cJSON_AddStringToObject(jo, "device", cm.gpu ? cm.gpu_stats.device : "cpu");
         char *js = cJSON_PrintUnformatted(jo);
         printf("%s\n", js ? js : "{}");
         free(js);
         cJSON_Delete(jo);
     } else {
         if (cm.run->synthetic) printf("%s\n", cli_synthetic_label(cm.run));
-        printf("model %s  plan %s\n", cm.run->origin, plan);
+        printf("model %s  plan %s  device %s\n", cm.run->origin, plan, cm.gpu ? cm.gpu_stats.device : "cpu");
         printf("nll %.6f  perplexity %.4f  tokens %zu  (%zu windows of ctx %d)\n", res.nll, res.ppl, res.tokens,
                res.windows, res.ctx);
         printf("size %.6f GB (%.6f GiB, %.3f bits/weight)  speed %.1f tokens/s  %.2f s\n", z.gb, z.gib,

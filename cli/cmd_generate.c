@@ -65,7 +65,13 @@ int cmd_generate(int argc, char **argv) {
         qj_fail(QJ_ERR_INVALID, "the prompt has %zu tokens; --steps %ld leaves no room to generate", n, steps);
         goto fail;
     }
-    if (qj_state_alloc(cm.run, (int)steps, &st)) goto fail;
+    void *fctx;
+    int max_ctx;
+    qj_forward_fn fwd = cli_forward_fn(&cm, &fctx, &max_ctx);
+    if (!cm.gpu) {
+        if (qj_state_alloc(cm.run, (int)steps, &st)) goto fail;
+        fctx = st;
+    }
     if (cm.run->synthetic) fprintf(stderr, "%s\n", cli_synthetic_label(cm.run));
     qj_sampler smp;
     qj_sampler_init(&smp, c->vocab_size, (float)temp, (float)topp, (uint64_t)sseed);
@@ -74,7 +80,7 @@ int cmd_generate(int argc, char **argv) {
     int generated = 0;
     for (int pos = 0; pos < steps - 1; pos++) {
         const float *logits;
-        if (qj_forward(st, tok, pos, &logits)) goto fail;
+        if (fwd(fctx, tok, pos, &logits)) goto fail;
         if ((size_t)pos + 1 < n) next = ids[pos + 1];
         else {
             next = qj_sampler_sample(&smp, logits);

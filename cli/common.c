@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "loaders.h"
+#include "qj_forward.h"
 #include "qj_package.h"
 
 void cli_model_init(cli_model *c) {
@@ -52,6 +53,14 @@ int cli_model_option(cli_model *c, int opt, const char *arg) {
     case CLI_OPT_THREADS:
         if (cli_parse_long(arg, "threads", 1, 1024, &v)) return -1;
         omp_set_num_threads((int)v);
+        return 1;
+    case CLI_OPT_DEVICE:
+        if (!strcmp(arg, "cuda")) c->cuda = 1;
+        else if (!strcmp(arg, "cpu")) c->cuda = 0;
+        else {
+            qj_fail(QJ_ERR_INVALID, "--device: \"%s\" is not cpu or cuda", arg);
+            return -1;
+        }
         return 1;
     case CLI_OPT_SYNTH_DTYPE:
         if (qj_dtype_parse(arg, &c->synth_dtype)) {
@@ -98,10 +107,38 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
     if (c->tok && qj_tokenizer_vocab_size(c->tok) > c->run->cfg.vocab_size)
         return qj_fail(QJ_ERR_INVALID, "tokenizer has %d tokens, the model's vocabulary only %d",
                        qj_tokenizer_vocab_size(c->tok), c->run->cfg.vocab_size);
+    if (c->cuda) {
+        qj_gpu_params gp = qj_gpu_default_params();
+        gp.progress = progress;
+        if ((s = qj_gpu_model_create(c->run, &gp, &c->gpu, &c->gpu_stats))) return s;
+        if (progress)
+            fprintf(stderr, "cuda: %s (%s): %d kernels (%d from the cache) in %.2f s, %.2f GB of weights uploaded in %.2f s\n",
+                    c->gpu_stats.device, c->gpu_stats.arch, c->gpu_stats.kernels, c->gpu_stats.cache_hits,
+                    c->gpu_stats.compile_seconds, (double)c->gpu_stats.weight_bytes / 1e9, c->gpu_stats.upload_seconds);
+    }
     return QJ_OK;
 }
 
+static qj_status gpu_fn(void *ctx, int token, int pos, const float **logits) {
+    return qj_gpu_forward((qj_gpu_model *)ctx, token, pos, logits);
+}
+
+static qj_status cpu_fn(void *ctx, int token, int pos, const float **logits) {
+    return qj_forward((qj_state *)ctx, token, pos, logits);
+}
+
+qj_forward_fn cli_forward_fn(cli_model *c, void **ctx, int *max_ctx) {
+    *max_ctx = c->run->cfg.seq_len;
+    if (c->gpu) {
+        *ctx = c->gpu;
+        return gpu_fn;
+    }
+    *ctx = NULL; /* the caller allocates a qj_state */
+    return cpu_fn;
+}
+
 void cli_model_close(cli_model *c) {
+    qj_gpu_model_free(c->gpu);
     qj_tokenizer_free(c->tok);
     qj_model_free(c->run); /* before src: it may borrow from it */
     qj_model_free(c->src);

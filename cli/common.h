@@ -6,7 +6,9 @@
 #include <stdint.h>
 
 #include "compile.h"
+#include "gpu_model.h"
 #include "plan.h"
+#include "qj_eval.h"
 #include "qj_model.h"
 #include "tokenizer.h"
 
@@ -19,6 +21,7 @@ typedef struct cli_model {
     const char *plan;      /* --plan */
     const char *tokenizer; /* --tokenizer */
     int no_verify;         /* --no-verify: skip package checksums */
+    int cuda;              /* --device cuda */
     /* results of cli_model_open */
     qj_model *src;   /* as loaded (NULL for a package) */
     qj_model *run;   /* compiled with the plan, or the package */
@@ -26,6 +29,8 @@ typedef struct cli_model {
     qj_tokenizer *tok; /* NULL when none was found and none was needed */
     int is_package;
     qj_compile_stats stats;
+    qj_gpu_model *gpu;     /* with --device cuda */
+    qj_gpu_build_stats gpu_stats;
 } cli_model;
 
 #define CLI_OPT_SYNTHETIC 1001
@@ -34,6 +39,7 @@ typedef struct cli_model {
 #define CLI_OPT_NO_VERIFY 1004
 #define CLI_OPT_THREADS 1005
 #define CLI_OPT_SYNTH_DTYPE 1006
+#define CLI_OPT_DEVICE 1007
 
 #define CLI_MODEL_OPTIONS                                                                    \
     {"model", required_argument, 0, 'm'}, {"synthetic", required_argument, 0, CLI_OPT_SYNTHETIC}, \
@@ -41,7 +47,8 @@ typedef struct cli_model {
         {"tokenizer", required_argument, 0, CLI_OPT_TOKENIZER},                               \
         {"no-verify", no_argument, 0, CLI_OPT_NO_VERIFY},                                     \
         {"threads", required_argument, 0, CLI_OPT_THREADS},                                   \
-        {"synthetic-dtype", required_argument, 0, CLI_OPT_SYNTH_DTYPE}
+        {"synthetic-dtype", required_argument, 0, CLI_OPT_SYNTH_DTYPE},                       \
+        {"device", required_argument, 0, CLI_OPT_DEVICE}
 
 #define CLI_MODEL_HELP                                                                              \
     "  --model PATH          Hugging Face directory, llama2.c checkpoint or qjit package (.qjp)\n"   \
@@ -53,18 +60,23 @@ typedef struct cli_model {
     "                        int8-pc, int4-g32-sym ... (default source; not with a package)\n"       \
     "  --tokenizer PATH      tokenizer.bin or tokenizer.json (default: found beside the model)\n"    \
     "  --no-verify           skip checking a package's checksums\n"                                \
-    "  --threads N           CPU threads (default: all cores)\n"
+    "  --threads N           CPU threads (default: all cores)\n"                                   \
+    "  --device D            cpu (default) or cuda (kernels generated and compiled with NVRTC)\n"
 
 void cli_model_init(cli_model *c);
 /* Handles a shared option; returns 1 when handled, 0 when not one, -1 on a bad value. */
 int cli_model_option(cli_model *c, int opt, const char *arg);
-/* Load (and compile with the plan). need_tokenizer: fail when none found. */
+/* Load (and compile with the plan; with --device cuda also build the GPU
+ * model). need_tokenizer: fail when none found. */
 qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress);
 void cli_model_close(cli_model *c);
 
 /* Parse an integer option value in [lo, hi]; error names the option. */
 qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out);
 qj_status cli_parse_double(const char *arg, const char *opt, double lo, double hi, double *out);
+
+/* The forward pass the options chose, for qj_eval_nll_with and generation. */
+qj_forward_fn cli_forward_fn(cli_model *c, void **ctx, int *max_ctx);
 
 /* Print the label line of a synthetic model ("" otherwise). */
 const char *cli_synthetic_label(const qj_model *m);

@@ -17,14 +17,18 @@ qj_eval_params qj_eval_default_params(void) {
     return p;
 }
 
+static qj_status cpu_forward(void *ctx, int token, int pos, const float **logits) {
+    return qj_forward((qj_state *)ctx, token, pos, logits);
+}
+
 /* NLL sum of one window: BOS + ids[0..n) predicts ids[0..n). */
-static qj_status eval_window(qj_state *st, const qj_config *c, const int *ids, size_t n, double *nll_sum,
+static qj_status eval_window(qj_forward_fn fn, void *ctx, const qj_config *c, const int *ids, size_t n, double *nll_sum,
                              qj_progress *prog) {
     double sum = 0.0;
     int tok = c->bos_id;
     for (size_t p = 0; p < n; p++) {
         const float *logits;
-        qj_status s = qj_forward(st, tok, (int)p, &logits);
+        qj_status s = fn(ctx, tok, (int)p, &logits);
         if (s) return s;
         float mx = logits[0];
         for (int v = 1; v < c->vocab_size; v++) mx = logits[v] > mx ? logits[v] : mx;
@@ -72,7 +76,7 @@ qj_status qj_eval_nll(const qj_model *m, const int *ids, size_t n_ids, const qj_
         for (size_t w = 0; w < nw; w++) {
             if (s) continue;
             size_t a = w * chunk, len = a + chunk <= n ? chunk : n - a;
-            s = eval_window(st, c, ids + a, len, &sums[w], &prog);
+            s = eval_window(cpu_forward, st, c, ids + a, len, &sums[w], &prog);
         }
         if (s) {
             #pragma omp critical(qj_eval_err)
@@ -92,6 +96,42 @@ qj_status qj_eval_nll(const qj_model *m, const int *ids, size_t n_ids, const qj_
     double total = 0.0;
     for (size_t w = 0; w < nw; w++) total += sums[w];
     free(sums);
+    out->tokens = n;
+    out->windows = nw;
+    out->ctx = ctx;
+    out->nll = total / (double)n;
+    out->ppl = exp(out->nll);
+    out->seconds = el;
+    out->tokens_per_s = el > 0 ? (double)n / el : 0.0;
+    return QJ_OK;
+}
+
+qj_status qj_eval_nll_with(const qj_config *c, int max_ctx, qj_forward_fn fn, void *fn_ctx, const int *ids,
+                           size_t n_ids, const qj_eval_params *p, qj_eval_result *out) {
+    memset(out, 0, sizeof *out);
+    int ctx = p->ctx > 0 ? p->ctx : max_ctx;
+    if (ctx < 2 || ctx > max_ctx)
+        return qj_fail(QJ_ERR_INVALID, "--ctx %d out of range (2..%d, the model's context)", ctx, max_ctx);
+    size_t n = p->max_tokens && p->max_tokens < n_ids ? p->max_tokens : n_ids;
+    if (n == 0) return qj_fail(QJ_ERR_INVALID, "no tokens to evaluate");
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return qj_fail(QJ_ERR_INVALID, "token %zu has id %d, outside the vocabulary (0..%d)", i, ids[i],
+                           c->vocab_size - 1);
+    size_t chunk = (size_t)ctx - 1, nw = (n + chunk - 1) / chunk;
+    qj_progress prog;
+    qj_progress_begin(&prog, "eval", "tok", n);
+    if (!p->progress) prog.enabled = 0;
+    double total = 0.0, t0 = qj_now();
+    for (size_t w = 0; w < nw; w++) {
+        size_t a = w * chunk, len = a + chunk <= n ? chunk : n - a;
+        double sum;
+        qj_status s = eval_window(fn, fn_ctx, c, ids + a, len, &sum, &prog);
+        if (s) return s;
+        total += sum;
+    }
+    qj_progress_end(&prog);
+    double el = qj_now() - t0;
     out->tokens = n;
     out->windows = nw;
     out->ctx = ctx;

@@ -37,6 +37,12 @@ typedef struct qj_eval_result {
 qj_status qj_eval_nll(const qj_model *m, const int *ids, size_t n_ids, const qj_eval_params *p,
                       qj_eval_result *out);
 
+/* The same protocol over any forward pass (one window at a time): fn runs
+ * token at pos and returns vocab_size logits. max_ctx bounds --ctx. */
+typedef qj_status (*qj_forward_fn)(void *ctx, int token, int pos, const float **logits);
+qj_status qj_eval_nll_with(const qj_config *c, int max_ctx, qj_forward_fn fn, void *fn_ctx, const int *ids,
+                           size_t n_ids, const qj_eval_params *p, qj_eval_result *out);
+
 /* Read whitespace-separated token ids; errors name the file and the position. */
 qj_status qj_read_token_file(const char *path, int vocab_size, int **ids, size_t *n);
 

@@ -1,0 +1,60 @@
+/* gpu_model.h — a model on the GPU: every kernel it needs generated from the
+ * templates and compiled (through the cache), weights uploaded, and a forward
+ * pass that runs entirely on the device (embedding, RMSNorm, RoPE, attention
+ * with a KV cache, SwiGLU, head); from the second step on, each step is one
+ * replay of a captured CUDA graph.
+ *
+ * Ownership: qj_gpu_model borrows the qj_model only during create; it owns its
+ * device memory, modules and graph; qj_gpu_model_free(NULL) is a no-op.
+ */
+#ifndef QJ_GPU_MODEL_H
+#define QJ_GPU_MODEL_H
+
+#include "qj_cuda.h"
+#include "qj_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct qj_gpu_model qj_gpu_model;
+
+typedef struct qj_gpu_build_stats {
+    int kernels;          /* distinct kernels */
+    int cache_hits;       /* of those, loaded from the kernel cache */
+    double compile_seconds; /* wall time of generating + compiling (or loading) them */
+    double upload_seconds;
+    uint64_t weight_bytes; /* bytes of weights on the device */
+    char device[256];
+    char arch[32];
+} qj_gpu_build_stats;
+
+typedef struct qj_gpu_params {
+    int ordinal;   /* CUDA device */
+    int max_seq;   /* KV cache positions (0 = the model's context) */
+    int use_graph; /* 1: replay a captured graph per step */
+    int progress;
+} qj_gpu_params;
+qj_gpu_params qj_gpu_default_params(void);
+
+qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_model **out, qj_gpu_build_stats *st);
+void qj_gpu_model_free(qj_gpu_model *g);
+
+/* One token at position pos; logits (vocab floats, host memory owned by g,
+ * valid until the next call). */
+qj_status qj_gpu_forward(qj_gpu_model *g, int token, int pos, const float **logits);
+/* The same without copying logits back (decode benchmarks). */
+qj_status qj_gpu_step(qj_gpu_model *g, int token, int pos);
+qj_status qj_gpu_sync(qj_gpu_model *g);
+
+/* Bytes of weights one decode step reads (every linear + head + the embedding row). */
+uint64_t qj_gpu_bytes_per_token(const qj_gpu_model *g);
+
+/* The device handle (for timing); borrowed. */
+qj_cuda *qj_gpu_cuda(qj_gpu_model *g);
+qj_custream qj_gpu_stream(qj_gpu_model *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
