@@ -29,6 +29,13 @@
 #define QJ_LAYOUT_H
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(__CUDACC_RTC__)
+/* NVRTC ships no <stdint.h>; a repeated identical typedef is legal C++. */
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+#else
+#include <stdint.h> /* nvcc: the host compiler's header */
+#endif
 #define QJ_HD __host__ __device__ __forceinline__
 #else
 #include <stdint.h>
