@@ -22,9 +22,8 @@ typedef struct qj_gemv_spec {
     int symmetric;
     int scale_bf16;  /* scales/zeros (or dense 16-bit weights) are bf16 */
     int batch;       /* activations per launch, 1..8 */
-    int rows;        /* rows per warp */
-    int warps;       /* warps per block */
-    int vec;         /* packed blocks per lane chunk (divides ceil(K/32)) */
+    int rows;        /* packed: rows per block; dense: rows per warp */
+    int warps;       /* warps per block (packed: they split K) */
 } qj_gemv_spec;
 
 /* The spec for a tensor (dense or QJ_DTYPE_Q) at a batch size, with the
@@ -37,6 +36,13 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n);
 /* Generated source (malloc'd, caller frees): a comment saying it is
  * generated, the #define prologue, and #include "qj_gemv.cu". */
 qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source);
+
+/* The scale array the kernel takes for a quantized tensor: asymmetric scales
+ * and zeros interleaved as uint32 (scale | zero << 16) per (row, group);
+ * symmetric: the scales as they are. Dense tensors: *buf = NULL, *len = 0.
+ * malloc'd; the caller frees. Rows of tensors that stack (fused launches)
+ * stack here too: concatenate the arrays. */
+qj_status qj_gemv_device_scales(const qj_tensor *t, void **buf, size_t *len);
 
 /* Grid and block of a spec's launch. */
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);

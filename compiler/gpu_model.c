@@ -24,6 +24,11 @@ typedef struct dev_linear {
 typedef struct dev_layer {
     qj_dptr attn_norm, ffn_norm, bq, bk, bv;
     dev_linear lin[QJ_LIN_COUNT];
+    /* fused launches, used when the parts share one format: rows of q, k, v
+     * (or gate, up) stacked into one weight whose output is the contiguous
+     * q|k|v (gate|up) buffer */
+    int fused_qkv, fused_gu;
+    dev_linear qkv, gu;
 } dev_layer;
 
 struct qj_gpu_model {
@@ -42,6 +47,7 @@ struct qj_gpu_model {
     dev_linear head;
     /* activations (fp32); inputs of matmuls are zero-padded to whole 32-value blocks */
     qj_dptr x, xb, xb2, q, k, v, att, gate, up, hb, logits; /* (dim) (pad) (dim) (qd) (kvd) (kvd) (pad qd) (hid) (hid) (pad hid) (vocab) */
+                                                            /* q, k, v are one (qd + 2 kvd) buffer; gate, up one (2 hid) */
     qj_dptr kcache, vcache;     /* (n_layers, max_seq, kv_dim) */
     qj_dptr rope_cos, rope_sin; /* (max_seq, head_dim/2) */
     qj_dptr d_token, d_pos;     /* (1) int each: read by the kernels, so a graph replays every step */
@@ -57,7 +63,7 @@ struct qj_gpu_model {
 };
 
 qj_gpu_params qj_gpu_default_params(void) {
-    qj_gpu_params p = {0, 0, 1, 0};
+    qj_gpu_params p = {0, 0, 1, 0, 1};
     return p;
 }
 
@@ -126,16 +132,23 @@ static qj_status ops_source(const qj_model *m, int max_seq, char **out) {
 
 static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *arch, qj_gpu_build_stats *st) {
     const qj_config *c = &m->cfg;
-    int nlin = c->n_layers * QJ_LIN_COUNT + 1;
+    int nlin = c->n_layers * (QJ_LIN_COUNT + 2) + 1;
     dev_linear **all = malloc((size_t)nlin * sizeof *all);
     job *jobs = calloc((size_t)nlin + 1, sizeof *jobs);
     int *owner = malloc((size_t)nlin * sizeof *owner); /* job index of each linear */
     int nj = 0;
     qj_status s = QJ_OK;
     if (!all || !jobs || !owner) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto done; }
-    for (int i = 0; i < c->n_layers; i++)
-        for (int l = 0; l < QJ_LIN_COUNT; l++) all[i * QJ_LIN_COUNT + l] = &g->layers[i].lin[l];
-    all[nlin - 1] = &g->head;
+    int used = 0;
+    for (int i = 0; i < c->n_layers; i++) {
+        dev_layer *D = &g->layers[i];
+        for (int l = 0; l < QJ_LIN_COUNT; l++)
+            if (D->lin[l].name[0]) all[used++] = &D->lin[l];
+        if (D->fused_qkv) all[used++] = &D->qkv;
+        if (D->fused_gu) all[used++] = &D->gu;
+    }
+    all[used++] = &g->head;
+    nlin = used;
     for (int i = 0; i < nlin; i++) {
         int found = -1;
         for (int j = 0; j < nj && found < 0; j++)
@@ -179,8 +192,10 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
         (s = qj_cuda_function(g->cu, om, "qj_attention", &g->f_attention)) ||
         (s = qj_cuda_function(g->cu, om, "qj_swiglu", &g->f_swiglu)) || (s = qj_cuda_function(g->cu, om, "qj_add", &g->f_add)))
         goto done;
+    /* attention's scores are dynamic shared memory; with its static part it
+     * passes the default 48 KB well before max_seq * 4 does: opt in early */
     int smem = g->max_seq * 4;
-    if (smem > 48 * 1024 && (s = qj_cuda_func_smem(g->cu, g->f_attention, smem))) goto done;
+    if (smem > 32 * 1024 && (s = qj_cuda_func_smem(g->cu, g->f_attention, smem))) goto done;
 done:
     if (jobs)
         for (int j = 0; j <= nj; j++) {
@@ -193,13 +208,62 @@ done:
     return s;
 }
 
+/* Parts share one format (dtype, bits, group, symmetry, scale dtype, K): their
+ * row-major arrays then stack into one weight. */
+int qj_gpu_same_format(const qj_tensor *const *t, int n) {
+    for (int i = 1; i < n; i++) {
+        if (t[i]->dtype != t[0]->dtype || t[i]->shape[1] != t[0]->shape[1]) return 0;
+        if (t[0]->dtype == QJ_DTYPE_Q &&
+            (t[i]->q.bits != t[0]->q.bits || t[i]->q.group != t[0]->q.group ||
+             t[i]->q.symmetric != t[0]->q.symmetric || t[i]->q.scale_dtype != t[0]->q.scale_dtype))
+            return 0;
+    }
+    return 1;
+}
+
+/* Upload parts stacked by rows as one linear (fused launch). */
+static qj_status upload_fused(qj_gpu_model *g, const qj_tensor *const *t, int n, const char *arch, dev_linear *d) {
+    qj_tensor f = *t[0];
+    size_t nb = 0, sb = 0, zb = 0;
+    for (int i = 0; i < n; i++) {
+        nb += t[i]->nbytes;
+        sb += t[i]->scales_nbytes;
+        zb += t[i]->zeros_nbytes;
+    }
+    f.shape[0] = 0;
+    for (int i = 0; i < n; i++) f.shape[0] += t[i]->shape[0];
+    qj_status s = qj_gemv_spec_for(&f, 1, &d->spec);
+    if (s) return s;
+    qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
+    size_t dsb = sb + zb; /* interleaved scales and zeros take the bytes of both */
+    if ((s = dalloc(g, nb, &d->w)) || (dsb && (s = dalloc(g, dsb, &d->s)))) return s;
+    size_t on = 0, os = 0;
+    for (int i = 0; i < n; i++) {
+        void *ds = NULL;
+        size_t dl = 0;
+        if ((s = qj_cuda_upload(g->cu, d->w + on, t[i]->data, t[i]->nbytes))) return s;
+        if ((s = qj_gemv_device_scales(t[i], &ds, &dl))) return s;
+        s = dl ? qj_cuda_upload(g->cu, d->s + os, ds, dl) : QJ_OK;
+        free(ds);
+        if (s) return s;
+        on += t[i]->nbytes;
+        os += dl;
+        g->bytes_per_token += qj_tensor_bytes(t[i]);
+    }
+    return QJ_OK;
+}
+
 static qj_status upload_linear(qj_gpu_model *g, const qj_tensor *t, const char *arch, dev_linear *d) {
     qj_status s = qj_gemv_spec_for(t, 1, &d->spec);
     if (s) return s;
     qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
     if ((s = dupload(g, t->data, t->nbytes, &d->w))) return s;
-    if ((s = dupload(g, t->scales, t->scales_nbytes, &d->s))) return s;
-    if ((s = dupload(g, t->zeros, t->zeros_nbytes, &d->z))) return s;
+    void *ds = NULL;
+    size_t dl = 0;
+    if ((s = qj_gemv_device_scales(t, &ds, &dl))) return s;
+    s = dupload(g, ds, dl, &d->s);
+    free(ds);
+    if (s) return s;
     g->bytes_per_token += qj_tensor_bytes(t);
     return QJ_OK;
 }
@@ -249,8 +313,16 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
         if (c->qkv_bias && ((s = dupload(g, L->bq.data, L->bq.nbytes, &D->bq)) || (s = dupload(g, L->bk.data, L->bk.nbytes, &D->bk)) ||
                             (s = dupload(g, L->bv.data, L->bv.nbytes, &D->bv))))
             goto fail;
-        for (int l = 0; l < QJ_LIN_COUNT; l++)
+        const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+        D->fused_qkv = p->fuse && qj_gpu_same_format(qkv, 3);
+        D->fused_gu = p->fuse && qj_gpu_same_format(gu, 2);
+        if (D->fused_qkv && (s = upload_fused(g, qkv, 3, arch, &D->qkv))) goto fail;
+        if (D->fused_gu && (s = upload_fused(g, gu, 2, arch, &D->gu))) goto fail;
+        for (int l = 0; l < QJ_LIN_COUNT; l++) {
+            if (D->fused_qkv && l <= QJ_LIN_V) continue;
+            if (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP)) continue;
             if ((s = upload_linear(g, qj_layer_linear((qj_layer *)L, (qj_linear)l), arch, &D->lin[l]))) goto fail;
+        }
     }
     if (c->tied_embeddings && m->lm_head.data == m->tok_embedding.data && e->dtype != QJ_DTYPE_Q) {
         if ((s = qj_gemv_spec_for(&m->lm_head, 1, &g->head.spec))) goto fail;
@@ -267,16 +339,18 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->hb_stride = pad32(c->hidden_dim);
     size_t ms = (size_t)g->max_seq;
     if ((s = dalloc(g, (size_t)c->dim * 4, &g->x)) || (s = dalloc(g, (size_t)g->xb_stride * 4, &g->xb)) ||
-        (s = dalloc(g, (size_t)c->dim * 4, &g->xb2)) || (s = dalloc(g, (size_t)qd * 4, &g->q)) ||
-        (s = dalloc(g, (size_t)kvd * 4, &g->k)) || (s = dalloc(g, (size_t)kvd * 4, &g->v)) ||
-        (s = dalloc(g, (size_t)g->att_stride * 4, &g->att)) || (s = dalloc(g, (size_t)c->hidden_dim * 4, &g->gate)) ||
-        (s = dalloc(g, (size_t)c->hidden_dim * 4, &g->up)) || (s = dalloc(g, (size_t)g->hb_stride * 4, &g->hb)) ||
+        (s = dalloc(g, (size_t)c->dim * 4, &g->xb2)) || (s = dalloc(g, (size_t)(qd + 2 * kvd) * 4, &g->q)) ||
+        (s = dalloc(g, (size_t)g->att_stride * 4, &g->att)) || (s = dalloc(g, (size_t)c->hidden_dim * 8, &g->gate)) ||
+        (s = dalloc(g, (size_t)g->hb_stride * 4, &g->hb)) ||
         (s = dalloc(g, (size_t)c->vocab_size * 4, &g->logits)) ||
         (s = dalloc(g, (size_t)c->n_layers * ms * (size_t)kvd * 4, &g->kcache)) ||
         (s = dalloc(g, (size_t)c->n_layers * ms * (size_t)kvd * 4, &g->vcache)) ||
         (s = dalloc(g, ms * (size_t)hd2 * 4, &g->rope_cos)) || (s = dalloc(g, ms * (size_t)hd2 * 4, &g->rope_sin)) ||
         (s = dalloc(g, 4, &g->d_token)) || (s = dalloc(g, 4, &g->d_pos)))
         goto fail;
+    g->k = g->q + (qj_dptr)qd * 4;
+    g->v = g->k + (qj_dptr)kvd * 4;
+    g->up = g->gate + (qj_dptr)c->hidden_dim * 4;
     /* RoPE tables: the same values the CPU reference computes */
     float *cs = malloc(ms * (size_t)hd2 * 4), *sn = malloc(ms * (size_t)hd2 * 4);
     if (!cs || !sn) { free(cs); free(sn); s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
@@ -345,9 +419,11 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         qj_dptr vc = g->vcache + (qj_dptr)i * (qj_dptr)g->max_seq * (qj_dptr)kvd * 4;
         void *an[] = {&g->x, &D->attn_norm, &g->xb};
         if ((s = launch(g, g->f_rmsnorm, 1, 0, an))) return s;
-        if ((s = gemv(g, &D->lin[QJ_LIN_Q], g->xb, g->xb_stride, g->q)) ||
-            (s = gemv(g, &D->lin[QJ_LIN_K], g->xb, g->xb_stride, g->k)) ||
-            (s = gemv(g, &D->lin[QJ_LIN_V], g->xb, g->xb_stride, g->v)))
+        if (D->fused_qkv) {
+            if ((s = gemv(g, &D->qkv, g->xb, g->xb_stride, g->q))) return s;
+        } else if ((s = gemv(g, &D->lin[QJ_LIN_Q], g->xb, g->xb_stride, g->q)) ||
+                   (s = gemv(g, &D->lin[QJ_LIN_K], g->xb, g->xb_stride, g->k)) ||
+                   (s = gemv(g, &D->lin[QJ_LIN_V], g->xb, g->xb_stride, g->v)))
             return s;
         void *ar[] = {&g->q, &g->k, &g->v, &D->bq, &D->bk, &D->bv, &g->rope_cos, &g->rope_sin, &g->d_pos, &kc, &vc};
         int items = (c->n_heads + c->n_kv_heads) * (c->head_dim / 2) + kvd;
@@ -359,8 +435,10 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         if ((s = launch(g, g->f_add, cdiv(c->dim, QJ_OPS_THREADS), 0, ad))) return s;
         void *fn[] = {&g->x, &D->ffn_norm, &g->xb};
         if ((s = launch(g, g->f_rmsnorm, 1, 0, fn))) return s;
-        if ((s = gemv(g, &D->lin[QJ_LIN_GATE], g->xb, g->xb_stride, g->gate)) ||
-            (s = gemv(g, &D->lin[QJ_LIN_UP], g->xb, g->xb_stride, g->up)))
+        if (D->fused_gu) {
+            if ((s = gemv(g, &D->gu, g->xb, g->xb_stride, g->gate))) return s;
+        } else if ((s = gemv(g, &D->lin[QJ_LIN_GATE], g->xb, g->xb_stride, g->gate)) ||
+                   (s = gemv(g, &D->lin[QJ_LIN_UP], g->xb, g->xb_stride, g->up)))
             return s;
         void *as[] = {&g->gate, &g->up, &g->hb};
         if ((s = launch(g, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;

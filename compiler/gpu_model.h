@@ -34,6 +34,7 @@ typedef struct qj_gpu_params {
     int max_seq;   /* KV cache positions (0 = the model's context) */
     int use_graph; /* 1: replay a captured graph per step */
     int progress;
+    int fuse;      /* 1: one launch for q/k/v and for gate/up when each group shares a format */
 } qj_gpu_params;
 qj_gpu_params qj_gpu_default_params(void);
 
@@ -49,6 +50,10 @@ qj_status qj_gpu_sync(qj_gpu_model *g);
 
 /* Bytes of weights one decode step reads (every linear + head + the embedding row). */
 uint64_t qj_gpu_bytes_per_token(const qj_gpu_model *g);
+
+/* 1 when the tensors share one format (dtype, bits, group, symmetry, scale
+ * dtype, K), so their rows stack into one weight and one launch. */
+int qj_gpu_same_format(const qj_tensor *const *t, int n);
 
 /* The device handle (for timing); borrowed. */
 qj_cuda *qj_gpu_cuda(qj_gpu_model *g);

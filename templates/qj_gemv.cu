@@ -4,21 +4,30 @@
  * followed by this file; with the defaults below it compiles on its own.
  *
  * Weights (see qj_layout.h):
- *   w:      uint32 q[N][QJ_ROW_WORDS(K, BITS)]  packed codes       (BITS 2..8)
- *           or bf16/f16 [N][K] (BITS 16) or f32 [N][K] (BITS 32)  dense
- *   scales: f16/bf16 [N][NGROUPS]   zeros: f16/bf16 [N][NGROUPS] (asymmetric only)
+ *   w:  uint32 q[N][QJ_ROW_WORDS(K, BITS)]  packed codes  (BITS 2..8)
+ *       or f16/bf16 [N][K] (BITS 16) or f32 [N][K] (BITS 32)  dense
+ *   sz: asymmetric: uint32 [N][NGROUPS], scale in the low 16 bits and zero
+ *       in the high 16 bits (f16 or bf16) -- the compiler interleaves the
+ *       package's separate scale and zero arrays at load time, so one 4-byte
+ *       load brings both; symmetric: uint16 scales [N][NGROUPS]
  * Activations and output, fp32:
  *   x: [BATCH][x_stride], x_stride >= NBLOCKS*32, entries K..NBLOCKS*32-1 ZERO
  *   y: [BATCH][y_stride], y[b][n] for n < N
  *
- * Work split: a warp owns QJ_ROWS consecutive rows; its 32 lanes stride over
- * the row's chunks of QJ_VEC packed blocks (QJ_VEC*32 values, QJ_VEC*BITS
- * words, loaded with the widest aligned vector loads). Per block the lane
- * forms dot = sum(c_j * x_j) and sx = sum(x_j) (shared by every row), then
- * acc += scale*dot + zero*sx (symmetric: zero = -2^(BITS-1)*scale).
- * Codes become floats exactly through the 2^23 trick (OR into the mantissa,
- * subtract 2^23). Partial sums are reduced with warp shuffles.
- * Launch: grid = ceil(N / (QJ_WARPS*QJ_ROWS)), block = QJ_WARPS*32, no smem.
+ * Work split (packed): a block owns QJ_ROWS consecutive rows; its QJ_WARPS
+ * warps split K: lane l of warp w takes 32-value block w*32+l, then steps by
+ * QJ_WARPS*32 blocks, so each warp load instruction reads consecutive bytes.
+ * The activations of a step are staged in shared memory with coalesced
+ * loads (global reads with a 128-byte lane stride were the limit) and used
+ * for all QJ_ROWS rows.
+ * Codes become floats f = 1 + c/2^BITS exactly, by placing c at the top of
+ * a mantissa (one shift and one LOP3); per block and row,
+ *   dot = (sum f_j x_j - sum x_j) * 2^BITS = sum c_j x_j,
+ *   acc += scale*dot + zero*sum x_j   (symmetric: zero = -2^(BITS-1)*scale).
+ * Partial sums are reduced with warp shuffles, then across warps in shared
+ * memory. Launch: grid = ceil(N / QJ_ROWS), block = QJ_WARPS*32.
+ * Dense: a warp owns QJ_ROWS rows, lanes stride over K with 16-byte loads;
+ * launch grid = ceil(N / (QJ_WARPS*QJ_ROWS)), block = QJ_WARPS*32.
  */
 #include "qj_layout.h"
 
@@ -44,13 +53,10 @@
 #define QJ_BATCH 1
 #endif
 #ifndef QJ_ROWS
-#define QJ_ROWS 2
+#define QJ_ROWS 8 /* packed: rows per block; dense: rows per warp */
 #endif
 #ifndef QJ_WARPS
 #define QJ_WARPS 4
-#endif
-#ifndef QJ_VEC
-#define QJ_VEC 4 /* packed blocks per lane chunk; must divide NBLOCKS */
 #endif
 #ifndef QJ_KERNEL
 #define QJ_KERNEL qj_dqmv
@@ -77,18 +83,16 @@ __device__ __forceinline__ float qj_warp_sum(float v) {
 
 #if QJ_BITS <= 8
 /* ---------------- packed weights ---------------- */
-#define QJ_RW (QJ_NB * QJ_BITS)     /* words per row */
-#define QJ_CW (QJ_VEC * QJ_BITS)    /* words per lane chunk */
-#define QJ_NCHUNK (QJ_NB / QJ_VEC)
-/* widest load (in words) that divides both the chunk and the row stride */
-#define QJ_LW ((QJ_CW % 4 == 0 && QJ_RW % 4 == 0) ? 4 : (QJ_CW % 2 == 0 && QJ_RW % 2 == 0) ? 2 : 1)
+#define QJ_RW (QJ_NB * QJ_BITS) /* words per row */
+/* widest load (in words) that keeps every block's words aligned */
+#define QJ_LW ((QJ_BITS % 4 == 0) ? 4 : (QJ_BITS % 2 == 0) ? 2 : 1)
+#define QJ_TOP (23 - QJ_BITS) /* mantissa bit where a code's lowest bit lands */
 
-static_assert(QJ_NB % QJ_VEC == 0, "QJ_VEC must divide the number of 32-value blocks");
 static_assert(QJ_GROUP % 32 == 0, "groups are whole blocks");
 
-__device__ __forceinline__ void qj_load_chunk(const uint32_t *__restrict__ p, uint32_t *w) {
+__device__ __forceinline__ void qj_load_block(const uint32_t *__restrict__ p, uint32_t *w) {
 #pragma unroll
-    for (int i = 0; i < QJ_CW; i += QJ_LW) {
+    for (int i = 0; i < QJ_BITS; i += QJ_LW) {
         if (QJ_LW == 4) {
             uint4 t = __ldg(reinterpret_cast<const uint4 *>(p + i));
             w[i] = t.x; w[i + 1] = t.y; w[i + 2] = t.z; w[i + 3] = t.w;
@@ -101,52 +105,65 @@ __device__ __forceinline__ void qj_load_chunk(const uint32_t *__restrict__ p, ui
     }
 }
 
+/* 1 + c/2^BITS for value j of a block held in w[0..BITS) (j a constant after unrolling). */
+__device__ __forceinline__ float qj_code_float(const uint32_t *w, int j) {
+    const int bit = j * QJ_BITS, wi = bit >> 5, sh = bit & 31;
+    const unsigned field = ((1u << QJ_BITS) - 1u) << QJ_TOP;
+    unsigned t;
+    if (sh + QJ_BITS > 32) t = __funnelshift_r(w[wi], w[wi + 1], sh) << QJ_TOP;
+    else if (sh <= QJ_TOP) t = w[wi] << (QJ_TOP - sh);
+    else t = w[wi] >> (sh - QJ_TOP);
+    return __uint_as_float((t & field) | 0x3F800000u);
+}
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
-QJ_KERNEL(const uint32_t *__restrict__ wq, const unsigned short *__restrict__ scales,
-          const unsigned short *__restrict__ zeros, const float *__restrict__ x, float *__restrict__ y,
-          int x_stride, int y_stride) {
-    const int lane = threadIdx.x & 31;
-    const int row0 = (blockIdx.x * QJ_WARPS + (threadIdx.x >> 5)) * QJ_ROWS;
-    if (row0 >= QJ_N) return;
-    const unsigned mask = (1u << QJ_BITS) - 1u;
+QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const void *__restrict__ unused,
+          const float *__restrict__ x, float *__restrict__ y, int x_stride, int y_stride) {
+    (void)unused;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row0 = blockIdx.x * QJ_ROWS;
     float acc[QJ_ROWS][QJ_BATCH];
 #pragma unroll
     for (int r = 0; r < QJ_ROWS; r++)
 #pragma unroll
         for (int b = 0; b < QJ_BATCH; b++) acc[r][b] = 0.0f;
 
-    for (int c = lane; c < QJ_NCHUNK; c += 32) {
-        uint32_t w[QJ_ROWS][QJ_CW];
+    /* Activations of a step's QJ_WARPS*32 blocks, staged with coalesced loads;
+     * each block's 32 floats sit 36 apart so the per-lane 16-byte reads are
+     * free of bank conflicts. */
+    __shared__ __align__(16) float xsh[QJ_WARPS * 32 * 36];
+    for (int base = 0; base < QJ_NB; base += QJ_WARPS * 32) {
+        const int blk = base + warp * 32 + lane;
+        const bool valid = blk < QJ_NB;
+        uint32_t w[QJ_ROWS][QJ_BITS];
+        float s[QJ_ROWS], z[QJ_ROWS];
+        const int g = (valid ? blk : 0) * 32 / QJ_GROUP;
 #pragma unroll
         for (int r = 0; r < QJ_ROWS; r++) {
-            if (QJ_N % QJ_ROWS == 0 || row0 + r < QJ_N) qj_load_chunk(wq + (size_t)(row0 + r) * QJ_RW + c * QJ_CW, w[r]);
-            else {
-#pragma unroll
-                for (int i = 0; i < QJ_CW; i++) w[r][i] = 0u;
-            }
+            const int row = (QJ_N % QJ_ROWS == 0 || row0 + r < QJ_N) ? row0 + r : QJ_N - 1;
+            if (valid) qj_load_block(wq + (size_t)row * QJ_RW + (size_t)blk * QJ_BITS, w[r]);
+#if QJ_SYM
+            s[r] = qj_half_to_float(__ldg(reinterpret_cast<const unsigned short *>(sz) + (size_t)row * QJ_NG + g));
+            z[r] = -(float)(1 << (QJ_BITS - 1)) * s[r];
+#else
+            const unsigned p = __ldg(reinterpret_cast<const unsigned *>(sz) + (size_t)row * QJ_NG + g);
+            s[r] = qj_half_to_float((unsigned short)(p & 0xffffu));
+            z[r] = qj_half_to_float((unsigned short)(p >> 16));
+#endif
         }
 #pragma unroll
-        for (int v = 0; v < QJ_VEC; v++) {
-            const int blk = c * QJ_VEC + v;
-            const int g = blk * 32 / QJ_GROUP;
-            float s[QJ_ROWS], z[QJ_ROWS];
-#pragma unroll
-            for (int r = 0; r < QJ_ROWS; r++) {
-                const int row = (QJ_N % QJ_ROWS == 0 || row0 + r < QJ_N) ? row0 + r : row0;
-                s[r] = qj_half_to_float(__ldg(scales + (size_t)row * QJ_NG + g));
-#if QJ_SYM
-                z[r] = -(float)(1 << (QJ_BITS - 1)) * s[r];
-#else
-                z[r] = qj_half_to_float(__ldg(zeros + (size_t)row * QJ_NG + g));
-#endif
-            }
-#pragma unroll
-            for (int b = 0; b < QJ_BATCH; b++) {
-                const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)b * x_stride + blk * 32);
+        for (int b = 0; b < QJ_BATCH; b++) {
+            const float4 *xg = reinterpret_cast<const float4 *>(x + (size_t)b * x_stride + (size_t)base * 32);
+            const int nvec = (QJ_NB - base < QJ_WARPS * 32 ? QJ_NB - base : QJ_WARPS * 32) * 8; /* float4s this step */
+            for (int i = threadIdx.x; i < nvec; i += QJ_WARPS * 32)
+                *reinterpret_cast<float4 *>(&xsh[(i >> 3) * 36 + (i & 7) * 4]) = __ldg(xg + i);
+            __syncthreads();
+            if (valid) {
                 float xs[32];
+                const float *xb = &xsh[(warp * 32 + lane) * 36];
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
-                    float4 t = __ldg(xp + i);
+                    const float4 t = *reinterpret_cast<const float4 *>(xb + 4 * i);
                     xs[4 * i] = t.x; xs[4 * i + 1] = t.y; xs[4 * i + 2] = t.z; xs[4 * i + 3] = t.w;
                 }
                 float sx = 0.0f;
@@ -154,28 +171,33 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const unsigned short *__restrict__ sc
                 for (int j = 0; j < 32; j++) sx += xs[j];
 #pragma unroll
                 for (int r = 0; r < QJ_ROWS; r++) {
-                    float dot = 0.0f;
+                    float fx = 0.0f;
 #pragma unroll
-                    for (int j = 0; j < 32; j++) {
-                        const int bit = j * QJ_BITS, wi = v * QJ_BITS + (bit >> 5), sh = bit & 31;
-                        unsigned code;
-                        if (sh + QJ_BITS <= 32) code = (w[r][wi] >> sh) & mask;
-                        else code = __funnelshift_r(w[r][wi], w[r][wi + 1], sh) & mask;
-                        const float cf = __uint_as_float(code | 0x4B000000u) - 8388608.0f; /* exact */
-                        dot = fmaf(cf, xs[j], dot);
-                    }
+                    for (int j = 0; j < 32; j++) fx = fmaf(qj_code_float(w[r], j), xs[j], fx);
+                    const float dot = (fx - sx) * (float)(1 << QJ_BITS); /* exact power-of-two scaling */
                     acc[r][b] = fmaf(s[r], dot, fmaf(z[r], sx, acc[r][b]));
                 }
             }
+            __syncthreads();
         }
     }
+    /* reduce: lanes by shuffles, then warps through shared memory */
+    __shared__ float red[QJ_WARPS][QJ_ROWS * QJ_BATCH];
 #pragma unroll
     for (int r = 0; r < QJ_ROWS; r++)
 #pragma unroll
         for (int b = 0; b < QJ_BATCH; b++) {
             const float t = qj_warp_sum(acc[r][b]);
-            if (lane == 0 && row0 + r < QJ_N) y[(size_t)b * y_stride + row0 + r] = t;
+            if (lane == 0) red[warp][r * QJ_BATCH + b] = t;
         }
+    __syncthreads();
+    for (int i = threadIdx.x; i < QJ_ROWS * QJ_BATCH; i += QJ_WARPS * 32) {
+        float t = 0.0f;
+#pragma unroll
+        for (int wp = 0; wp < QJ_WARPS; wp++) t += red[wp][i];
+        const int r = i / QJ_BATCH, b = i % QJ_BATCH;
+        if (row0 + r < QJ_N) y[(size_t)b * y_stride + row0 + r] = t;
+    }
 }
 
 #else
@@ -190,9 +212,8 @@ typedef float qj_wt;
 #define QJ_EPL (16 / (int)sizeof(qj_wt)) /* elements per 16-byte load */
 
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
-QJ_KERNEL(const qj_wt *__restrict__ w, const unsigned short *__restrict__ scales,
-          const unsigned short *__restrict__ zeros, const float *__restrict__ x, float *__restrict__ y,
-          int x_stride, int y_stride) {
+QJ_KERNEL(const qj_wt *__restrict__ w, const void *__restrict__ scales, const void *__restrict__ zeros,
+          const float *__restrict__ x, float *__restrict__ y, int x_stride, int y_stride) {
     (void)scales;
     (void)zeros;
     const int lane = threadIdx.x & 31;

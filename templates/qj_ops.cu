@@ -14,13 +14,13 @@
  * exactly T threads where a kernel reduces across its block; the grid-stride
  * kernels are correct with any grid, the one given is the one to use):
  *
- *   kernel         grid                          block  dynamic smem
- *   qj_embed       1                             T      0
- *   qj_rmsnorm     1                             T      0
- *   qj_qkv_rope    QJ_OPS_CDIV(QJ_QKV_ROPE_ITEMS, T) T      0
- *   qj_attention   QJ_N_HEADS                    T      QJ_MAX_SEQ * 4 bytes
- *   qj_swiglu      QJ_OPS_CDIV(QJ_HIDDEN, T)         T      0
- *   qj_add         QJ_OPS_CDIV(QJ_DIM, T)            T      0
+ *   kernel         grid                                block  dynamic smem
+ *   qj_embed       1                                   T      0
+ *   qj_rmsnorm     1                                   T      0
+ *   qj_qkv_rope    QJ_OPS_CDIV(QJ_QKV_ROPE_ITEMS, T)   T      0
+ *   qj_attention   QJ_N_HEADS                          T      QJ_MAX_SEQ * 4 bytes
+ *   qj_swiglu      QJ_OPS_CDIV(QJ_HIDDEN, T)           T      0
+ *   qj_add         QJ_OPS_CDIV(QJ_DIM, T)              T      0
  *
  * qj_attention also uses QJ_ATT_STATIC_SMEM bytes of static shared memory
  * (QJ_THREADS/32 * (QJ_HEAD_DIM + 2) floats); above 48 KB of dynamic shared

@@ -90,6 +90,7 @@ int main(void) {
             memcpy(a, lg, 512 * sizeof *a);
             qj_gpu_params np = qj_gpu_default_params();
             np.use_graph = 0;
+            np.fuse = 0; /* unfused eager launches must give the same logits as fused graph replays */
             qj_gpu_model *e = NULL;
             QJ_CHECK_OK(qj_gpu_model_create(m, &np, &e, NULL));
             if (e) {
