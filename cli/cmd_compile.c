@@ -5,22 +5,32 @@
 #include "common.h"
 #include "package_write.h"
 #include "qj_package.h"
+#include "cuda_codegen.h"
+#include "nvrtc.h"
+#include "qj_cuda.h"
 #include "qj_progress.h"
+#include <stdlib.h>
+#include <string.h>
 
 static void usage(FILE *f) {
     fprintf(f, "usage: qjit compile (--model PATH | --synthetic PRESET) --plan P -o OUT.qjp\n\n"
                "Quantizes the model as the plan says and writes a package (manifest + packed tensors +\n"
                "tokenizer), atomically: on any failure no file is left at OUT.\n\n" CLI_MODEL_HELP
-               "  -o, --output PATH     the package to write\n");
+               "  -o, --output PATH     the package to write\n"
+               "  --target T            what the package carries: cpu (weights only, the default) or cpu,cuda\n"
+               "                        (also every CUDA kernel the model needs, compiled with NVRTC, so\n"
+               "                        running the package compiles nothing)\n"
+               "  --arch A              CUDA target for --target cuda (default: this machine's GPU, else sm_90a)\n");
 }
 
 int cmd_compile(int argc, char **argv) {
     static const struct option opts[] = {CLI_MODEL_OPTIONS, {"output", required_argument, 0, 'o'},
+                                         {"target", required_argument, 0, 'T'}, {"arch", required_argument, 0, 'A'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
-    const char *out = NULL;
-    int o, r;
+    const char *out = NULL, *arch = NULL;
+    int o, r, cuda = 0;
     while ((o = getopt_long(argc, argv, "m:p:o:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
             if (r < 0) return cli_error("compile");
@@ -28,6 +38,19 @@ int cmd_compile(int argc, char **argv) {
         }
         switch (o) {
         case 'o': out = optarg; break;
+        case 'T': {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+                if (!strcmp(t, "cuda")) cuda = 1;
+                else if (strcmp(t, "cpu")) {
+                    fprintf(stderr, "qjit compile: --target: \"%s\" is not cpu or cuda\n", t);
+                    return 2;
+                }
+            }
+            break;
+        }
+        case 'A': arch = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -52,6 +75,34 @@ int cmd_compile(int argc, char **argv) {
         return 1;
     }
     if (!cm.plan) fprintf(stderr, "qjit compile: no --plan given; every tensor keeps its source dtype\n");
+    qj_gpu_build_stats ks;
+    memset(&ks, 0, sizeof ks);
+    if (cuda) {
+        char detected[32] = "sm_90a";
+        qj_cuda *cu = NULL;
+        if (!arch && qj_cuda_available() && qj_cuda_open(0, &cu) == QJ_OK) {
+            const qj_cuda_info *I = qj_cuda_get_info(cu);
+            qj_cuda_arch_string(I->cc_major, I->cc_minor, I->cc_major * 10 + I->cc_minor > 120, detected, sizeof detected);
+            qj_cuda_close(cu);
+        }
+        qj_clear_error();
+        qj_kernel_blob *kb = NULL;
+        int nk = 0;
+        if (qj_gpu_compile_kernels(cm.run, arch ? arch : detected, 0, 1, &kb, &nk, &ks)) {
+            cli_model_close(&cm);
+            return cli_error("compile");
+        }
+        /* the model owns the images from here on */
+        for (int i = 0; i < nk; i++)
+            if (qj_model_adopt(cm.run, (void *)kb[i].image, kb[i].len, 0)) {
+                for (int j = i; j < nk; j++) free((void *)kb[j].image);
+                free(kb);
+                cli_model_close(&cm);
+                return cli_error("compile");
+            }
+        cm.run->kernels = kb;
+        cm.run->n_kernels = nk;
+    }
     if (qj_package_write(cm.run, cm.plan_obj, out)) {
         cli_model_close(&cm);
         return cli_error("compile");
@@ -66,6 +117,9 @@ int cmd_compile(int argc, char **argv) {
     printf("  size %llu bytes = %.6f GB = %.6f GiB, %.4f bits/weight\n", (unsigned long long)z.bytes, z.gb, z.gib,
            z.bits_per_weight);
     printf("  tokenizer %s\n", cm.run->tokenizer_blob ? cm.run->tokenizer_kind : "none (eval --text will need --tokenizer)");
+    if (cuda)
+        printf("  cuda kernels: %d for %s in %.2f s (%d compiled with NVRTC, %d from the cache %s)\n", ks.kernels, ks.arch,
+               ks.compile_seconds, ks.kernels - ks.cache_hits, ks.cache_hits, qj_kcache_dir());
     cli_model_close(&cm);
     return 0;
 }

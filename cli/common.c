@@ -112,8 +112,11 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
         gp.progress = progress;
         if ((s = qj_gpu_model_create(c->run, &gp, &c->gpu, &c->gpu_stats))) return s;
         if (progress)
-            fprintf(stderr, "cuda: %s (%s): %d kernels (%d from the cache) in %.2f s, %.2f GB of weights uploaded in %.2f s\n",
-                    c->gpu_stats.device, c->gpu_stats.arch, c->gpu_stats.kernels, c->gpu_stats.cache_hits,
+            fprintf(stderr,
+                    "cuda: %s (%s): %d kernels (%d from the package, %d from the cache, %d compiled) in %.2f s, "
+                    "%.2f GB of weights uploaded in %.2f s\n",
+                    c->gpu_stats.device, c->gpu_stats.arch, c->gpu_stats.kernels, c->gpu_stats.from_package,
+                    c->gpu_stats.cache_hits, c->gpu_stats.kernels - c->gpu_stats.from_package - c->gpu_stats.cache_hits,
                     c->gpu_stats.compile_seconds, (double)c->gpu_stats.weight_bytes / 1e9, c->gpu_stats.upload_seconds);
     }
     return QJ_OK;

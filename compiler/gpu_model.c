@@ -92,6 +92,48 @@ static int dtype_code(qj_dtype t) { return t == QJ_DTYPE_F32 ? 0 : t == QJ_DTYPE
 
 static int pad32(int n) { return (n + 31) / 32 * 32; }
 
+/* ---- kernel planning: fusion and specs, no device work ---- */
+
+/* A stacked view of parts (rows concatenated), enough to make a spec. */
+static qj_tensor stacked(const qj_tensor *const *t, int n) {
+    qj_tensor f = *t[0];
+    f.shape[0] = 0;
+    f.nbytes = f.scales_nbytes = f.zeros_nbytes = 0;
+    for (int i = 0; i < n; i++) {
+        f.shape[0] += t[i]->shape[0];
+        f.nbytes += t[i]->nbytes;
+        f.scales_nbytes += t[i]->scales_nbytes;
+        f.zeros_nbytes += t[i]->zeros_nbytes;
+    }
+    return f;
+}
+
+static qj_status spec_of(const qj_tensor *t, const char *arch, dev_linear *d) {
+    qj_status s = qj_gemv_spec_for(t, 1, &d->spec);
+    if (!s) qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
+    return s;
+}
+
+/* Decide which groups fuse and every linear's kernel spec and name. */
+static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, dev_layer *layers, dev_linear *head) {
+    qj_status s;
+    for (int i = 0; i < m->cfg.n_layers; i++) {
+        const qj_layer *L = &m->layers[i];
+        dev_layer *D = &layers[i];
+        const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
+        D->fused_qkv = fuse && qj_gpu_same_format(qkv, 3);
+        D->fused_gu = fuse && qj_gpu_same_format(gu, 2);
+        qj_tensor f;
+        if (D->fused_qkv && (f = stacked(qkv, 3), (s = spec_of(&f, arch, &D->qkv)))) return s;
+        if (D->fused_gu && (f = stacked(gu, 2), (s = spec_of(&f, arch, &D->gu)))) return s;
+        for (int l = 0; l < QJ_LIN_COUNT; l++) {
+            if ((D->fused_qkv && l <= QJ_LIN_V) || (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP))) continue;
+            if ((s = spec_of(qj_layer_linear((qj_layer *)L, (qj_linear)l), arch, &D->lin[l]))) return s;
+        }
+    }
+    return spec_of(&m->lm_head, arch, head);
+}
+
 /* ---- kernel building ---- */
 
 typedef struct job {
@@ -99,7 +141,7 @@ typedef struct job {
     char name[160];
     void *img;
     size_t len;
-    int hit;
+    int hit, from_package;
     qj_status st;
     char err[1024];
 } job;
@@ -130,25 +172,25 @@ static qj_status ops_source(const qj_model *m, int max_seq, char **out) {
     return QJ_OK;
 }
 
-static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *arch, qj_gpu_build_stats *st) {
+/* Every distinct kernel of a planned model: jobs[0..n-1] are GEMVs, the last the ops module. */
+static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, dev_layer *layers, dev_linear *head,
+                              job **out, int *n_out, int **owner_out, dev_linear ***all_out, int *nlin_out) {
     const qj_config *c = &m->cfg;
-    int nlin = c->n_layers * (QJ_LIN_COUNT + 2) + 1;
-    dev_linear **all = malloc((size_t)nlin * sizeof *all);
-    job *jobs = calloc((size_t)nlin + 1, sizeof *jobs);
-    int *owner = malloc((size_t)nlin * sizeof *owner); /* job index of each linear */
-    int nj = 0;
+    int cap = c->n_layers * (QJ_LIN_COUNT + 2) + 1;
+    dev_linear **all = malloc((size_t)cap * sizeof *all);
+    job *jobs = calloc((size_t)cap + 1, sizeof *jobs);
+    int *owner = malloc((size_t)cap * sizeof *owner);
+    int nj = 0, nlin = 0;
     qj_status s = QJ_OK;
-    if (!all || !jobs || !owner) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto done; }
-    int used = 0;
+    if (!all || !jobs || !owner) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
     for (int i = 0; i < c->n_layers; i++) {
-        dev_layer *D = &g->layers[i];
+        dev_layer *D = &layers[i];
         for (int l = 0; l < QJ_LIN_COUNT; l++)
-            if (D->lin[l].name[0]) all[used++] = &D->lin[l];
-        if (D->fused_qkv) all[used++] = &D->qkv;
-        if (D->fused_gu) all[used++] = &D->gu;
+            if (D->lin[l].name[0]) all[nlin++] = &D->lin[l];
+        if (D->fused_qkv) all[nlin++] = &D->qkv;
+        if (D->fused_gu) all[nlin++] = &D->gu;
     }
-    all[used++] = &g->head;
-    nlin = used;
+    all[nlin++] = head;
     for (int i = 0; i < nlin; i++) {
         int found = -1;
         for (int j = 0; j < nj && found < 0; j++)
@@ -156,37 +198,88 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
         if (found < 0) {
             found = nj++;
             snprintf(jobs[found].name, sizeof jobs[found].name, "%s", all[i]->name);
-            if ((s = qj_gemv_source(&all[i]->spec, arch, &jobs[found].source))) goto done;
+            if ((s = qj_gemv_source(&all[i]->spec, arch, &jobs[found].source))) goto fail;
         }
         owner[i] = found;
     }
-    /* the ops module is the last job */
-    if ((s = ops_source(m, g->max_seq, &jobs[nj].source))) goto done;
-    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops");
-    int total = nj + 1;
+    if ((s = ops_source(m, max_seq, &jobs[nj].source))) goto fail;
+    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops_s%d", max_seq);
+    *out = jobs;
+    *n_out = nj + 1;
+    *owner_out = owner;
+    *all_out = all;
+    *nlin_out = nlin;
+    return QJ_OK;
+fail:
+    if (jobs)
+        for (int j = 0; j <= nj; j++) free(jobs[j].source);
+    free(jobs);
+    free(all);
+    free(owner);
+    return s;
+}
+
+/* Images for the jobs: carried by the model (a package) when name and arch
+ * match, else generated and compiled through the cache, in parallel. */
+static qj_status compile_jobs(const qj_model *m, const char *arch, job *jobs, int n, qj_gpu_build_stats *st) {
     double t0 = qj_now();
     #pragma omp parallel for schedule(dynamic)
-    for (int j = 0; j < total; j++) {
+    for (int j = 0; j < n; j++) {
+        const qj_kernel_blob *b = qj_model_find_kernel(m, jobs[j].name, arch);
+        if (b) {
+            jobs[j].img = malloc(b->len);
+            if (!jobs[j].img) {
+                jobs[j].st = QJ_ERR_NOMEM;
+                snprintf(jobs[j].err, sizeof jobs[j].err, "out of memory");
+                continue;
+            }
+            memcpy(jobs[j].img, b->image, b->len);
+            jobs[j].len = b->len;
+            jobs[j].from_package = 1;
+            continue;
+        }
         jobs[j].st = qj_kcache_compile(jobs[j].source, jobs[j].name, arch, &jobs[j].img, &jobs[j].len, &jobs[j].hit);
         if (jobs[j].st) snprintf(jobs[j].err, sizeof jobs[j].err, "%s", qj_last_error());
     }
-    for (int j = 0; j < total; j++)
-        if (jobs[j].st) { s = qj_fail(jobs[j].st, "%s", jobs[j].err); goto done; }
-    g->modules = calloc((size_t)total, sizeof *g->modules);
+    for (int j = 0; j < n; j++)
+        if (jobs[j].st) return qj_fail(jobs[j].st, "%s", jobs[j].err);
+    st->compile_seconds = qj_now() - t0;
+    st->kernels = n;
+    for (int j = 0; j < n; j++) {
+        st->cache_hits += jobs[j].hit;
+        st->from_package += jobs[j].from_package;
+    }
+    return QJ_OK;
+}
+
+static void free_jobs(job *jobs, int n) {
+    if (!jobs) return;
+    for (int j = 0; j < n; j++) {
+        free(jobs[j].source);
+        free(jobs[j].img);
+    }
+    free(jobs);
+}
+
+static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *arch, qj_gpu_build_stats *st) {
+    job *jobs = NULL;
+    int nj = 0, nlin = 0, *owner = NULL;
+    dev_linear **all = NULL;
+    qj_status s = collect_jobs(m, g->max_seq, arch, g->layers, &g->head, &jobs, &nj, &owner, &all, &nlin);
+    if (s) return s;
+    if ((s = compile_jobs(m, arch, jobs, nj, st))) goto done;
+    g->modules = calloc((size_t)nj, sizeof *g->modules);
     if (!g->modules) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto done; }
-    for (int j = 0; j < total; j++) {
+    for (int j = 0; j < nj; j++) {
         if ((s = qj_cuda_module_load(g->cu, jobs[j].img, &g->modules[j]))) goto done;
         g->n_modules++;
     }
-    st->compile_seconds = qj_now() - t0;
-    st->kernels = total;
-    for (int j = 0; j < total; j++) st->cache_hits += jobs[j].hit;
     for (int i = 0; i < nlin; i++) {
         dev_linear *d = all[i];
         if ((s = qj_cuda_function(g->cu, g->modules[owner[i]], d->name, &d->fn))) goto done;
         qj_gemv_launch_dims(&d->spec, &d->grid, &d->block);
     }
-    qj_cumodule om = g->modules[nj];
+    qj_cumodule om = g->modules[nj - 1];
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
         (s = qj_cuda_function(g->cu, om, "qj_qkv_rope", &g->f_qkv_rope)) ||
         (s = qj_cuda_function(g->cu, om, "qj_attention", &g->f_attention)) ||
@@ -197,14 +290,45 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
     int smem = g->max_seq * 4;
     if (smem > 32 * 1024 && (s = qj_cuda_func_smem(g->cu, g->f_attention, smem))) goto done;
 done:
-    if (jobs)
-        for (int j = 0; j <= nj; j++) {
-            free(jobs[j].source);
-            free(jobs[j].img);
-        }
-    free(jobs);
+    free_jobs(jobs, nj);
     free(all);
     free(owner);
+    return s;
+}
+
+qj_status qj_gpu_compile_kernels(const qj_model *m, const char *arch, int max_seq, int fuse, qj_kernel_blob **out,
+                                 int *n, qj_gpu_build_stats *st) {
+    *out = NULL;
+    *n = 0;
+    memset(st, 0, sizeof *st);
+    snprintf(st->arch, sizeof st->arch, "%s", arch);
+    if (max_seq <= 0 || max_seq > m->cfg.seq_len) max_seq = m->cfg.seq_len;
+    dev_layer *layers = calloc((size_t)m->cfg.n_layers, sizeof *layers);
+    dev_linear head;
+    memset(&head, 0, sizeof head);
+    job *jobs = NULL;
+    int nj = 0, nlin = 0, *owner = NULL;
+    dev_linear **all = NULL;
+    qj_status s = layers ? plan_kernels(m, arch, fuse, layers, &head) : qj_fail(QJ_ERR_NOMEM, "out of memory");
+    if (!s) s = collect_jobs(m, max_seq, arch, layers, &head, &jobs, &nj, &owner, &all, &nlin);
+    if (!s) s = compile_jobs(m, arch, jobs, nj, st);
+    qj_kernel_blob *kb = s ? NULL : calloc((size_t)nj, sizeof *kb);
+    if (!s && !kb) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    for (int j = 0; !s && j < nj; j++) {
+        snprintf(kb[j].name, sizeof kb[j].name, "%s", jobs[j].name);
+        snprintf(kb[j].arch, sizeof kb[j].arch, "%s", arch);
+        kb[j].image = jobs[j].img; /* ownership moves to the blob list */
+        kb[j].len = jobs[j].len;
+        jobs[j].img = NULL;
+    }
+    if (!s) {
+        *out = kb;
+        *n = nj;
+    }
+    free_jobs(jobs, nj);
+    free(all);
+    free(owner);
+    free(layers);
     return s;
 }
 
@@ -222,19 +346,14 @@ int qj_gpu_same_format(const qj_tensor *const *t, int n) {
 }
 
 /* Upload parts stacked by rows as one linear (fused launch). */
-static qj_status upload_fused(qj_gpu_model *g, const qj_tensor *const *t, int n, const char *arch, dev_linear *d) {
-    qj_tensor f = *t[0];
+static qj_status upload_fused(qj_gpu_model *g, const qj_tensor *const *t, int n, dev_linear *d) {
     size_t nb = 0, sb = 0, zb = 0;
     for (int i = 0; i < n; i++) {
         nb += t[i]->nbytes;
         sb += t[i]->scales_nbytes;
         zb += t[i]->zeros_nbytes;
     }
-    f.shape[0] = 0;
-    for (int i = 0; i < n; i++) f.shape[0] += t[i]->shape[0];
-    qj_status s = qj_gemv_spec_for(&f, 1, &d->spec);
-    if (s) return s;
-    qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
+    qj_status s;
     size_t dsb = sb + zb; /* interleaved scales and zeros take the bytes of both */
     if ((s = dalloc(g, nb, &d->w)) || (dsb && (s = dalloc(g, dsb, &d->s)))) return s;
     size_t on = 0, os = 0;
@@ -253,10 +372,8 @@ static qj_status upload_fused(qj_gpu_model *g, const qj_tensor *const *t, int n,
     return QJ_OK;
 }
 
-static qj_status upload_linear(qj_gpu_model *g, const qj_tensor *t, const char *arch, dev_linear *d) {
-    qj_status s = qj_gemv_spec_for(t, 1, &d->spec);
-    if (s) return s;
-    qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
+static qj_status upload_linear(qj_gpu_model *g, const qj_tensor *t, dev_linear *d) {
+    qj_status s;
     if ((s = dupload(g, t->data, t->nbytes, &d->w))) return s;
     void *ds = NULL;
     size_t dl = 0;
@@ -297,6 +414,7 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->h_logits = malloc((size_t)c->vocab_size * sizeof(float));
     if (!g->layers || !g->h_logits) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
 
+    if ((s = plan_kernels(m, arch, p->fuse, g->layers, &g->head))) goto fail;
     double t0 = qj_now();
     const qj_tensor *e = &m->tok_embedding;
     if ((s = dupload(g, e->data, e->nbytes, &g->emb_w)) || (s = dupload(g, e->scales, e->scales_nbytes, &g->emb_s)) ||
@@ -314,22 +432,17 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
                             (s = dupload(g, L->bv.data, L->bv.nbytes, &D->bv))))
             goto fail;
         const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-        D->fused_qkv = p->fuse && qj_gpu_same_format(qkv, 3);
-        D->fused_gu = p->fuse && qj_gpu_same_format(gu, 2);
-        if (D->fused_qkv && (s = upload_fused(g, qkv, 3, arch, &D->qkv))) goto fail;
-        if (D->fused_gu && (s = upload_fused(g, gu, 2, arch, &D->gu))) goto fail;
+        if (D->fused_qkv && (s = upload_fused(g, qkv, 3, &D->qkv))) goto fail;
+        if (D->fused_gu && (s = upload_fused(g, gu, 2, &D->gu))) goto fail;
         for (int l = 0; l < QJ_LIN_COUNT; l++) {
-            if (D->fused_qkv && l <= QJ_LIN_V) continue;
-            if (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP)) continue;
-            if ((s = upload_linear(g, qj_layer_linear((qj_layer *)L, (qj_linear)l), arch, &D->lin[l]))) goto fail;
+            if ((D->fused_qkv && l <= QJ_LIN_V) || (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP))) continue;
+            if ((s = upload_linear(g, qj_layer_linear((qj_layer *)L, (qj_linear)l), &D->lin[l]))) goto fail;
         }
     }
     if (c->tied_embeddings && m->lm_head.data == m->tok_embedding.data && e->dtype != QJ_DTYPE_Q) {
-        if ((s = qj_gemv_spec_for(&m->lm_head, 1, &g->head.spec))) goto fail;
-        qj_gemv_name(&g->head.spec, arch, g->head.name, sizeof g->head.name);
-        g->head.w = g->emb_w;
+        g->head.w = g->emb_w; /* the tied head reads the embedding's copy */
         g->bytes_per_token += qj_tensor_bytes(&m->lm_head);
-    } else if ((s = upload_linear(g, &m->lm_head, arch, &g->head))) goto fail;
+    } else if ((s = upload_linear(g, &m->lm_head, &g->head))) goto fail;
     st->upload_seconds = qj_now() - t0;
 
     /* activations */

@@ -22,6 +22,7 @@ typedef struct qj_gpu_model qj_gpu_model;
 typedef struct qj_gpu_build_stats {
     int kernels;          /* distinct kernels */
     int cache_hits;       /* of those, loaded from the kernel cache */
+    int from_package;     /* of those, carried by the package (nothing compiled) */
     double compile_seconds; /* wall time of generating + compiling (or loading) them */
     double upload_seconds;
     uint64_t weight_bytes; /* bytes of weights on the device */
@@ -54,6 +55,13 @@ uint64_t qj_gpu_bytes_per_token(const qj_gpu_model *g);
 /* 1 when the tensors share one format (dtype, bits, group, symmetry, scale
  * dtype, K), so their rows stack into one weight and one launch. */
 int qj_gpu_same_format(const qj_tensor *const *t, int n);
+
+/* Generate and compile (through the cache) every kernel a model needs for
+ * `arch`, without a GPU: what `qjit compile --target cuda` stores in a
+ * package. *out is a malloc'd array of n blobs whose images are malloc'd too
+ * (free with qj_kernel_blobs_free). */
+qj_status qj_gpu_compile_kernels(const qj_model *m, const char *arch, int max_seq, int fuse, qj_kernel_blob **out,
+                                 int *n, qj_gpu_build_stats *st);
 
 /* The device handle (for timing); borrowed. */
 qj_cuda *qj_gpu_cuda(qj_gpu_model *g);

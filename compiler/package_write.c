@@ -129,6 +129,16 @@ qj_status qj_package_write(const qj_model *m, const qj_plan *plan, const char *p
         cJSON_AddStringToObject(tb, "kind", m->tokenizer_kind);
         cJSON_AddItemToObject(root, "tokenizer", tb);
     }
+    if (m->n_kernels) {
+        cJSON *ka = cJSON_AddArrayToObject(root, "kernels");
+        for (int i = 0; i < m->n_kernels; i++) {
+            cJSON *kb = add_blob(&L, m->kernels[i].image, m->kernels[i].len);
+            if (!kb) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto done; }
+            cJSON_AddStringToObject(kb, "name", m->kernels[i].name);
+            cJSON_AddStringToObject(kb, "arch", m->kernels[i].arch);
+            cJSON_AddItemToArray(ka, kb);
+        }
+    }
     qj_size_info z;
     qj_model_size(m, &z);
     cJSON_AddItemToObject(root, "size", qj_size_to_cjson(&z));

@@ -75,6 +75,7 @@ void qj_model_free(qj_model *m) {
         else free(m->maps[i].addr);
     }
     free(m->maps);
+    free(m->kernels);
     free(m->layers);
     free(m->tokenizer_blob);
     free(m);
@@ -215,4 +216,16 @@ qj_tensor *qj_model_slot(qj_model *m, const char *name) {
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
         if (!strcmp(rest, slots[i].suffix)) return (qj_tensor *)((char *)L + slots[i].off);
     return NULL;
+}
+
+const qj_kernel_blob *qj_model_find_kernel(const qj_model *m, const char *name, const char *arch) {
+    for (int i = 0; i < m->n_kernels; i++)
+        if (!strcmp(m->kernels[i].name, name) && !strcmp(m->kernels[i].arch, arch)) return &m->kernels[i];
+    return NULL;
+}
+
+void qj_kernel_blobs_free(qj_kernel_blob *b, int n) {
+    if (!b) return;
+    for (int i = 0; i < n; i++) free((void *)b[i].image);
+    free(b);
 }

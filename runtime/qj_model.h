@@ -73,6 +73,14 @@ typedef enum qj_linear {
 const char *qj_linear_name(qj_linear l);
 qj_tensor *qj_layer_linear(qj_layer *layer, qj_linear l);
 
+/* A compiled kernel module carried by a package (cubin or PTX). */
+typedef struct qj_kernel_blob {
+    char name[160];   /* the kernel (module) name, e.g. qj_dqmv_b4_g128_n6144_k4096_bt1_sm90a */
+    char arch[32];    /* the target it was compiled for, e.g. sm_90a */
+    const void *image;
+    size_t len;
+} qj_kernel_blob;
+
 typedef struct qj_mapping {
     void *addr;
     size_t len;
@@ -96,6 +104,9 @@ typedef struct qj_model {
     void *tokenizer_blob;
     size_t tokenizer_blob_len;
     char tokenizer_kind[16]; /* "llama2c" or "hf-json" or "" */
+    /* compiled kernels carried by a package; images borrow from the maps */
+    qj_kernel_blob *kernels;
+    int n_kernels;
 } qj_model;
 
 /* Allocate an empty model with n_layers layers (cfg copied). */
@@ -130,6 +141,10 @@ extern "C" {
  * ".bias" of q/k/v), or NULL when the name is not one of a llama's tensors
  * or its layer index is out of range. */
 qj_tensor *qj_model_slot(qj_model *m, const char *name);
+/* The carried kernel of that name and target, or NULL. */
+const qj_kernel_blob *qj_model_find_kernel(const qj_model *m, const char *name, const char *arch);
+/* Free an array of blobs whose images are malloc'd (from qj_gpu_compile_kernels). */
+void qj_kernel_blobs_free(qj_kernel_blob *b, int n);
 #ifdef __cplusplus
 }
 #endif

@@ -315,6 +315,37 @@ qj_status qj_package_load(const char *path, const qj_load_params *p, qj_model **
         m->tokenizer_blob_len = (size_t)tb;
         snprintf(m->tokenizer_kind, sizeof m->tokenizer_kind, "%s", kind);
     }
+    const cJSON *ks = cJSON_GetObjectItemCaseSensitive(root, "kernels");
+    if (ks) {
+        int nk = cJSON_GetArraySize(ks);
+        if (!cJSON_IsArray(ks)) { s = qj_fail(QJ_ERR_FORMAT, "manifest.kernels: not an array"); goto fail; }
+        m->kernels = calloc((size_t)(nk ? nk : 1), sizeof *m->kernels);
+        if (!m->kernels) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
+        for (int k = 0; k < nk; k++) {
+            cJSON *wrap = cJSON_CreateObject(); /* get_blob looks up a key: wrap the entry */
+            const cJSON *e = cJSON_GetArrayItem(ks, k);
+            const char *kn = get_str(e, "name"), *ka = get_str(e, "arch");
+            int64_t kbytes;
+            char where[64];
+            snprintf(where, sizeof where, "kernels[%d]", k);
+            if (!kn || !ka || strlen(kn) >= sizeof m->kernels[k].name || strlen(ka) >= sizeof m->kernels[k].arch) {
+                cJSON_Delete(wrap);
+                s = qj_fail(QJ_ERR_FORMAT, "manifest.%s: missing or overlong \"name\"/\"arch\"", where);
+                goto fail;
+            }
+            s = get_int(e, "bytes", where, 1, INT64_MAX, &kbytes);
+            if (!s) {
+                cJSON_AddItemReferenceToObject(wrap, "kernel", (cJSON *)e);
+                s = get_blob(&r, wrap, "kernel", kn, (uint64_t)kbytes, &m->kernels[k].image);
+            }
+            cJSON_Delete(wrap);
+            if (s) goto fail;
+            snprintf(m->kernels[k].name, sizeof m->kernels[k].name, "%s", kn);
+            snprintf(m->kernels[k].arch, sizeof m->kernels[k].arch, "%s", ka);
+            m->kernels[k].len = (size_t)kbytes;
+            m->n_kernels++;
+        }
+    }
     if ((s = qj_model_validate(m))) goto fail;
     cJSON_Delete(root);
     *out = m;

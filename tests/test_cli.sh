@@ -72,6 +72,16 @@ if [ -n "$x" ] && [ "$x" = "$y" ]; then ok; else bad "qwen2 package nll ($y) != 
 echo '{"architectures": ["GPT2LMHeadModel"], "n_embd": 64}' > "$T/gpt2_config.json"
 expect_fail "gpt2_config.json" "$Q" info --synthetic "$T/gpt2_config.json"
 
+# without a driver, --device cuda says so (on a GPU machine this check is skipped)
+if "$Q" eval --synthetic tiny --device cuda --tokens "$T/ids_qwen.txt" >/dev/null 2>"$T/nodrv.txt"; then
+  echo "note: a CUDA device is present; the missing-driver message is not checked"
+else
+  case "$(cat "$T/nodrv.txt")" in *"no NVIDIA driver"*|*"no CUDA device"*|*"NVRTC"*) ok ;; *) bad "--device cuda without a driver: $(cat "$T/nodrv.txt")" ;; esac
+fi
+expect_fail '--device: "tpu" is not cpu or cuda' "$Q" eval --synthetic tiny --device tpu --tokens "$T/ids_qwen.txt"
+expect_fail '--target: "fpga" is not cpu or cuda' "$Q" compile --synthetic tiny --target cpu,fpga -o "$T/x.qjp"
+no_file "$T/x.qjp"
+
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"
 expect_fail "ids_bad.txt: byte offset 4" "$Q" eval --model "$T/tiny.qjp" --tokens "$T/ids_bad.txt"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "compile.h"
+#include "cuda_codegen.h"
 #include "gpu_model.h"
 #include "loaders.h"
 #include "plan.h"
@@ -100,11 +101,41 @@ int main(void) {
                 QJ_CHECK_FAILS(qj_gpu_forward(e, 512, 0, &lg), "token id 512 out of range");
             }
             qj_gpu_model_free(e);
+            /* kernels carried by the model (as a package carries them): nothing is compiled */
+            qj_kernel_blob *kb = NULL;
+            int nk = 0;
+            qj_gpu_build_stats bst;
+            char arch[32];
+            const qj_cuda_info *I = qj_cuda_get_info(qj_gpu_cuda(g));
+            qj_cuda_arch_string(I->cc_major, I->cc_minor, 0, arch, sizeof arch);
+            QJ_CHECK_OK(qj_gpu_compile_kernels(m, arch, 0, 1, &kb, &nk, &bst));
+            m->kernels = kb;
+            m->n_kernels = nk;
+            qj_gpu_model *pk = NULL;
+            QJ_CHECK_OK(qj_gpu_model_create(m, NULL, &pk, &bst));
+            QJ_CHECK_MSG(bst.from_package == bst.kernels && bst.cache_hits == 0, "%d of %d from the package",
+                         bst.from_package, bst.kernels);
+            if (pk) {
+                QJ_CHECK_OK(qj_gpu_forward(pk, ids[0], 0, &lg));
+                QJ_CHECK(memcmp(a, lg, 512 * sizeof *a) == 0);
+            }
+            qj_gpu_model_free(pk);
+            m->kernels = NULL;
+            m->n_kernels = 0;
+            qj_kernel_blobs_free(kb, nk);
             free(a);
         }
         qj_gpu_model_free(g);
         qj_model_free(m);
         qj_plan_free(plan);
+    }
+    /* an allocation larger than the card is a clear error, not a crash */
+    qj_cuda *cu = NULL;
+    QJ_CHECK_OK(qj_cuda_open(0, &cu));
+    if (cu) {
+        qj_dptr p = 0;
+        QJ_CHECK_FAILS(qj_cuda_alloc(cu, (size_t)1 << 42, &p), "out of GPU memory");
+        qj_cuda_close(cu);
     }
     qj_model_free(src);
     return qj_test_finish();

@@ -10,6 +10,12 @@
 #include "cuda_codegen.h"
 #include "nvrtc.h"
 #include "qj_gemv_cases.h"
+#include "compile.h"
+#include "gpu_model.h"
+#include "loaders.h"
+#include "package_write.h"
+#include "plan.h"
+#include "qj_package.h"
 #include "qj_test.h"
 
 int main(void) {
@@ -100,5 +106,44 @@ int main(void) {
     free(img);
     free(src);
     free(src2);
+
+    /* a package carries every kernel of its model; loading it gives them back byte for byte */
+    const char *stories = qj_test_shared("models/stories260K/stories260K.bin");
+    if (stories) {
+        qj_model *m = NULL, *c = NULL, *pkg = NULL;
+        qj_plan *plan = NULL;
+        qj_kernel_blob *kb = NULL;
+        int nk = 0;
+        qj_gpu_build_stats st;
+        QJ_CHECK_OK(qj_load_llama2c(stories, &m));
+        QJ_CHECK_OK(qj_plan_parse("int4-g32", 5, &plan));
+        if (m && plan) QJ_CHECK_OK(qj_compile_model(m, plan, 0, &c, NULL));
+        if (c) QJ_CHECK_OK(qj_gpu_compile_kernels(c, "sm_90a", 0, 1, &kb, &nk, &st));
+        /* fused q|k|v, o, fused gate|up, down, head, ops: 6 distinct kernels */
+        QJ_CHECK_MSG(nk == 6, "%d kernels", nk);
+        if (c && kb) {
+            c->kernels = kb;
+            c->n_kernels = nk;
+            QJ_CHECK_OK(qj_package_write(c, plan, qj_test_tmp("kernels.qjp")));
+            QJ_CHECK_OK(qj_package_load(qj_test_tmp("kernels.qjp"), NULL, &pkg));
+            if (pkg) {
+                QJ_CHECK(pkg->n_kernels == nk);
+                for (int i = 0; i < nk && i < pkg->n_kernels; i++) {
+                    const qj_kernel_blob *b = qj_model_find_kernel(pkg, kb[i].name, "sm_90a");
+                    QJ_CHECK(b && b->len == kb[i].len && !memcmp(b->image, kb[i].image, b->len));
+                }
+                QJ_CHECK(qj_model_find_kernel(pkg, kb[0].name, "sm_80") == NULL);
+            }
+            c->kernels = NULL;
+            c->n_kernels = 0;
+        }
+        qj_kernel_blobs_free(kb, nk);
+        qj_model_free(pkg);
+        qj_model_free(c);
+        qj_model_free(m);
+        qj_plan_free(plan);
+    } else {
+        printf("SKIP: package kernels part (no stories260K)\n");
+    }
     return qj_test_finish();
 }
