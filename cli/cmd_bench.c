@@ -83,8 +83,10 @@ int cmd_bench(int argc, char **argv) {
         double ceil_gbs = 0;
         if (qj_gpu_decode_bench(cm.gpu, (int)tokens, &db)) goto fail;
         if (qj_gpu_copy_ceiling(qj_gpu_cuda(cm.gpu), qj_gpu_stream(cm.gpu), &ceil_gbs)) goto fail;
-        printf("device %s (%s): %d kernels compiled in %.2f s (%d from the cache)\n", cm.gpu_stats.device,
-               cm.gpu_stats.arch, cm.gpu_stats.kernels, cm.gpu_stats.compile_seconds, cm.gpu_stats.cache_hits);
+        printf("device %s (%s): %d kernels ready in %.2f s (%d from the package, %d from the cache, %d compiled)\n",
+               cm.gpu_stats.device, cm.gpu_stats.arch, cm.gpu_stats.kernels, cm.gpu_stats.compile_seconds,
+               cm.gpu_stats.from_package, cm.gpu_stats.cache_hits,
+               cm.gpu_stats.kernels - cm.gpu_stats.from_package - cm.gpu_stats.cache_hits);
         printf("decode batch 1: %.1f tokens/s (%.3f ms/token) over %d tokens; prefill runs the same steps\n",
                db.tokens_per_s, db.ms_per_token, db.tokens);
         printf("weights read per token %.4f GB; achieved weight bandwidth %.1f GB/s = %.1f%% of the copy ceiling %.1f GB/s\n",
