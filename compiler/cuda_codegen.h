@@ -24,10 +24,13 @@ typedef struct qj_gemv_spec {
     int batch;       /* activations per launch, 1..8 */
     int rows;        /* packed: rows per block; dense: rows per warp */
     int warps;       /* warps per block (packed: they split K) */
+    int stage;       /* packed: stage activations in shared memory */
 } qj_gemv_spec;
 
 /* The spec for a tensor (dense or QJ_DTYPE_Q) at a batch size, with the
- * compiler's choice of rows/warps/vec. */
+ * compiler's choice of rows/warps/staging. Tuning knobs for experiments:
+ * QJ_GEMV_ROWS, QJ_GEMV_WARPS, QJ_GEMV_STAGE in the environment override
+ * the choice for packed kernels. */
 qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out);
 
 /* Kernel name for a spec and target ("sm_90a" → suffix "sm90a"). */

@@ -58,6 +58,9 @@
 #ifndef QJ_WARPS
 #define QJ_WARPS 4
 #endif
+#ifndef QJ_STAGE
+#define QJ_STAGE 1 /* packed: 1 = stage activations in shared memory, 0 = each lane reads its own */
+#endif
 #ifndef QJ_KERNEL
 #define QJ_KERNEL qj_dqmv
 #endif
@@ -131,7 +134,9 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const vo
     /* Activations of a step's QJ_WARPS*32 blocks, staged with coalesced loads;
      * each block's 32 floats sit 36 apart so the per-lane 16-byte reads are
      * free of bank conflicts. */
+#if QJ_STAGE
     __shared__ __align__(16) float xsh[QJ_WARPS * 32 * 36];
+#endif
     for (int base = 0; base < QJ_NB; base += QJ_WARPS * 32) {
         const int blk = base + warp * 32 + lane;
         const bool valid = blk < QJ_NB;
@@ -154,18 +159,30 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const vo
 #pragma unroll
         for (int b = 0; b < QJ_BATCH; b++) {
             const float4 *xg = reinterpret_cast<const float4 *>(x + (size_t)b * x_stride + (size_t)base * 32);
+            float xs[32];
+#if QJ_STAGE
             const int nvec = (QJ_NB - base < QJ_WARPS * 32 ? QJ_NB - base : QJ_WARPS * 32) * 8; /* float4s this step */
             for (int i = threadIdx.x; i < nvec; i += QJ_WARPS * 32)
                 *reinterpret_cast<float4 *>(&xsh[(i >> 3) * 36 + (i & 7) * 4]) = __ldg(xg + i);
             __syncthreads();
             if (valid) {
-                float xs[32];
                 const float *xb = &xsh[(warp * 32 + lane) * 36];
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
                     const float4 t = *reinterpret_cast<const float4 *>(xb + 4 * i);
                     xs[4 * i] = t.x; xs[4 * i + 1] = t.y; xs[4 * i + 2] = t.z; xs[4 * i + 3] = t.w;
                 }
+            }
+#else
+            if (valid) {
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    const float4 t = __ldg(xg + (warp * 32 + lane) * 8 + i);
+                    xs[4 * i] = t.x; xs[4 * i + 1] = t.y; xs[4 * i + 2] = t.z; xs[4 * i + 3] = t.w;
+                }
+            }
+#endif
+            if (valid) {
                 float sx = 0.0f;
 #pragma unroll
                 for (int j = 0; j < 32; j++) sx += xs[j];
@@ -178,7 +195,9 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const vo
                     acc[r][b] = fmaf(s[r], dot, fmaf(z[r], sx, acc[r][b]));
                 }
             }
+#if QJ_STAGE
             __syncthreads();
+#endif
         }
     }
     /* reduce: lanes by shuffles, then warps through shared memory */
