@@ -44,38 +44,70 @@ static qj_status eval_window(qj_forward_fn fn, void *ctx, const qj_config *c, co
     return QJ_OK;
 }
 
+/* The windows of an evaluation: checks the arguments once for both entry points. */
+typedef struct windows {
+    int ctx;
+    size_t n, chunk, count;
+} windows;
+
+static qj_status plan_windows(const qj_config *c, int max_ctx, const int *ids, size_t n_ids, const qj_eval_params *p,
+                              windows *w) {
+    w->ctx = p->ctx > 0 ? p->ctx : max_ctx;
+    if (w->ctx < 2 || w->ctx > max_ctx)
+        return qj_fail(QJ_ERR_INVALID, "--ctx %d out of range (2..%d, the model's context)", w->ctx, max_ctx);
+    w->n = p->max_tokens && p->max_tokens < n_ids ? p->max_tokens : n_ids;
+    if (w->n == 0) return qj_fail(QJ_ERR_INVALID, "no tokens to evaluate");
+    for (size_t i = 0; i < w->n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return qj_fail(QJ_ERR_INVALID, "token %zu has id %d, outside the vocabulary (0..%d)", i, ids[i],
+                           c->vocab_size - 1);
+    w->chunk = (size_t)w->ctx - 1;
+    w->count = (w->n + w->chunk - 1) / w->chunk;
+    return QJ_OK;
+}
+
+static void window_range(const windows *w, size_t i, size_t *start, size_t *len) {
+    *start = i * w->chunk;
+    *len = *start + w->chunk <= w->n ? w->chunk : w->n - *start;
+}
+
+static void fill_result(const windows *w, double nll_sum, double seconds, qj_eval_result *out) {
+    out->tokens = w->n;
+    out->windows = w->count;
+    out->ctx = w->ctx;
+    out->nll = nll_sum / (double)w->n;
+    out->ppl = exp(out->nll);
+    out->seconds = seconds;
+    out->tokens_per_s = seconds > 0 ? (double)w->n / seconds : 0.0;
+}
+
 qj_status qj_eval_nll(const qj_model *m, const int *ids, size_t n_ids, const qj_eval_params *p,
                       qj_eval_result *out) {
     memset(out, 0, sizeof *out);
     const qj_config *c = &m->cfg;
-    int ctx = p->ctx > 0 ? p->ctx : c->seq_len;
-    if (ctx < 2 || ctx > c->seq_len)
-        return qj_fail(QJ_ERR_INVALID, "--ctx %d out of range (2..%d, the model's context)", ctx, c->seq_len);
-    size_t n = p->max_tokens && p->max_tokens < n_ids ? p->max_tokens : n_ids;
-    if (n == 0) return qj_fail(QJ_ERR_INVALID, "no tokens to evaluate");
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return qj_fail(QJ_ERR_INVALID, "token %zu has id %d, outside the vocabulary (0..%d)", i, ids[i],
-                           c->vocab_size - 1);
-    size_t chunk = (size_t)ctx - 1, nw = (n + chunk - 1) / chunk;
-    double *sums = calloc(nw, sizeof *sums);
+    windows win;
+    qj_status status = plan_windows(c, c->seq_len, ids, n_ids, p, &win);
+    if (status) return status;
+    double *sums = calloc(win.count, sizeof *sums);
     if (!sums) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    /* windows in parallel (one forward state per thread) when there are enough of
+     * them; otherwise one at a time with the matrix-vector products in parallel */
     int nthreads = omp_get_max_threads();
-    int parallel_windows = nw >= (size_t)nthreads && nthreads > 1;
+    int parallel_windows = win.count >= (size_t)nthreads && nthreads > 1;
     qj_progress prog;
-    qj_progress_begin(&prog, "eval", "tok", n);
+    qj_progress_begin(&prog, "eval", "tok", win.n);
     if (!p->progress) prog.enabled = 0;
-    qj_status status = QJ_OK;
     char err[512] = "";
     double t0 = qj_now();
     #pragma omp parallel num_threads(parallel_windows ? nthreads : 1)
     {
         qj_state *st = NULL;
-        qj_status s = qj_state_alloc(m, ctx, &st);
+        qj_status s = qj_state_alloc(m, win.ctx, &st);
         #pragma omp for schedule(dynamic, 1)
-        for (size_t w = 0; w < nw; w++) {
+        for (size_t w = 0; w < win.count; w++) {
             if (s) continue;
-            size_t a = w * chunk, len = a + chunk <= n ? chunk : n - a;
+            size_t a, len;
+            window_range(&win, w, &a, &len);
             s = eval_window(cpu_forward, st, c, ids + a, len, &sums[w], &prog);
         }
         if (s) {
@@ -88,57 +120,33 @@ qj_status qj_eval_nll(const qj_model *m, const int *ids, size_t n_ids, const qj_
         qj_state_free(st);
     }
     qj_progress_end(&prog);
-    double el = qj_now() - t0;
-    if (status) {
-        free(sums);
-        return qj_fail(status, "%s", err);
-    }
-    double total = 0.0;
-    for (size_t w = 0; w < nw; w++) total += sums[w];
+    double el = qj_now() - t0, total = 0.0;
+    for (size_t w = 0; w < win.count; w++) total += sums[w]; /* in window order: deterministic */
     free(sums);
-    out->tokens = n;
-    out->windows = nw;
-    out->ctx = ctx;
-    out->nll = total / (double)n;
-    out->ppl = exp(out->nll);
-    out->seconds = el;
-    out->tokens_per_s = el > 0 ? (double)n / el : 0.0;
+    if (status) return qj_fail(status, "%s", err);
+    fill_result(&win, total, el, out);
     return QJ_OK;
 }
 
 qj_status qj_eval_nll_with(const qj_config *c, int max_ctx, qj_forward_fn fn, void *fn_ctx, const int *ids,
                            size_t n_ids, const qj_eval_params *p, qj_eval_result *out) {
     memset(out, 0, sizeof *out);
-    int ctx = p->ctx > 0 ? p->ctx : max_ctx;
-    if (ctx < 2 || ctx > max_ctx)
-        return qj_fail(QJ_ERR_INVALID, "--ctx %d out of range (2..%d, the model's context)", ctx, max_ctx);
-    size_t n = p->max_tokens && p->max_tokens < n_ids ? p->max_tokens : n_ids;
-    if (n == 0) return qj_fail(QJ_ERR_INVALID, "no tokens to evaluate");
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab_size)
-            return qj_fail(QJ_ERR_INVALID, "token %zu has id %d, outside the vocabulary (0..%d)", i, ids[i],
-                           c->vocab_size - 1);
-    size_t chunk = (size_t)ctx - 1, nw = (n + chunk - 1) / chunk;
+    windows win;
+    qj_status s = plan_windows(c, max_ctx, ids, n_ids, p, &win);
+    if (s) return s;
     qj_progress prog;
-    qj_progress_begin(&prog, "eval", "tok", n);
+    qj_progress_begin(&prog, "eval", "tok", win.n);
     if (!p->progress) prog.enabled = 0;
     double total = 0.0, t0 = qj_now();
-    for (size_t w = 0; w < nw; w++) {
-        size_t a = w * chunk, len = a + chunk <= n ? chunk : n - a;
+    for (size_t w = 0; w < win.count; w++) {
+        size_t a, len;
         double sum;
-        qj_status s = eval_window(fn, fn_ctx, c, ids + a, len, &sum, &prog);
-        if (s) return s;
+        window_range(&win, w, &a, &len);
+        if ((s = eval_window(fn, fn_ctx, c, ids + a, len, &sum, &prog))) return s;
         total += sum;
     }
     qj_progress_end(&prog);
-    double el = qj_now() - t0;
-    out->tokens = n;
-    out->windows = nw;
-    out->ctx = ctx;
-    out->nll = total / (double)n;
-    out->ppl = exp(out->nll);
-    out->seconds = el;
-    out->tokens_per_s = el > 0 ? (double)n / el : 0.0;
+    fill_result(&win, total, qj_now() - t0, out);
     return QJ_OK;
 }
 
