@@ -147,24 +147,16 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
 
 /* Stack tensors by rows into host arrays (the fused weight). */
 static qj_status stack(const qj_tensor *const *t, int n, qj_tensor *f, void **w, void **sc, void **zr) {
-    *f = *t[0];
-    size_t nb = 0, sb = 0, zb = 0;
-    f->shape[0] = 0;
-    for (int i = 0; i < n; i++) {
-        nb += t[i]->nbytes;
-        sb += t[i]->scales_nbytes;
-        zb += t[i]->zeros_nbytes;
-        f->shape[0] += t[i]->shape[0];
-    }
-    *w = malloc(nb);
-    *sc = sb ? malloc(sb) : NULL;
-    *zr = zb ? malloc(zb) : NULL;
-    if (!*w || (sb && !*sc) || (zb && !*zr)) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    *f = qj_gpu_stacked_view(t, n);
+    *w = malloc(f->nbytes);
+    *sc = f->scales_nbytes ? malloc(f->scales_nbytes) : NULL;
+    *zr = f->zeros_nbytes ? malloc(f->zeros_nbytes) : NULL;
+    if (!*w || (f->scales_nbytes && !*sc) || (f->zeros_nbytes && !*zr)) return qj_fail(QJ_ERR_NOMEM, "out of memory");
     size_t on = 0, os = 0, oz = 0;
     for (int i = 0; i < n; i++) {
         memcpy((char *)*w + on, t[i]->data, t[i]->nbytes);
-        if (sb) memcpy((char *)*sc + os, t[i]->scales, t[i]->scales_nbytes);
-        if (zb) memcpy((char *)*zr + oz, t[i]->zeros, t[i]->zeros_nbytes);
+        if (*sc) memcpy((char *)*sc + os, t[i]->scales, t[i]->scales_nbytes);
+        if (*zr) memcpy((char *)*zr + oz, t[i]->zeros, t[i]->zeros_nbytes);
         on += t[i]->nbytes;
         os += t[i]->scales_nbytes;
         oz += t[i]->zeros_nbytes;
@@ -172,9 +164,6 @@ static qj_status stack(const qj_tensor *const *t, int n, qj_tensor *f, void **w,
     f->data = *w;
     f->scales = *sc;
     f->zeros = *zr;
-    f->nbytes = nb;
-    f->scales_nbytes = sb;
-    f->zeros_nbytes = zb;
     return QJ_OK;
 }
 

@@ -94,8 +94,7 @@ static int pad32(int n) { return (n + 31) / 32 * 32; }
 
 /* ---- kernel planning: fusion and specs, no device work ---- */
 
-/* A stacked view of parts (rows concatenated), enough to make a spec. */
-static qj_tensor stacked(const qj_tensor *const *t, int n) {
+qj_tensor qj_gpu_stacked_view(const qj_tensor *const *t, int n) {
     qj_tensor f = *t[0];
     f.shape[0] = 0;
     f.nbytes = f.scales_nbytes = f.zeros_nbytes = 0;
@@ -124,8 +123,8 @@ static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, dev
         D->fused_qkv = fuse && qj_gpu_same_format(qkv, 3);
         D->fused_gu = fuse && qj_gpu_same_format(gu, 2);
         qj_tensor f;
-        if (D->fused_qkv && (f = stacked(qkv, 3), (s = spec_of(&f, arch, &D->qkv)))) return s;
-        if (D->fused_gu && (f = stacked(gu, 2), (s = spec_of(&f, arch, &D->gu)))) return s;
+        if (D->fused_qkv && (f = qj_gpu_stacked_view(qkv, 3), (s = spec_of(&f, arch, &D->qkv)))) return s;
+        if (D->fused_gu && (f = qj_gpu_stacked_view(gu, 2), (s = spec_of(&f, arch, &D->gu)))) return s;
         for (int l = 0; l < QJ_LIN_COUNT; l++) {
             if ((D->fused_qkv && l <= QJ_LIN_V) || (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP))) continue;
             if ((s = spec_of(qj_layer_linear((qj_layer *)L, (qj_linear)l), arch, &D->lin[l]))) return s;
