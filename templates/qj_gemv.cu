@@ -21,7 +21,8 @@
  * loads (global reads with a 128-byte lane stride were the limit) and used
  * for all QJ_ROWS rows.
  * Codes become floats f = 1 + c/2^BITS exactly, by placing c at the top of
- * a mantissa (one shift and one LOP3); per block and row,
+ * a mantissa (one shift and one LOP3; for 2-, 4- and 8-bit codes one shift and
+ * one LOP3 make two such f16 values, converted to f32); per block and row,
  *   dot = (sum f_j x_j - sum x_j) * 2^BITS = sum c_j x_j,
  *   acc += scale*dot + zero*sum x_j   (symmetric: zero = -2^(BITS-1)*scale).
  * Partial sums are reduced with warp shuffles, then across warps in shared
@@ -119,6 +120,42 @@ __device__ __forceinline__ float qj_code_float(const uint32_t *w, int j) {
     return __uint_as_float((t & field) | 0x3F800000u);
 }
 
+/* Widths whose codes pair up across a word's 16-bit halves (value k and k+16/B
+ * of a word sit 16 bits apart): one shift and one LOP3 build two f16 values
+ * 1 + c/2^BITS at once, converted to f32 exactly on the FP pipe. */
+#define QJ_PAIRS (QJ_BITS == 2 || QJ_BITS == 4 || QJ_BITS == 8)
+
+__device__ __forceinline__ void qj_half2_to_float2(unsigned v, float &lo, float &hi) {
+    asm("{\n\t.reg .f16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.f32.f16 %0, l;\n\tcvt.f32.f16 %1, h;\n\t}"
+        : "=f"(lo), "=f"(hi)
+        : "r"(v));
+}
+
+/* sum over the block's 32 values of (1 + c_j/2^BITS) * x_j */
+__device__ __forceinline__ float qj_block_fx(const uint32_t *w, const float *xs) {
+    float fx = 0.0f;
+#if QJ_PAIRS
+    constexpr int H = 16 / QJ_BITS, PW = 32 / QJ_BITS; /* values per half word, per word */
+    constexpr int HTOP = 10 - QJ_BITS;                  /* f16 mantissa bit of a code's lowest bit */
+    constexpr unsigned field = (((1u << QJ_BITS) - 1u) << HTOP) * 0x10001u;
+#pragma unroll
+    for (int wi = 0; wi < QJ_BITS; wi++)
+#pragma unroll
+        for (int k = 0; k < H; k++) {
+            const int d = HTOP - k * QJ_BITS;
+            const unsigned t = d >= 0 ? (w[wi] << d) : (w[wi] >> -d);
+            float lo, hi;
+            qj_half2_to_float2((t & field) | 0x3C003C00u, lo, hi);
+            fx = fmaf(lo, xs[wi * PW + k], fx);
+            fx = fmaf(hi, xs[wi * PW + k + H], fx);
+        }
+#else
+#pragma unroll
+    for (int j = 0; j < 32; j++) fx = fmaf(qj_code_float(w, j), xs[j], fx);
+#endif
+    return fx;
+}
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const void *__restrict__ unused,
           const float *__restrict__ x, float *__restrict__ y, int x_stride, int y_stride) {
@@ -188,9 +225,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const vo
                 for (int j = 0; j < 32; j++) sx += xs[j];
 #pragma unroll
                 for (int r = 0; r < QJ_ROWS; r++) {
-                    float fx = 0.0f;
-#pragma unroll
-                    for (int j = 0; j < 32; j++) fx = fmaf(qj_code_float(w[r], j), xs[j], fx);
+                    const float fx = qj_block_fx(w[r], xs);
                     const float dot = (fx - sx) * (float)(1 << QJ_BITS); /* exact power-of-two scaling */
                     acc[r][b] = fmaf(s[r], dot, fmaf(z[r], sx, acc[r][b]));
                 }
