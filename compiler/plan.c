@@ -4,6 +4,7 @@
  * initial samples live in plan_space.c; docs/FORMATS.md describes the formats.
  */
 #include "plan.h"
+#include "quant.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,9 +155,8 @@ static qj_tensor_plan tp_quant(int bits, int group, int symmetric, qj_dtype scal
 }
 
 int64_t qj_plan_group_size(const qj_qformat *q, int64_t K) {
-    if (q->group > 0) return q->group;
-    if (K <= 0) return QJ_BLOCK;
-    return (K + QJ_BLOCK - 1) / QJ_BLOCK * QJ_BLOCK;
+    if (K <= 0) return q->group > 0 ? q->group : QJ_BLOCK;
+    return qj_qformat_group(q, K); /* the quantizer's rule, so plans and packed tensors agree */
 }
 
 int qj_tensor_plan_equal(const qj_tensor_plan *a, const qj_tensor_plan *b) {
