@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qj_model.h"
 #include "qj_tensor.h"
 
 #ifdef __cplusplus
@@ -46,6 +47,14 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
  * malloc'd; the caller frees. Rows of tensors that stack (fused launches)
  * stack here too: concatenate the arrays. */
 qj_status qj_gemv_device_scales(const qj_tensor *t, void **buf, size_t *len);
+
+/* Threads per block of every kernel in qj_ops.cu (its launch table assumes it). */
+#define QJ_OPS_THREADS 256
+
+/* Source of a model's non-matmul module (qj_ops.cu with the model's
+ * dimensions, norm/embedding formats and KV-cache length as macros). Fails
+ * when norm weights and biases do not share one dtype. malloc'd. */
+qj_status qj_ops_source(const qj_model *m, int max_seq, char **source);
 
 /* Grid and block of a spec's launch. */
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);
