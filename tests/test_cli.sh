@@ -82,6 +82,12 @@ expect_fail '--device: "tpu" is not cpu or cuda' "$Q" eval --synthetic tiny --de
 expect_fail '--target: "fpga" is not cpu or cuda' "$Q" compile --synthetic tiny --target cpu,fpga -o "$T/x.qjp"
 no_file "$T/x.qjp"
 
+# bench: bad option values are refused before any work
+expect_fail '--batch: "9" is not an integer in 1..8' "$Q" bench --synthetic tiny --batch 9
+expect_fail '--tokens: "0" is not an integer' "$Q" bench --synthetic tiny --tokens 0
+expect_fail 'unexpected argument "extra"' "$Q" bench --synthetic tiny extra
+expect_ok "$Q" bench --synthetic tiny --tokens 8
+
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"
 expect_fail "ids_bad.txt: byte offset 4" "$Q" eval --model "$T/tiny.qjp" --tokens "$T/ids_bad.txt"
