@@ -22,7 +22,7 @@ static void usage(FILE *f) {
                "  --tokens N            decode steps to time (default 256)\n"
                "  --kernels             per-kernel timings (CUDA)\n"
                "  --layer L             layer whose kernels are timed (default 0)\n"
-               "  --batch B             activations per kernel launch, 1..8 (default 1)\n"
+               "  --batch B             activations per kernel launch, 1..64 (default 1)\n"
                "  --iters N             timed launches per kernel (default 200)\n");
 }
 
@@ -48,7 +48,7 @@ int cmd_bench(int argc, char **argv) {
         case 'n': if (cli_parse_long(optarg, "tokens", 1, 1 << 20, &tokens)) return cli_error("bench"); break;
         case 'k': kernels = 1; break;
         case 'l': if (cli_parse_long(optarg, "layer", 0, 4095, &layer)) return cli_error("bench"); break;
-        case 'b': if (cli_parse_long(optarg, "batch", 1, 8, &batch)) return cli_error("bench"); break;
+        case 'b': if (cli_parse_long(optarg, "batch", 1, 64, &batch)) return cli_error("bench"); break;
         case 'i': if (cli_parse_long(optarg, "iters", 5, 100000, &iters)) return cli_error("bench"); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -69,13 +69,13 @@ int cmd_bench(int argc, char **argv) {
         if (qj_gpu_kernel_bench(m, (int)layer, (int)batch, (int)iters, &rep)) goto fail;
         printf("device %s  copy ceiling %.1f GB/s (1 GiB device-to-device, read + write)\n", rep.device, rep.copy_gbs);
         printf("layer %ld, batch %ld, median of %ld launches, rotating weight copies (> 3x L2)\n", layer, batch, iters);
-        printf("%-28s %6s %6s %4s %5s %9s %9s %8s %7s %9s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "us",
-               "GB/s", "%ceil", "bf16 us", "bf16GB/s", "speedup");
+        printf("%-28s %6s %6s %4s %5s %9s %9s %6s %8s %7s %9s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "us",
+               "prep", "GB/s", "%ceil", "bf16 us", "bf16GB/s", "speedup");
         for (int i = 0; i < rep.n; i++) {
             const qj_kbench_row *w = &rep.rows[i];
-            printf("%-28s %6lld %6lld %4d %5d %9.2f %9.2f %8.1f %6.1f%% %9.2f %8.1f %6.2fx\n", w->what, (long long)w->N,
+            printf("%-28s %6lld %6lld %4d %5d %9.2f %9.2f %6.2f %8.1f %6.1f%% %9.2f %8.1f %6.2fx\n", w->what, (long long)w->N,
                    (long long)w->K, w->bits, w->bits <= 8 ? w->group : 0, (double)w->weight_bytes / 1048576.0, w->us,
-                   w->gbs, 100.0 * w->gbs / rep.copy_gbs, w->dense_us, w->dense_gbs, w->dense_us / w->us);
+                   w->prep_us, w->gbs, 100.0 * w->gbs / rep.copy_gbs, w->dense_us, w->dense_gbs, w->dense_us / w->us);
         }
         for (int i = 0; i < rep.n; i++) printf("  %s\n", rep.rows[i].name);
     } else if (cm.gpu) {

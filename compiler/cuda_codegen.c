@@ -7,10 +7,38 @@
 
 #include "qj_layout.h"
 
-qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out) {
+/* The tensor-core kernel handles groups of 32 or 64, multiples of 128, and
+ * one group per row; other multiples of 32 (96, 160, ...) stay on the GEMV. */
+static int mma_group_ok(int group, int64_t K) { return group >= K || group == 32 || group == 64 || group % 128 == 0; }
+
+static int env_int(const char *name, int lo, int hi, int def) {
+    const char *e = getenv(name);
+    if (!e || !*e) return def;
+    int v = atoi(e);
+    return v >= lo && v <= hi ? v : def;
+}
+
+/* Words of one warp's pipeline stage: the largest segment's. */
+static int64_t mma_stage_words(const qj_gemv_spec *s) {
+    int64_t best = 0;
+    for (int i = 0; i < s->nseg; i++) {
+        int64_t ge = s->seg[i].group >= s->K ? (s->K + 127) / 128 * 128 : s->seg[i].group;
+        int64_t ch = ge < 128 ? ge : 128, nf = 128 / ch;
+        int64_t w = 32 * (2 * s->seg[i].bits + 2 * nf) * s->rt;
+        if (w > best) best = w;
+    }
+    return best;
+}
+
+size_t qj_gemv_smem_bytes(const qj_gemv_spec *s) {
+    return s->mma ? (size_t)(s->splitk * s->stages * mma_stage_words(s) * 4) : 0;
+}
+
+static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out) {
     memset(out, 0, sizeof *out);
     if (w->ndim != 2) return qj_fail(QJ_ERR_INVALID, "%s: a linear weight must be 2-D", w->name);
-    if (batch < 1 || batch > 8) return qj_fail(QJ_ERR_INVALID, "batch %d out of range for the GEMV path (1..8)", batch);
+    int maxb = w->dtype == QJ_DTYPE_Q ? 8 : QJ_MMA_MAX_BATCH; /* dense: any batch up to 64 */
+    if (batch < 1 || batch > maxb) return qj_fail(QJ_ERR_INVALID, "batch %d out of range for the GEMV path (1..%d)", batch, maxb);
     out->N = w->shape[0];
     out->K = w->shape[1];
     out->batch = batch;
@@ -34,15 +62,107 @@ qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out) {
         /* warps split K: one 32-value block per lane per step */
         out->warps = nb >= 128 ? 4 : nb > 64 ? 3 : nb > 32 ? 2 : 1;
         out->stage = 1;
-        const char *e;
-        if ((e = getenv("QJ_GEMV_ROWS")) && atoi(e) >= 1 && atoi(e) <= 16) out->rows = atoi(e);
-        if ((e = getenv("QJ_GEMV_WARPS")) && atoi(e) >= 1 && atoi(e) <= 16) out->warps = atoi(e);
-        if ((e = getenv("QJ_GEMV_STAGE")) && (e[0] == '0' || e[0] == '1')) out->stage = e[0] == '1';
+        out->rows = env_int("QJ_GEMV_ROWS", 1, 16, out->rows);
+        out->warps = env_int("QJ_GEMV_WARPS", 1, 16, out->warps);
+        out->stage = env_int("QJ_GEMV_STAGE", 0, 1, out->stage);
     } else {
-        out->rows = out->N >= 4096 ? 2 : 1;
+        out->rows = out->N >= 4096 && batch <= 8 ? 2 : 1;
         out->warps = 4;
     }
+    out->nseg = 1;
+    out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, 1};
     return QJ_OK;
+}
+
+static int same_qformat(const qj_tensor *a, const qj_tensor *b) {
+    return a->dtype == b->dtype && a->shape[1] == b->shape[1] &&
+           (a->dtype != QJ_DTYPE_Q || (a->q.bits == b->q.bits && a->q.group == b->q.group &&
+                                       a->q.symmetric == b->q.symmetric && a->q.scale_dtype == b->q.scale_dtype));
+}
+
+qj_status qj_gemv_spec_parts(const qj_tensor *const *parts, int n, int batch, int allow_mma, qj_gemv_spec *out) {
+    memset(out, 0, sizeof *out);
+    if (n < 1 || n > QJ_MAX_SEGS) return qj_fail(QJ_ERR_INVALID, "a launch covers 1..%d tensors, not %d", QJ_MAX_SEGS, n);
+    int knob = env_int("QJ_GEMV_MMA", 0, 1, -1);
+    int mma = allow_mma && knob != 0 && batch >= 1 && batch <= QJ_MMA_MAX_BATCH, same = 1;
+    for (int i = 0; i < n; i++) {
+        const qj_tensor *t = parts[i];
+        if (t->ndim != 2) return qj_fail(QJ_ERR_INVALID, "%s: a linear weight must be 2-D", t->name);
+        if (t->shape[1] != parts[0]->shape[1])
+            return qj_fail(QJ_ERR_UNSUPPORTED, "%s and %s have different K: no fused launch", parts[0]->name, t->name);
+        if (t->dtype != QJ_DTYPE_Q || !mma_group_ok(t->q.group, t->shape[1])) mma = 0;
+        if (!same_qformat(parts[0], t)) same = 0;
+    }
+    /* Automatic choice: the CUDA-core GEMV where it can run (batch <= 8, one
+     * format), measured as fast at batch 1 and needing no activation prep;
+     * the tensor-core kernel for larger batches and mixed-format fusion. */
+    if (mma && allow_mma == 1 && knob != 1 && batch <= 8 && same) mma = 0;
+    if (!mma) {
+        for (int i = 1; i < n; i++)
+            if (!same_qformat(parts[0], parts[i]))
+                return qj_fail(QJ_ERR_UNSUPPORTED, "%s and %s differ in format: they fuse only on the tensor-core kernel",
+                               parts[0]->name, parts[i]->name);
+        if (batch > 8 && parts[0]->dtype == QJ_DTYPE_Q)
+            return qj_fail(QJ_ERR_UNSUPPORTED, "%s: batch %d needs the tensor-core kernel (sm_80+, group 32, 64 or a multiple of 128)",
+                           parts[0]->name, batch);
+        qj_status st = gemv_spec_one(parts[0], batch, out);
+        if (st) return st;
+        for (int i = 1; i < n; i++) out->N += parts[i]->shape[0];
+        out->seg[0].N = out->N;
+        out->seg[0].nparts = n;
+        return QJ_OK;
+    }
+    const qj_tensor *t0 = parts[0];
+    out->K = t0->shape[1];
+    out->batch = batch;
+    out->mma = 1;
+    for (int i = 0; i < n; i++) {
+        const qj_tensor *t = parts[i];
+        qj_gemv_seg *sg = out->nseg ? &out->seg[out->nseg - 1] : NULL;
+        /* a part joins the previous segment when it has the same format and
+         * the segment so far fills whole 16-row tiles */
+        if (sg && same_qformat(parts[sg->first], t) && sg->N % 16 == 0) {
+            sg->N += t->shape[0];
+            sg->nparts++;
+        } else {
+            out->seg[out->nseg++] = (qj_gemv_seg){t->q.bits, t->q.group, t->q.symmetric, t->q.scale_dtype == QJ_DTYPE_BF16,
+                                                  t->shape[0], i, 1};
+        }
+        out->N += t->shape[0];
+    }
+    out->bits = out->seg[0].bits;
+    out->group = out->seg[0].group;
+    out->symmetric = out->seg[0].symmetric;
+    out->scale_bf16 = out->seg[0].scale_bf16;
+    int64_t kt = (out->K + 127) / 128, nt = 0;
+    int nj = (batch + 3) / 4;
+    for (int i = 0; i < out->nseg; i++) nt += (out->seg[i].N + 15) / 16;
+    /* about 2048 warps in flight: two row tiles per warp when there are many,
+     * then warps per block split the k tiles */
+    out->rt = env_int("QJ_MMA_RT", 1, 4, batch <= 8 && nt >= 1024 ? 2 : 1);
+    int64_t blocks = 0;
+    for (int i = 0; i < out->nseg; i++) blocks += ((out->seg[i].N + 15) / 16 + out->rt - 1) / out->rt;
+    int64_t sk = (2048 + blocks - 1) / blocks;
+    if (sk > 8) sk = 8;
+    if (sk > kt) sk = kt;
+    out->splitk = env_int("QJ_MMA_SPLITK", 1, 16, (int)sk);
+    while (out->splitk > 1 && out->splitk * out->rt * nj > 160) out->splitk--; /* shared memory of the reduction */
+    /* about 8 KiB per warp in flight */
+    int64_t stage = mma_stage_words(out) * 4;
+    int d = (int)(1 + (8192 + stage - 1) / stage);
+    out->stages = env_int("QJ_MMA_STAGES", 2, 12, d < 2 ? 2 : d > 8 ? 8 : d);
+    while (out->stages > 2 && qj_gemv_smem_bytes(out) > 160 * 1024) out->stages--;
+    return QJ_OK;
+}
+
+qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out) {
+    const qj_tensor *p[1] = {w};
+    return qj_gemv_spec_parts(p, 1, batch, 1, out);
+}
+
+int qj_gemv_arch_has_mma(const char *arch) {
+    const char *u = strchr(arch, '_');
+    return u && atoi(u + 1) >= 80;
 }
 
 void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) {
@@ -50,7 +170,16 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
     for (size_t i = 0, j = 0; arch[i] && j + 1 < sizeof a; i++)
         if (arch[i] != '_' && strncmp(arch + i, "compute", 7) != 0) a[j++] = arch[i];
     if (!strncmp(arch, "compute_", 8)) snprintf(a, sizeof a, "ptx%s", arch + 8);
-    if (s->bits <= 8)
+    if (s->mma) {
+        size_t o = (size_t)snprintf(buf, n, "qj_tc");
+        for (int i = 0; i < s->nseg && o < n; i++) {
+            const qj_gemv_seg *g = &s->seg[i];
+            o += (size_t)snprintf(buf + o, n - o, "_b%d_g%d%s%s_n%lld", g->bits, g->group, g->symmetric ? "_sym" : "",
+                                  g->scale_bf16 ? "_sbf16" : "", (long long)g->N);
+        }
+        if (o < n)
+            snprintf(buf + o, n - o, "_k%lld_bt%d_r%ds%dp%d_%s", (long long)s->K, s->batch, s->rt, s->splitk, s->stages, a);
+    } else if (s->bits <= 8)
         snprintf(buf, n, "qj_dqmv_b%d_g%d%s%s_n%lld_k%lld_bt%d_%s", s->bits, s->group, s->symmetric ? "_sym" : "",
                  s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, s->batch, a);
     else
@@ -64,6 +193,23 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
     qj_gemv_name(s, arch, name, sizeof name);
     char *buf = malloc(2048);
     if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    if (s->mma) {
+        int o = snprintf(buf, 2048,
+                         "/* Generated by qjit (compiler/cuda_codegen.c) for kernel %s: do not edit. */\n"
+                         "#define QJ_KERNEL %s\n#define QJ_K %lld\n#define QJ_BATCH %d\n#define QJ_RT %d\n"
+                         "#define QJ_SPLITK %d\n#define QJ_STAGES %d\n#define QJ_NSEG %d\n",
+                         name, name, (long long)s->K, s->batch, s->rt, s->splitk, s->stages, s->nseg);
+        for (int i = 0; i < s->nseg; i++) {
+            const qj_gemv_seg *g = &s->seg[i];
+            o += snprintf(buf + o, (size_t)(2048 - o),
+                          "#define QJ_SEG%d_BITS %d\n#define QJ_SEG%d_GROUP %d\n#define QJ_SEG%d_SYM %d\n"
+                          "#define QJ_SEG%d_SBF16 %d\n#define QJ_SEG%d_N %lld\n",
+                          i, g->bits, i, g->group, i, g->symmetric, i, g->scale_bf16, i, (long long)g->N);
+        }
+        snprintf(buf + o, (size_t)(2048 - o), "#include \"qj_mma.cu\"\n");
+        *source = buf;
+        return QJ_OK;
+    }
     snprintf(buf, 2048,
              "/* Generated by qjit (compiler/cuda_codegen.c) for kernel %s: do not edit. */\n"
              "#define QJ_KERNEL %s\n#define QJ_BITS %d\n#define QJ_GROUP %d\n#define QJ_N %lld\n#define QJ_K %lld\n"
@@ -97,9 +243,168 @@ qj_status qj_gemv_device_scales(const qj_tensor *t, void **buf, size_t *len) {
 }
 
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block) {
+    if (s->mma) {
+        int64_t blocks = 0;
+        for (int i = 0; i < s->nseg; i++) blocks += ((s->seg[i].N + 15) / 16 + s->rt - 1) / s->rt;
+        *grid = (unsigned)blocks;
+        *block = (unsigned)(s->splitk * 32);
+        return;
+    }
     int64_t rows_per_block = s->bits <= 8 ? s->rows : (int64_t)s->warps * s->rows;
     *grid = (unsigned)((s->N + rows_per_block - 1) / rows_per_block);
     *block = (unsigned)(s->warps * 32);
+}
+
+/* ---- tensor-core kernels: activations and the weight re-layout ---- */
+
+static int64_t mma_kt(const qj_gemv_spec *s) { return (s->K + 127) / 128; }
+
+void qj_gemv_act_bytes(const qj_gemv_spec *s, size_t *xf, size_t *xsum, size_t *xscale) {
+    int64_t kt = mma_kt(s), nj = (s->batch + 3) / 4, g8 = s->batch >= 4 ? 8 : 2 * s->batch;
+    *xf = (size_t)(kt * nj * g8 * 256);
+    *xsum = (size_t)(4 * nj * 4 * kt * 4);
+    *xscale = (size_t)(4 * nj * kt * 4);
+}
+
+void qj_gemv_prep_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block) {
+    int64_t warps = 4 * ((s->batch + 3) / 4) * mma_kt(s);
+    *grid = (unsigned)((warps + 7) / 8);
+    *block = 256;
+}
+
+/* The group the kernel sees: one per row when it spans K. */
+static int64_t mma_ge(int group, int64_t K) { return group >= K ? (K + 127) / 128 * 128 : group; }
+
+/* Codes of one part re-laid out into (row tile, k tile) tiles of 32 lanes x
+ * 2*bits words (see templates/qj_mma.cu and docs/KERNELS.md). */
+static qj_status mma_relayout_codes(const qj_tensor *t, int64_t kt_n, uint32_t *dst) {
+    const int B = t->q.bits;
+    const int64_t N = t->shape[0], K = t->shape[1], nt_n = (N + 15) / 16, rw = QJ_ROW_WORDS(K, B);
+    const int p4 = B >= 4 && B != 8, p2 = B == 2 || B == 3 || B == 6 || B == 7, p1 = B == 3 || B == 5 || B == 7;
+    const int o2 = p4 ? 4 : 0, o1 = p4 * 4 + p2 * 2, w2 = p4 ? 8 : 0, w1 = w2 + (p2 ? 4 : 0), tw = 2 * B, q4 = tw / 4;
+    const uint32_t *src = t->data;
+    int failed = 0;
+    #pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t nt = 0; nt < nt_n; nt++) {
+        uint8_t *codes = calloc((size_t)(16 * kt_n * 128), 1);
+        if (!codes) { failed = 1; continue; }
+        for (int rr = 0; rr < 16; rr++) {
+            int64_t row = nt * 16 + rr;
+            if (row >= N) break;
+            uint32_t blk[32];
+            for (int64_t b = 0; b < QJ_NBLOCKS(K); b++) {
+                qj_unpack_block(src + row * rw + b * B, (uint32_t)B, blk);
+                for (int j = 0; j < 32; j++) codes[(size_t)rr * (size_t)(kt_n * 128) + (size_t)(b * 32 + j)] = (uint8_t)blk[j];
+            }
+        }
+        for (int64_t kt = 0; kt < kt_n; kt++) {
+            uint32_t *tile = dst + (size_t)(nt * kt_n + kt) * (size_t)(64 * B);
+            for (int lane = 0; lane < 32; lane++) {
+                const int g = lane >> 2, tq = lane & 3;
+                uint32_t w[16] = {0};
+                for (int q = 0; q < 32; q++) {
+                    const int m = q >> 2, r = q & 3, row = g + 8 * (r & 1);
+                    const int64_t k = kt * 128 + 16 * m + 2 * tq + 8 * (r >> 1);
+                    const uint8_t *cr = codes + (size_t)row * (size_t)(kt_n * 128);
+                    const uint32_t lo = cr[k], hi = cr[k + 1];
+                    if (B == 8) {
+                        w[q >> 1] |= (lo | hi << 8) << (16 * (q & 1));
+                        continue;
+                    }
+                    if (p4) w[q >> 2] |= ((lo & 15u) | (hi & 15u) << 16) << (4 * (q & 3));
+                    if (p2) w[w2 + (q >> 3)] |= ((lo >> o2 & 3u) | (hi >> o2 & 3u) << 16) << (2 * (q & 7));
+                    if (p1) w[w1 + (q >> 4)] |= ((lo >> o1 & 1u) | (hi >> o1 & 1u) << 16) << (q & 15);
+                }
+                for (int i = 0; i < tw; i++) {
+                    size_t off = i < 4 * q4 ? (size_t)(i / 4) * 128 + (size_t)lane * 4 + (size_t)(i % 4)
+                                            : (size_t)q4 * 128 + (size_t)lane * 2 + (size_t)(i - 4 * q4);
+                    tile[off] = w[i];
+                }
+            }
+        }
+        free(codes);
+    }
+    return failed ? qj_fail(QJ_ERR_NOMEM, "out of memory") : QJ_OK;
+}
+
+/* Scales of one part as uint32 (scale | zero << 16) [row tile][group][g][2]. */
+static void mma_relayout_scales(const qj_tensor *t, int64_t kt_n, uint32_t *dst) {
+    const int64_t N = t->shape[0], K = t->shape[1], nt_n = (N + 15) / 16, ge = mma_ge(t->q.group, K);
+    const int64_t ngt = (kt_n * 128 + ge - 1) / ge, ng = QJ_NGROUPS(K, t->q.group);
+    const uint16_t *sc = t->scales, *z = t->zeros;
+    for (int64_t nt = 0; nt < nt_n; nt++)
+        for (int64_t grp = 0; grp < ngt; grp++)
+            for (int g = 0; g < 8; g++)
+                for (int h = 0; h < 2; h++) {
+                    int64_t row = nt * 16 + g + 8 * h;
+                    uint32_t v = 0;
+                    if (row < N && grp < ng) {
+                        v = sc[row * ng + grp];
+                        if (!t->q.symmetric) v |= (uint32_t)z[row * ng + grp] << 16;
+                    }
+                    dst[((nt * ngt + grp) * 8 + g) * 2 + h] = v;
+                }
+}
+
+qj_status qj_gemv_host_arrays(const qj_gemv_spec *s, const qj_tensor *const *parts, int seg, void **w, size_t *wl,
+                              void **sc, size_t *sl) {
+    *w = *sc = NULL;
+    *wl = *sl = 0;
+    if (seg < 0 || seg >= s->nseg) return qj_fail(QJ_ERR_INVALID, "segment %d of %d", seg, s->nseg);
+    const qj_gemv_seg *g = &s->seg[seg];
+    const qj_tensor *const *p = parts + g->first;
+    if (!s->mma) {
+        size_t nb = 0, nsb = 0;
+        for (int i = 0; i < g->nparts; i++) {
+            nb += p[i]->nbytes;
+            nsb += p[i]->scales_nbytes + p[i]->zeros_nbytes;
+        }
+        *w = malloc(nb ? nb : 1);
+        *sc = nsb ? malloc(nsb) : NULL;
+        if (!*w || (nsb && !*sc)) goto nomem;
+        size_t on = 0, os = 0;
+        for (int i = 0; i < g->nparts; i++) {
+            memcpy((char *)*w + on, p[i]->data, p[i]->nbytes);
+            on += p[i]->nbytes;
+            void *ds = NULL;
+            size_t dl = 0;
+            qj_status st = qj_gemv_device_scales(p[i], &ds, &dl);
+            if (st) { free(*w); free(*sc); *w = *sc = NULL; return st; }
+            if (dl) memcpy((char *)*sc + os, ds, dl);
+            free(ds);
+            os += dl;
+        }
+        *wl = nb;
+        *sl = os;
+        return QJ_OK;
+    }
+    const int64_t kt = mma_kt(s), ge = mma_ge(g->group, s->K), ngt = (kt * 128 + ge - 1) / ge;
+    size_t words = 0, swords = 0;
+    for (int i = 0; i < g->nparts; i++) {
+        int64_t nt = (p[i]->shape[0] + 15) / 16;
+        words += (size_t)(nt * kt * 64 * g->bits);
+        swords += (size_t)(nt * ngt * 16);
+    }
+    *w = malloc(words * 4);
+    *sc = malloc(swords * 4);
+    if (!*w || !*sc) goto nomem;
+    size_t ow = 0, os = 0;
+    for (int i = 0; i < g->nparts; i++) {
+        int64_t nt = (p[i]->shape[0] + 15) / 16;
+        qj_status st = mma_relayout_codes(p[i], kt, (uint32_t *)*w + ow);
+        if (st) { free(*w); free(*sc); *w = *sc = NULL; return st; }
+        mma_relayout_scales(p[i], kt, (uint32_t *)*sc + os);
+        ow += (size_t)(nt * kt * 64 * g->bits);
+        os += (size_t)(nt * ngt * 16);
+    }
+    *wl = words * 4;
+    *sl = swords * 4;
+    return QJ_OK;
+nomem:
+    free(*w);
+    free(*sc);
+    *w = *sc = NULL;
+    return qj_fail(QJ_ERR_NOMEM, "out of memory re-laying out %s", parts[0]->name);
 }
 
 void qj_cuda_arch_string(int major, int minor, int ptx, char *buf, size_t n) {

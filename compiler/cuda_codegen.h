@@ -15,18 +15,61 @@
 extern "C" {
 #endif
 
-/* One linear layer's matrix-vector (batch <= 8) kernel. */
+/* One run of output rows of a tensor-core launch that share a format. */
+typedef struct qj_gemv_seg {
+    int bits, group, symmetric, scale_bf16;
+    int64_t N;
+    int first, nparts; /* the parts (tensors) it stacks */
+} qj_gemv_seg;
+
+#define QJ_MMA_MAX_BATCH 64
+#define QJ_MAX_SEGS 3
+
+/* One linear layer's kernel: CUDA-core GEMV (qj_gemv.cu, batch <= 8, packed
+ * or dense) or tensor-core (qj_mma.cu, packed, batch <= 64, re-laid-out
+ * weights, up to three segments of different formats in one launch). */
 typedef struct qj_gemv_spec {
-    int bits;        /* 2..8 packed; 16 = dense f16/bf16; 32 = dense f32 */
+    int bits;        /* 2..8 packed; 16 = dense f16/bf16; 32 = dense f32 (segment 0's for mma) */
     int group;       /* resolved group (multiple of 32); unused when dense */
-    int64_t N, K;
+    int64_t N, K;    /* N: all rows of the launch */
     int symmetric;
     int scale_bf16;  /* scales/zeros (or dense 16-bit weights) are bf16 */
-    int batch;       /* activations per launch, 1..8 */
-    int rows;        /* packed: rows per block; dense: rows per warp */
-    int warps;       /* warps per block (packed: they split K) */
-    int stage;       /* packed: stage activations in shared memory */
+    int batch;       /* activations per launch */
+    int rows;        /* gemv packed: rows per block; dense: rows per warp */
+    int warps;       /* gemv: warps per block (packed: they split K) */
+    int stage;       /* gemv packed: stage activations in shared memory */
+    int mma;         /* 1: the tensor-core kernel */
+    int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
+    int stages;      /* mma: cp.async pipeline depth */
+    int nseg;        /* mma: segments (1..3) */
+    qj_gemv_seg seg[QJ_MAX_SEGS];
 } qj_gemv_spec;
+
+/* The spec for n parts (1 tensor, or q|k|v / gate|up stacked by rows into
+ * one launch) at a batch size. allow_mma: 0 = CUDA-core kernels only (chips
+ * before sm_80); 1 = automatic (tensor cores for batch > 8 and for parts of
+ * different formats); 2 = tensor cores whenever the format allows. Parts of
+ * different formats fuse only on the tensor-core path; QJ_ERR_UNSUPPORTED
+ * when they cannot share a launch. Knobs for
+ * experiments: QJ_GEMV_MMA=0, QJ_MMA_RT, QJ_MMA_SPLITK, QJ_MMA_STAGES. */
+qj_status qj_gemv_spec_parts(const qj_tensor *const *parts, int n, int batch, int allow_mma, qj_gemv_spec *out);
+
+/* Whether an arch string ("sm_90a", "compute_86") has mma.sync m16n8k16 (sm_80+). */
+int qj_gemv_arch_has_mma(const char *arch);
+
+/* Host arrays of segment `seg` of a spec over its parts (malloc'd, caller
+ * frees both): tensor-core specs get the tiled re-layout of codes and scales;
+ * CUDA-core specs the stacked packed rows (or dense weights) and the
+ * interleaved scales (qj_gemv_device_scales). *sc = NULL, *sl = 0 when dense. */
+qj_status qj_gemv_host_arrays(const qj_gemv_spec *s, const qj_tensor *const *parts, int seg, void **w, size_t *wl,
+                              void **sc, size_t *sl);
+
+/* Tensor-core specs: bytes of the prepared activations (B fragments, 32-value
+ * sums, per-tile scales) and the prep kernel's launch. */
+void qj_gemv_act_bytes(const qj_gemv_spec *s, size_t *xf, size_t *xsum, size_t *xscale);
+void qj_gemv_prep_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);
+/* Dynamic shared memory of a launch (0 for CUDA-core kernels). */
+size_t qj_gemv_smem_bytes(const qj_gemv_spec *s);
 
 /* The spec for a tensor (dense or QJ_DTYPE_Q) at a batch size, with the
  * compiler's choice of rows/warps/staging. Tuning knobs for experiments:
@@ -34,11 +77,12 @@ typedef struct qj_gemv_spec {
  * the choice for packed kernels. */
 qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out);
 
-/* Kernel name for a spec and target ("sm_90a" → suffix "sm90a"). */
+/* Kernel name for a spec and target ("sm_90a" → suffix "sm90a"); a
+ * tensor-core spec's activation prep kernel is the name + "_x". */
 void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n);
 
 /* Generated source (malloc'd, caller frees): a comment saying it is
- * generated, the #define prologue, and #include "qj_gemv.cu". */
+ * generated, the #define prologue, and #include "qj_gemv.cu" (or "qj_mma.cu"). */
 qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source);
 
 /* The scale array the kernel takes for a quantized tensor: asymmetric scales

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cuda_codegen.h"
+#include "gpu_linear.h"
 #include "nvrtc.h"
 #include "qj_layout.h"
 #include "qj_progress.h"
@@ -13,34 +14,6 @@
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
-}
-
-/* Median milliseconds of `iters` launches of f with args rotated over nrot argument sets. */
-static qj_status time_launches(qj_cuda *cu, qj_custream st, qj_cufunc f, unsigned grid, unsigned block, void ***args,
-                               int nrot, int iters, double *median_ms) {
-    qj_cuevent *ev = calloc((size_t)(2 * iters), sizeof *ev);
-    float *ms = malloc((size_t)iters * sizeof *ms);
-    qj_status s = QJ_OK;
-    if (!ev || !ms) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto done; }
-    for (int i = 0; i < 2 * iters && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
-    for (int i = 0; i < 5 && !s; i++) s = qj_cuda_launch(cu, f, grid, 1, 1, block, 1, 1, 0, st, args[i % nrot]);
-    for (int i = 0; i < iters && !s; i++) {
-        s = qj_cuda_event_record(cu, ev[2 * i], st);
-        if (!s) s = qj_cuda_launch(cu, f, grid, 1, 1, block, 1, 1, 0, st, args[(i + 5) % nrot]);
-        if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
-    }
-    if (!s) s = qj_cuda_stream_sync(cu, st);
-    for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
-    if (!s) {
-        qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
-        *median_ms = ms[iters / 2];
-    }
-done:
-    if (ev)
-        for (int i = 0; i < 2 * iters; i++) qj_cuda_event_destroy(cu, ev[i]);
-    free(ev);
-    free(ms);
-    return s;
 }
 
 qj_status qj_gpu_copy_ceiling(qj_cuda *cu, qj_custream st, double *gbs) {
@@ -79,92 +52,83 @@ static uint32_t rnd32(void) {
     return (uint32_t)(rng_state >> 32);
 }
 
-/* Time one kernel spec over rotating copies of the given host arrays. */
-static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const qj_gemv_spec *spec, const void *w,
-                           size_t wb, const void *sc, size_t sb, const void *zr, size_t zb, int l2, int iters,
-                           double *us) {
-    char name[160], *src = NULL;
+/* Time the kernel of spec over parts, rotating over copies of its device
+ * arrays (more than 3x L2 in all) so every launch reads from DRAM. Tensor-core
+ * launches are timed without their activation prep (one prep serves every
+ * launch that reads the same x); the prep is timed on its own into *prep_us. */
+static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const qj_gemv_spec *spec,
+                           const qj_tensor *const *parts, int l2, int iters, double *us, double *prep_us) {
+    char *src = NULL;
     void *img = NULL;
     size_t len = 0;
     qj_cumodule mod = NULL;
-    qj_cufunc fn = NULL;
-    qj_gemv_name(spec, arch, name, sizeof name);
+    qj_glinear *L = calloc(64, sizeof *L);
+    if (!L) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    L[0].spec = *spec;
+    qj_gemv_name(spec, arch, L[0].name, sizeof L[0].name);
     qj_status s = qj_gemv_source(spec, arch, &src);
-    if (!s) s = qj_kcache_compile(src, name, arch, &img, &len, NULL);
+    if (!s) s = qj_kcache_compile(src, L[0].name, arch, &img, &len, NULL);
     free(src);
     if (!s) s = qj_cuda_module_load(cu, img, &mod);
     free(img);
-    if (!s) s = qj_cuda_function(cu, mod, name, &fn);
-    if (s) return s;
-    size_t total = wb + sb + zb;
-    int nrot = (int)(3 * (size_t)l2 / (total ? total : 1)) + 2;
+    if (!s) s = qj_glinear_bind(cu, mod, &L[0]);
+    if (!s) s = qj_glinear_upload(cu, parts, &L[0]);
+    int nrot = (int)(3 * (size_t)l2 / (L[0].bytes ? L[0].bytes : 1)) + 2;
     if (nrot > 64) nrot = 64;
     int64_t stride = QJ_NBLOCKS(spec->K) * 32;
-    qj_dptr dw[64] = {0}, ds[64] = {0}, dz[64] = {0}, dx = 0, dy = 0;
-    void **args[64];
-    void *argv[64][7];
-    int xs = (int)stride, ys = (int)spec->N;
+    qj_dptr dx = 0, dy = 0;
+    qj_gact act = {0};
     float *x = calloc((size_t)(stride * spec->batch), sizeof *x);
-    if (!x) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    if (!s && !x) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
     for (int64_t b = 0; b < spec->batch && !s; b++)
         for (int64_t k = 0; k < spec->K; k++) x[b * stride + k] = (float)(rnd32() >> 8) / 16777216.0f - 0.5f;
     if (!s) s = qj_cuda_alloc(cu, (size_t)(stride * spec->batch) * 4, &dx);
     if (!s) s = qj_cuda_upload(cu, dx, x, (size_t)(stride * spec->batch) * 4);
     if (!s) s = qj_cuda_alloc(cu, (size_t)(spec->N * spec->batch) * 4, &dy);
-    for (int r = 0; r < nrot && !s; r++) {
-        s = qj_cuda_alloc(cu, wb, &dw[r]);
-        if (!s) s = r ? qj_cuda_copy(cu, dw[r], dw[0], wb, st) : qj_cuda_upload(cu, dw[0], w, wb);
-        if (!s && sb) s = qj_cuda_alloc(cu, sb, &ds[r]);
-        if (!s && sb) s = r ? qj_cuda_copy(cu, ds[r], ds[0], sb, st) : qj_cuda_upload(cu, ds[0], sc, sb);
-        if (!s && zb) s = qj_cuda_alloc(cu, zb, &dz[r]);
-        if (!s && zb) s = r ? qj_cuda_copy(cu, dz[r], dz[0], zb, st) : qj_cuda_upload(cu, dz[0], zr, zb);
-        argv[r][0] = &dw[r];
-        argv[r][1] = &ds[r];
-        argv[r][2] = &dz[r];
-        argv[r][3] = &dx;
-        argv[r][4] = &dy;
-        argv[r][5] = &xs;
-        argv[r][6] = &ys;
-        args[r] = argv[r];
+    if (!s) s = qj_gact_reserve(cu, &act, spec);
+    /* copies: the same functions over their own arrays */
+    for (int r = 1; r < nrot && !s; r++) {
+        L[r] = L[0];
+        memset(L[r].w, 0, sizeof L[r].w);
+        memset(L[r].s, 0, sizeof L[r].s);
+        s = qj_glinear_upload(cu, parts, &L[r]);
     }
-    unsigned grid, block;
-    qj_gemv_launch_dims(spec, &grid, &block);
-    double ms = 0;
+    if (!s) s = qj_glinear_prep(cu, st, &L[0], dx, (int)stride, &act);
     if (!s) s = qj_cuda_stream_sync(cu, st);
-    if (!s) s = time_launches(cu, st, fn, grid, block, args, nrot, iters, &ms);
-    *us = ms * 1e3;
-    for (int r = 0; r < nrot; r++) {
-        qj_cuda_free(cu, dw[r]);
-        qj_cuda_free(cu, ds[r]);
-        qj_cuda_free(cu, dz[r]);
+    int n_ev = 2 * iters;
+    qj_cuevent *ev = calloc((size_t)n_ev, sizeof *ev);
+    float *ms = malloc((size_t)iters * sizeof *ms);
+    if (!s && (!ev || !ms)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n_ev && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
+    *prep_us = 0;
+    for (int pass = 0; pass < (spec->mma ? 2 : 1) && !s; pass++) {
+        for (int i = 0; i < 5 && !s; i++) s = qj_glinear_run(cu, st, &L[i % nrot], dx, (int)stride, &act, dy, (int)spec->N);
+        for (int i = 0; i < iters && !s; i++) {
+            s = qj_cuda_event_record(cu, ev[2 * i], st);
+            if (!s) s = pass ? qj_glinear_prep(cu, st, &L[0], dx, (int)stride, &act)
+                             : qj_glinear_run(cu, st, &L[(i + 5) % nrot], dx, (int)stride, &act, dy, (int)spec->N);
+            if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
+        }
+        if (!s) s = qj_cuda_stream_sync(cu, st);
+        for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
+        if (!s) {
+            qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
+            *(pass ? prep_us : us) = ms[iters / 2] * 1e3;
+        }
     }
-    qj_cuda_free(cu, dx);
-    qj_cuda_free(cu, dy);
-    qj_cuda_module_unload(cu, mod);
+    if (ev)
+        for (int i = 0; i < n_ev; i++)
+            if (ev[i]) qj_cuda_event_destroy(cu, ev[i]);
+    free(ev);
+    free(ms);
+    for (int r = 0; r < nrot; r++) qj_glinear_free(cu, &L[r]);
+    free(L);
+    qj_gact_free(cu, &act);
+    if (dx) qj_cuda_free(cu, dx);
+    if (dy) qj_cuda_free(cu, dy);
+    if (mod) qj_cuda_module_unload(cu, mod);
     free(x);
     return s;
-}
-
-/* Stack tensors by rows into host arrays (the fused weight). */
-static qj_status stack(const qj_tensor *const *t, int n, qj_tensor *f, void **w, void **sc, void **zr) {
-    *f = qj_gpu_stacked_view(t, n);
-    *w = malloc(f->nbytes);
-    *sc = f->scales_nbytes ? malloc(f->scales_nbytes) : NULL;
-    *zr = f->zeros_nbytes ? malloc(f->zeros_nbytes) : NULL;
-    if (!*w || (f->scales_nbytes && !*sc) || (f->zeros_nbytes && !*zr)) return qj_fail(QJ_ERR_NOMEM, "out of memory");
-    size_t on = 0, os = 0, oz = 0;
-    for (int i = 0; i < n; i++) {
-        memcpy((char *)*w + on, t[i]->data, t[i]->nbytes);
-        if (*sc) memcpy((char *)*sc + os, t[i]->scales, t[i]->scales_nbytes);
-        if (*zr) memcpy((char *)*zr + oz, t[i]->zeros, t[i]->zeros_nbytes);
-        on += t[i]->nbytes;
-        os += t[i]->scales_nbytes;
-        oz += t[i]->zeros_nbytes;
-    }
-    f->data = *w;
-    f->scales = *sc;
-    f->zeros = *zr;
-    return QJ_OK;
 }
 
 typedef struct kgroup {
@@ -188,60 +152,65 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
     if ((s = qj_cuda_stream_create(cu, &st))) goto done;
     if ((s = qj_gpu_copy_ceiling(cu, st, &out->copy_gbs))) goto done;
     const qj_layer *L = &m->layers[layer];
+    int mma = qj_gemv_arch_has_mma(arch);
     kgroup groups[8];
     int ng = 0;
     const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-    if (qj_gpu_same_format(qkv, 3)) groups[ng++] = (kgroup){"q_proj+k_proj+v_proj", {&L->wq, &L->wk, &L->wv}, 3};
+    qj_gemv_spec probe;
+    if (qj_gemv_spec_parts(qkv, 3, batch, mma, &probe) == QJ_OK)
+        groups[ng++] = (kgroup){"q_proj+k_proj+v_proj", {&L->wq, &L->wk, &L->wv}, 3};
     else {
+        qj_clear_error();
         groups[ng++] = (kgroup){"q_proj", {&L->wq}, 1};
         groups[ng++] = (kgroup){"k_proj", {&L->wk}, 1};
         groups[ng++] = (kgroup){"v_proj", {&L->wv}, 1};
     }
     groups[ng++] = (kgroup){"o_proj", {&L->wo}, 1};
-    if (qj_gpu_same_format(gu, 2)) groups[ng++] = (kgroup){"gate_proj+up_proj", {&L->w_gate, &L->w_up}, 2};
+    if (qj_gemv_spec_parts(gu, 2, batch, mma, &probe) == QJ_OK)
+        groups[ng++] = (kgroup){"gate_proj+up_proj", {&L->w_gate, &L->w_up}, 2};
     else {
+        qj_clear_error();
         groups[ng++] = (kgroup){"gate_proj", {&L->w_gate}, 1};
         groups[ng++] = (kgroup){"up_proj", {&L->w_up}, 1};
     }
     groups[ng++] = (kgroup){"down_proj", {&L->w_down}, 1};
-    /* the head last */
-    for (int gi = 0; gi <= ng && !s; gi++) {
-        qj_tensor f;
-        void *w = NULL, *sc = NULL, *zr = NULL;
-        const qj_tensor *head[1] = {&m->lm_head};
-        s = gi < ng ? stack(groups[gi].t, groups[gi].n, &f, &w, &sc, &zr) : stack(head, 1, &f, &w, &sc, &zr);
+    groups[ng++] = (kgroup){"lm_head", {&m->lm_head}, 1};
+    for (int gi = 0; gi < ng && !s; gi++) {
+        const kgroup *G = &groups[gi];
         qj_kbench_row *row = &out->rows[out->n];
         qj_gemv_spec spec, dspec;
-        if (!s) s = qj_gemv_spec_for(&f, batch, &spec);
-        if (!s) {
-            snprintf(row->what, sizeof row->what, "%s%s", gi < ng ? "layers.*." : "", gi < ng ? groups[gi].what : "lm_head");
-            qj_gemv_name(&spec, arch, row->name, sizeof row->name);
-            row->N = spec.N;
-            row->K = spec.K;
-            row->bits = spec.bits;
-            row->group = spec.group;
-            row->batch = batch;
-            row->weight_bytes = f.nbytes + f.scales_nbytes + f.zeros_nbytes;
-            void *ds = NULL;
-            size_t dl = 0;
-            s = qj_gemv_device_scales(&f, &ds, &dl);
-            if (!s) s = bench_one(cu, st, arch, &spec, w, f.nbytes, ds, dl, NULL, 0, I->l2_bytes, iters, &row->us);
-            free(ds);
-            row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
-        }
-        free(w);
-        free(sc);
-        free(zr);
+        s = qj_gemv_spec_parts(G->t, G->n, batch, mma, &spec);
+        if (s) break;
+        snprintf(row->what, sizeof row->what, "%s%s", gi < ng - 1 ? "layers.*." : "", G->what);
+        qj_gemv_name(&spec, arch, row->name, sizeof row->name);
+        row->N = spec.N;
+        row->K = spec.K;
+        row->bits = spec.bits;
+        row->group = spec.group;
+        row->batch = batch;
+        row->weight_bytes = 0;
+        for (int i = 0; i < G->n; i++) row->weight_bytes += qj_tensor_bytes(G->t[i]);
+        s = bench_one(cu, st, arch, &spec, G->t, I->l2_bytes, iters, &row->us, &row->prep_us);
+        row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
         /* the dense bf16 kernel of the same shape, random weights */
         if (!s) {
-            qj_tensor d = f;
+            qj_tensor d;
+            memset(&d, 0, sizeof d);
+            snprintf(d.name, sizeof d.name, "dense");
             d.dtype = QJ_DTYPE_BF16;
-            size_t db = (size_t)(f.shape[0] * f.shape[1]) * 2;
+            d.ndim = 2;
+            d.shape[0] = spec.N;
+            d.shape[1] = spec.K;
+            size_t db = (size_t)(spec.N * spec.K) * 2;
             uint16_t *dw = malloc(db);
             if (!dw) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
             for (size_t i = 0; !s && i < db / 2; i++) dw[i] = qj_f32_to_bf16(((float)(rnd32() >> 8) / 16777216.0f - 0.5f) * 0.05f);
-            if (!s) s = qj_gemv_spec_for(&d, batch, &dspec);
-            if (!s) s = bench_one(cu, st, arch, &dspec, dw, db, NULL, 0, NULL, 0, I->l2_bytes, iters, &row->dense_us);
+            d.data = dw;
+            d.nbytes = db;
+            const qj_tensor *dp[1] = {&d};
+            double unused = 0;
+            if (!s) s = qj_gemv_spec_parts(dp, 1, batch, 0, &dspec);
+            if (!s) s = bench_one(cu, st, arch, &dspec, dp, I->l2_bytes, iters, &row->dense_us, &unused);
             row->dense_gbs = (double)db / (row->dense_us * 1e-6) / 1e9;
             free(dw);
         }

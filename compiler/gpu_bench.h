@@ -23,6 +23,7 @@ typedef struct qj_kbench_row {
     int bits, group, batch;
     uint64_t weight_bytes; /* packed codes + scales + zeros */
     double us;        /* median microseconds */
+    double prep_us;   /* tensor-core kernels: the activation prep, timed alone (one per input vector) */
     double gbs;       /* weight bytes / time */
     double dense_us;  /* the bf16 kernel of the same shape */
     double dense_gbs;

@@ -7,25 +7,20 @@
 #include <string.h>
 
 #include "cuda_codegen.h"
+#include "gpu_linear.h"
 #include "nvrtc.h"
 #include "qj_layout.h"
 #include "qj_progress.h"
 
 
-typedef struct dev_linear {
-    qj_dptr w, s, z;
-    qj_gemv_spec spec;
-    char name[160];
-    qj_cufunc fn;
-    unsigned grid, block;
-} dev_linear;
+typedef qj_glinear dev_linear;
 
 typedef struct dev_layer {
     qj_dptr attn_norm, ffn_norm, bq, bk, bv;
     dev_linear lin[QJ_LIN_COUNT];
-    /* fused launches, used when the parts share one format: rows of q, k, v
-     * (or gate, up) stacked into one weight whose output is the contiguous
-     * q|k|v (gate|up) buffer */
+    /* fused launches: rows of q, k, v (or gate, up) in one launch whose
+     * output is the contiguous q|k|v (gate|up) buffer; on the tensor-core
+     * kernels parts of different formats fuse as segments */
     int fused_qkv, fused_gu;
     dev_linear qkv, gu;
 } dev_layer;
@@ -53,6 +48,8 @@ struct qj_gpu_model {
     int xb_stride, att_stride, hb_stride;
     float *h_logits;
     qj_cugraph graph;
+    qj_gact act;        /* prepared activations of tensor-core launches */
+    qj_dptr prepped;    /* the x the prepared activations hold (during one forward) */
     int steps;
     uint64_t bytes_per_token;
     /* every device allocation, for free */
@@ -104,10 +101,19 @@ qj_tensor qj_gpu_stacked_view(const qj_tensor *const *t, int n) {
     return f;
 }
 
-static qj_status spec_of(const qj_tensor *t, const char *arch, dev_linear *d) {
-    qj_status s = qj_gemv_spec_for(t, 1, &d->spec);
+static qj_status spec_of(const qj_tensor *const *parts, int n, const char *arch, dev_linear *d) {
+    qj_status s = qj_gemv_spec_parts(parts, n, 1, qj_gemv_arch_has_mma(arch), &d->spec);
     if (!s) qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
     return s;
+}
+
+/* Whether parts share one launch: the spec exists (same K; same format unless
+ * the tensor-core kernel takes them as segments). */
+static int fusable(const qj_tensor *const *parts, int n, const char *arch, dev_linear *d) {
+    if (spec_of(parts, n, arch, d) == QJ_OK) return 1;
+    memset(d, 0, sizeof *d);
+    qj_clear_error();
+    return 0;
 }
 
 /* Decide which groups fuse and every linear's kernel spec and name. */
@@ -117,17 +123,16 @@ static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, dev
         const qj_layer *L = &m->layers[i];
         dev_layer *D = &layers[i];
         const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-        D->fused_qkv = fuse && qj_gpu_same_format(qkv, 3);
-        D->fused_gu = fuse && qj_gpu_same_format(gu, 2);
-        qj_tensor f;
-        if (D->fused_qkv && (f = qj_gpu_stacked_view(qkv, 3), (s = spec_of(&f, arch, &D->qkv)))) return s;
-        if (D->fused_gu && (f = qj_gpu_stacked_view(gu, 2), (s = spec_of(&f, arch, &D->gu)))) return s;
+        D->fused_qkv = fuse && fusable(qkv, 3, arch, &D->qkv);
+        D->fused_gu = fuse && fusable(gu, 2, arch, &D->gu);
         for (int l = 0; l < QJ_LIN_COUNT; l++) {
             if ((D->fused_qkv && l <= QJ_LIN_V) || (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP))) continue;
-            if ((s = spec_of(qj_layer_linear((qj_layer *)L, (qj_linear)l), arch, &D->lin[l]))) return s;
+            const qj_tensor *t[1] = {qj_layer_linear((qj_layer *)L, (qj_linear)l)};
+            if ((s = spec_of(t, 1, arch, &D->lin[l]))) return s;
         }
     }
-    return spec_of(&m->lm_head, arch, head);
+    const qj_tensor *h[1] = {&m->lm_head};
+    return spec_of(h, 1, arch, head);
 }
 
 /* ---- kernel building ---- */
@@ -247,8 +252,7 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
     }
     for (int i = 0; i < nlin; i++) {
         dev_linear *d = all[i];
-        if ((s = qj_cuda_function(g->cu, g->modules[owner[i]], d->name, &d->fn))) goto done;
-        qj_gemv_launch_dims(&d->spec, &d->grid, &d->block);
+        if ((s = qj_glinear_bind(g->cu, g->modules[owner[i]], d))) goto done;
     }
     qj_cumodule om = g->modules[nj - 1];
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
@@ -316,44 +320,12 @@ int qj_gpu_same_format(const qj_tensor *const *t, int n) {
     return 1;
 }
 
-/* Upload parts stacked by rows as one linear (fused launch). */
-static qj_status upload_fused(qj_gpu_model *g, const qj_tensor *const *t, int n, dev_linear *d) {
-    size_t nb = 0, sb = 0, zb = 0;
-    for (int i = 0; i < n; i++) {
-        nb += t[i]->nbytes;
-        sb += t[i]->scales_nbytes;
-        zb += t[i]->zeros_nbytes;
-    }
-    qj_status s;
-    size_t dsb = sb + zb; /* interleaved scales and zeros take the bytes of both */
-    if ((s = dalloc(g, nb, &d->w)) || (dsb && (s = dalloc(g, dsb, &d->s)))) return s;
-    size_t on = 0, os = 0;
-    for (int i = 0; i < n; i++) {
-        void *ds = NULL;
-        size_t dl = 0;
-        if ((s = qj_cuda_upload(g->cu, d->w + on, t[i]->data, t[i]->nbytes))) return s;
-        if ((s = qj_gemv_device_scales(t[i], &ds, &dl))) return s;
-        s = dl ? qj_cuda_upload(g->cu, d->s + os, ds, dl) : QJ_OK;
-        free(ds);
-        if (s) return s;
-        on += t[i]->nbytes;
-        os += dl;
-        g->bytes_per_token += qj_tensor_bytes(t[i]);
-    }
-    return QJ_OK;
-}
-
-static qj_status upload_linear(qj_gpu_model *g, const qj_tensor *t, dev_linear *d) {
-    qj_status s;
-    if ((s = dupload(g, t->data, t->nbytes, &d->w))) return s;
-    void *ds = NULL;
-    size_t dl = 0;
-    if ((s = qj_gemv_device_scales(t, &ds, &dl))) return s;
-    s = dupload(g, ds, dl, &d->s);
-    free(ds);
-    if (s) return s;
-    g->bytes_per_token += qj_tensor_bytes(t);
-    return QJ_OK;
+/* Upload one linear (parts stacked by rows for a fused launch). */
+static qj_status upload_linear(qj_gpu_model *g, const qj_tensor *const *t, int n, dev_linear *d) {
+    qj_status s = qj_glinear_upload(g->cu, t, d);
+    if (!s) s = qj_gact_reserve(g->cu, &g->act, &d->spec);
+    for (int i = 0; i < n; i++) g->bytes_per_token += qj_tensor_bytes(t[i]);
+    return s;
 }
 
 qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_model **out, qj_gpu_build_stats *st) {
@@ -403,17 +375,20 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
                             (s = dupload(g, L->bv.data, L->bv.nbytes, &D->bv))))
             goto fail;
         const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-        if (D->fused_qkv && (s = upload_fused(g, qkv, 3, &D->qkv))) goto fail;
-        if (D->fused_gu && (s = upload_fused(g, gu, 2, &D->gu))) goto fail;
+        if (D->fused_qkv && (s = upload_linear(g, qkv, 3, &D->qkv))) goto fail;
+        if (D->fused_gu && (s = upload_linear(g, gu, 2, &D->gu))) goto fail;
         for (int l = 0; l < QJ_LIN_COUNT; l++) {
             if ((D->fused_qkv && l <= QJ_LIN_V) || (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP))) continue;
-            if ((s = upload_linear(g, qj_layer_linear((qj_layer *)L, (qj_linear)l), &D->lin[l]))) goto fail;
+            const qj_tensor *t[1] = {qj_layer_linear((qj_layer *)L, (qj_linear)l)};
+            if ((s = upload_linear(g, t, 1, &D->lin[l]))) goto fail;
         }
     }
+    const qj_tensor *hd[1] = {&m->lm_head};
     if (c->tied_embeddings && m->lm_head.data == m->tok_embedding.data && e->dtype != QJ_DTYPE_Q) {
-        g->head.w = g->emb_w; /* the tied head reads the embedding's copy */
+        g->head.w[0] = g->emb_w; /* the tied head reads the embedding's copy */
+        g->head.borrowed_w = 1;
         g->bytes_per_token += qj_tensor_bytes(&m->lm_head);
-    } else if ((s = upload_linear(g, &m->lm_head, &g->head))) goto fail;
+    } else if ((s = upload_linear(g, hd, 1, &g->head))) goto fail;
     st->upload_seconds = qj_now() - t0;
 
     /* activations */
@@ -464,6 +439,15 @@ void qj_gpu_model_free(qj_gpu_model *g) {
         qj_cuda_sync(g->cu);
         qj_cuda_graph_destroy(g->cu, g->graph);
         for (int i = 0; i < g->n_allocs; i++) qj_cuda_free(g->cu, g->allocs[i]);
+        if (g->layers)
+            for (int i = 0; i < g->cfg.n_layers; i++) {
+                dev_layer *D = &g->layers[i];
+                for (int l = 0; l < QJ_LIN_COUNT; l++) qj_glinear_free(g->cu, &D->lin[l]);
+                qj_glinear_free(g->cu, &D->qkv);
+                qj_glinear_free(g->cu, &D->gu);
+            }
+        qj_glinear_free(g->cu, &g->head);
+        qj_gact_free(g->cu, &g->act);
         for (int i = 0; i < g->n_modules; i++) qj_cuda_module_unload(g->cu, g->modules[i]);
         qj_cuda_stream_destroy(g->cu, g->stream);
         qj_cuda_close(g->cu);
@@ -477,13 +461,19 @@ void qj_gpu_model_free(qj_gpu_model *g) {
 
 /* ---- the step ---- */
 
+/* Tensor-core launches reading the same x share one prep (the prepared
+ * layout depends only on K and batch, and every launch of one x has its K). */
 static qj_status gemv(qj_gpu_model *g, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y) {
-    int ys = (int)d->spec.N;
-    void *args[] = {&d->w, &d->s, &d->z, &x, &y, &x_stride, &ys};
-    return qj_cuda_launch(g->cu, d->fn, d->grid, 1, 1, d->block, 1, 1, 0, g->stream, args);
+    qj_status s;
+    if (d->spec.mma && g->prepped != x) {
+        if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
+        g->prepped = x;
+    }
+    return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, (int)d->spec.N);
 }
 
 static qj_status launch(qj_gpu_model *g, qj_cufunc f, unsigned grid, unsigned smem, void **args) {
+    g->prepped = 0; /* every ops kernel writes some matmul input */
     return qj_cuda_launch(g->cu, f, grid, 1, 1, QJ_OPS_THREADS, 1, 1, smem, g->stream, args);
 }
 

@@ -1,8 +1,14 @@
-/* qj_gemv_cases.h — the GEMV specs the nvrtc and gpu tests cover: every packed
- * width x every group size (and per-channel) x regular and ragged shapes x
- * batch paths, plus the dense kernels. */
+/* qj_gemv_cases.h — the kernel specs the nvrtc and gpu tests cover:
+ *   CUDA-core GEMV: every packed width x every group size (and per-channel) x
+ *     regular and ragged shapes x batch 1 and 4, and the dense kernels;
+ *   tensor-core: the same formats and shapes at batch 1 and 16, batch 3 and
+ *     64 on the ragged shapes, and fused launches whose parts differ in
+ *     format (segments) or share one. */
 #ifndef QJ_GEMV_CASES_H
 #define QJ_GEMV_CASES_H
+
+#include <stdio.h>
+#include <string.h>
 
 #include "cuda_codegen.h"
 #include "quant.h"
@@ -10,35 +16,98 @@
 static const int qj_case_bits[] = {2, 3, 4, 5, 6, 7, 8};
 static const int qj_case_groups[] = {32, 64, 128, 256, 512, 0};
 static const long long qj_case_shapes[][2] = {{256, 4096}, {64, 172}, {48, 64}, {33, 100}, {40, 1536}};
-static const int qj_case_batches[] = {1, 4};
 
-/* Enumerate case i (returns 0 when i is past the end). Dense cases come last:
- * bits 16 (f16, bf16) and 32. */
-static inline int qj_gemv_case(int i, qj_gemv_spec *s, int *sym) {
-    const int nb = 7, ng = 6, ns = 5, nbt = 2;
-    int packed = nb * ng * ns * nbt;
-    qj_tensor t;
-    memset(&t, 0, sizeof t);
-    t.ndim = 2;
-    if (i < packed) {
-        int b = i % nb, g = (i / nb) % ng, sh = (i / (nb * ng)) % ns, bt = i / (nb * ng * ns);
-        t.dtype = QJ_DTYPE_Q;
-        t.shape[0] = qj_case_shapes[sh][0];
-        t.shape[1] = qj_case_shapes[sh][1];
-        qj_qformat f = {qj_case_bits[b], qj_case_groups[g], (i / 3) % 2, (i % 5 == 0) ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
-        t.q = f;
-        t.q.group = qj_qformat_group(&f, t.shape[1]);
-        *sym = f.symmetric;
-        return qj_gemv_spec_for(&t, qj_case_batches[bt], s) == QJ_OK;
+typedef struct qj_case {
+    int nparts;
+    qj_dtype dtype;    /* QJ_DTYPE_Q, or the dense dtype */
+    qj_qformat f[3];   /* group as the user gives it (0 = per channel) */
+    int64_t N[3], K;
+    int batch, allow_mma; /* qj_gemv_spec_parts's: 2 = tensor-core cases */
+} qj_case;
+
+/* Fused launches: {bits, group, sym, bf16 scales, N} per part, K, batch. */
+static const struct {
+    int p[3][5];
+    int64_t K;
+    int batch;
+} qj_fused_cases[] = {
+    {{{4, 128, 0, 0, 64}, {3, 64, 0, 0, 32}, {3, 64, 0, 0, 32}}, 256, 1},
+    {{{5, 32, 1, 0, 48}, {8, 256, 0, 1, 40}, {2, 0, 0, 0, 33}}, 172, 4},
+    {{{4, 64, 0, 0, 24}, {4, 64, 0, 0, 24}, {0}}, 100, 16},
+    {{{6, 128, 0, 0, 96}, {7, 128, 1, 0, 96}, {0}}, 1536, 1},
+    {{{4, 128, 0, 0, 64}, {3, 64, 0, 0, 32}, {3, 64, 0, 0, 32}}, 256, 64},
+    {{{3, 32, 0, 1, 32}, {3, 32, 0, 1, 32}, {3, 32, 0, 1, 32}}, 4096, 2},
+};
+
+/* Case i (returns 0 when i is past the end). */
+static inline int qj_gemv_case_get(int i, qj_case *c) {
+    const int nb = 7, ng = 6, ns = 5, fmts = nb * ng;
+    memset(c, 0, sizeof *c);
+    c->nparts = 1;
+    c->dtype = QJ_DTYPE_Q;
+    int sh = -1, fi = -1;
+    if (i < fmts * ns * 2) { /* CUDA-core, batch 1 and 4 */
+        fi = i % fmts;
+        sh = (i / fmts) % ns;
+        c->batch = i < fmts * ns ? 1 : 4;
+    } else if ((i -= fmts * ns * 2) < 3 * ns * 2) { /* dense */
+        static const qj_dtype dense[3] = {QJ_DTYPE_F16, QJ_DTYPE_BF16, QJ_DTYPE_F32};
+        c->dtype = dense[i % 3];
+        c->N[0] = qj_case_shapes[(i / 3) % ns][0];
+        c->K = qj_case_shapes[(i / 3) % ns][1];
+        c->batch = i < 3 * ns ? 1 : 4;
+        return 1;
+    } else if ((i -= 3 * ns * 2) < fmts * ns * 2) { /* tensor cores, batch 1 and 16 */
+        fi = i % fmts;
+        sh = (i / fmts) % ns;
+        c->batch = i < fmts * ns ? 1 : 16;
+        c->allow_mma = 2;
+    } else if ((i -= fmts * ns * 2) < fmts * 2 * 2) { /* tensor cores, batch 3 and 64, ragged shapes */
+        fi = i % fmts;
+        sh = (i / fmts) % 2 ? 3 : 1;
+        c->batch = i < fmts * 2 ? 3 : 64;
+        c->allow_mma = 2;
+    } else if ((i -= fmts * 2 * 2) < (int)(sizeof qj_fused_cases / sizeof qj_fused_cases[0])) {
+        c->nparts = 0;
+        for (int p = 0; p < 3; p++) {
+            const int *d = qj_fused_cases[i].p[p];
+            if (!d[0]) break;
+            c->f[p] = (qj_qformat){d[0], d[1], d[2], d[3] ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
+            c->N[p] = d[4];
+            c->nparts++;
+        }
+        c->K = qj_fused_cases[i].K;
+        c->batch = qj_fused_cases[i].batch;
+        c->allow_mma = 2;
+        return 1;
+    } else {
+        return 0;
     }
-    i -= packed;
-    if (i >= 3 * ns * nbt) return 0;
-    static const qj_dtype dense[3] = {QJ_DTYPE_F16, QJ_DTYPE_BF16, QJ_DTYPE_F32};
-    t.dtype = dense[i % 3];
-    t.shape[0] = qj_case_shapes[(i / 3) % ns][0];
-    t.shape[1] = qj_case_shapes[(i / 3) % ns][1];
-    *sym = 0;
-    return qj_gemv_spec_for(&t, qj_case_batches[i / (3 * ns)], s) == QJ_OK;
+    c->f[0] = (qj_qformat){qj_case_bits[fi % nb], qj_case_groups[fi / nb], (i / 3) % 2,
+                           (i % 5 == 0) ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
+    c->N[0] = qj_case_shapes[sh][0];
+    c->K = qj_case_shapes[sh][1];
+    return 1;
+}
+
+/* The spec of a case (tensor descriptors without data). */
+static inline qj_status qj_gemv_case_spec(const qj_case *c, qj_gemv_spec *s) {
+    qj_tensor t[3];
+    const qj_tensor *p[3];
+    for (int i = 0; i < c->nparts; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        snprintf(t[i].name, sizeof t[i].name, "part%d", i);
+        t[i].ndim = 2;
+        t[i].dtype = c->dtype;
+        t[i].shape[0] = c->N[i];
+        t[i].shape[1] = c->K;
+        if (c->dtype == QJ_DTYPE_Q) {
+            t[i].q = c->f[i];
+            t[i].q.group = qj_qformat_group(&c->f[i], c->K);
+        }
+        p[i] = &t[i];
+    }
+    return qj_gemv_spec_parts(p, c->nparts, c->batch, c->allow_mma, s);
 }
 
 #endif

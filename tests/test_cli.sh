@@ -83,7 +83,7 @@ expect_fail '--target: "fpga" is not cpu or cuda' "$Q" compile --synthetic tiny 
 no_file "$T/x.qjp"
 
 # bench: bad option values are refused before any work
-expect_fail '--batch: "9" is not an integer in 1..8' "$Q" bench --synthetic tiny --batch 9
+expect_fail '--batch: "65" is not an integer in 1..64' "$Q" bench --synthetic tiny --batch 65
 expect_fail '--tokens: "0" is not an integer' "$Q" bench --synthetic tiny --tokens 0
 expect_fail 'unexpected argument "extra"' "$Q" bench --synthetic tiny extra
 expect_ok "$Q" bench --synthetic tiny --tokens 8

@@ -27,20 +27,21 @@ int main(void) {
     printf("NVRTC %d.%d\n", maj, min);
     int n = 0;
     qj_gemv_spec s;
-    int sym;
-    while (qj_gemv_case(n, &s, &sym)) n++;
+    qj_case cz;
+    while (qj_gemv_case_get(n, &cz)) n++;
     int failed = 0;
     char first_err[4096] = "";
     #pragma omp parallel for schedule(dynamic) reduction(+ : failed)
     for (int i = 0; i < n; i++) {
         qj_gemv_spec cs;
-        int csym;
-        qj_gemv_case(i, &cs, &csym);
+        qj_case c;
+        qj_gemv_case_get(i, &c);
         char *src = NULL;
         void *img = NULL;
         size_t len = 0;
         const char *arch = i % 17 == 0 ? "compute_90a" : "sm_90a";
-        qj_status st = qj_gemv_source(&cs, arch, &src);
+        qj_status st = qj_gemv_case_spec(&c, &cs);
+        if (!st) st = qj_gemv_source(&cs, arch, &src);
         if (!st) st = qj_nvrtc_compile(src, "gemv.cu", arch, &img, &len, NULL);
         if (st || len == 0) {
             failed++;
@@ -91,7 +92,8 @@ int main(void) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", qj_test_tmp("kcache"));
     setenv("QJ_CACHE_DIR", dir, 1);
-    qj_gemv_case(0, &s, &sym);
+    qj_gemv_case_get(0, &cz);
+    QJ_CHECK_OK(qj_gemv_case_spec(&cz, &s));
     char *src = NULL;
     QJ_CHECK_OK(qj_gemv_source(&s, "sm_90a", &src));
     int hit = -1;

@@ -1,0 +1,58 @@
+/* gpu_linear.h — one linear layer (or a fused q|k|v, gate|up) on the GPU:
+ * its arrays re-laid out for its kernel and uploaded, its functions bound,
+ * and its launch (with the tensor-core kernels' activation prep). Shared by
+ * the runtime (gpu_model.c), the kernel benchmark and the kernel tests.
+ *
+ * Ownership: qj_glinear owns the device arrays it uploads (qj_glinear_free);
+ * functions belong to the module they were bound from; qj_gact owns its
+ * scratch (qj_gact_free).
+ */
+#ifndef QJ_GPU_LINEAR_H
+#define QJ_GPU_LINEAR_H
+
+#include "cuda_codegen.h"
+#include "qj_cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct qj_glinear {
+    qj_gemv_spec spec;
+    char name[160];
+    qj_dptr w[QJ_MAX_SEGS], s[QJ_MAX_SEGS]; /* per segment (CUDA-core kernels: segment 0) */
+    size_t bytes;                          /* device bytes of weights and scales */
+    int borrowed_w;                        /* w[0] belongs to someone else (a tied head) */
+    qj_cufunc fn, fx;                      /* the kernel; the tensor-core prep kernel */
+    unsigned grid, block, xgrid, xblock, smem;
+} qj_glinear;
+
+/* Prepared activations of tensor-core launches (sized for the largest K and batch). */
+typedef struct qj_gact {
+    qj_dptr xf, xsum, xscale;
+    size_t xf_bytes, xsum_bytes, xscale_bytes;
+} qj_gact;
+
+/* Re-lay out and upload the parts of L->spec (set by the caller). */
+qj_status qj_glinear_upload(qj_cuda *cu, const qj_tensor *const *parts, qj_glinear *L);
+void qj_glinear_free(qj_cuda *cu, qj_glinear *L);
+/* Look up L->name (and its prep) in a loaded module; set launch dimensions. */
+qj_status qj_glinear_bind(qj_cuda *cu, qj_cumodule mod, qj_glinear *L);
+
+/* Grow a to hold the prepared activations of spec s. */
+qj_status qj_gact_reserve(qj_cuda *cu, qj_gact *a, const qj_gemv_spec *s);
+void qj_gact_free(qj_cuda *cu, qj_gact *a);
+
+/* Prepare x (fp32 [batch][x_stride]) for tensor-core launches of this K and
+ * batch; a no-op for CUDA-core kernels. Launches that share x (same K, batch)
+ * need one prep. */
+qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a);
+/* y[b][row] = (W x_b)[row]: CUDA-core kernels read x, tensor-core kernels the
+ * prepared activations in a (qj_glinear_prep first). */
+qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a,
+                         qj_dptr y, int y_stride);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

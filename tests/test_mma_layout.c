@@ -1,0 +1,133 @@
+/* test_mma_layout.c — the tensor-core weight re-layout (compiler/cuda_codegen.c)
+ * decoded back on the CPU with the kernel's rules (templates/qj_mma.cu:
+ * pair q = 4m + r of lane (g, t) in k tile kt holds rows g + 8(r&1), columns
+ * 16m + 2t + 8(r>>1) + {0, 1}; bit planes 4/2/1 or bytes) must give every
+ * code of the packed layout back, for every width, ragged N and K; scales sit
+ * at [row tile][group][g][half]; and the spec chooser picks the kernel the
+ * runtime expects. Runs without a GPU, so CI catches a broken re-layout. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_codegen.h"
+#include "qj_layout.h"
+#include "qj_model.h"
+#include "qj_test.h"
+#include "quant.h"
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* the code the kernel extracts for (lane, pair q, half) from a lane's words */
+static uint32_t decode(const uint32_t *w, int B, int q, int half) {
+    if (B == 8) return (w[q >> 1] >> (16 * (q & 1) + 8 * half)) & 255u;
+    int p4 = B >= 4, p2 = B == 2 || B == 3 || B == 6 || B == 7, p1 = B == 3 || B == 5 || B == 7;
+    int o2 = p4 ? 4 : 0, o1 = p4 * 4 + p2 * 2, w2 = p4 ? 8 : 0, w1 = w2 + (p2 ? 4 : 0), sh = 16 * half;
+    uint32_t c = 0;
+    if (p4) c |= (w[q >> 2] >> (sh + 4 * (q & 3))) & 15u;
+    if (p2) c |= ((w[w2 + (q >> 3)] >> (sh + 2 * (q & 7))) & 3u) << o2;
+    if (p1) c |= ((w[w1 + (q >> 4)] >> (sh + (q & 15))) & 1u) << o1;
+    return c;
+}
+
+static void check_format(int B, int group, int sym, int64_t N, int64_t K) {
+    float *w = malloc((size_t)(N * K) * sizeof *w);
+    for (int64_t i = 0; i < N * K; i++) w[i] = frand();
+    qj_tensor src, qt;
+    int64_t shape[2] = {N, K};
+    qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w);
+    qj_qformat f = {B, group, sym, QJ_DTYPE_F16};
+    qj_qbuf qb = {0};
+    QJ_CHECK_OK(qj_quantize(&src, &f, &qb));
+    qj_tensor_set_quant(&qt, "w", N, K, &f, &qb);
+    const qj_tensor *parts[1] = {&qt};
+    qj_gemv_spec s;
+    QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 2, &s));
+    QJ_CHECK(s.mma == 1 && s.nseg == 1);
+    void *dw = NULL, *ds = NULL;
+    size_t wl = 0, sl = 0;
+    QJ_CHECK_OK(qj_gemv_host_arrays(&s, parts, 0, &dw, &wl, &ds, &sl));
+    int64_t KT = (K + 127) / 128, NT = (N + 15) / 16, tw = 2 * B, q4 = tw / 4;
+    QJ_CHECK(wl == (size_t)(NT * KT * 64 * B) * 4);
+    int64_t ge = qt.q.group >= K ? KT * 128 : qt.q.group, ngt = (KT * 128 + ge - 1) / ge, ng = QJ_NGROUPS(K, qt.q.group);
+    QJ_CHECK(sl == (size_t)(NT * ngt * 16) * 4);
+    int64_t rw = QJ_ROW_WORDS(K, B), wrong = 0, swrong = 0;
+    const uint32_t *T = dw, *S = ds, *codes = qt.data;
+    const uint16_t *sc = qt.scales, *zr = qt.zeros;
+    for (int64_t nt = 0; nt < NT; nt++)
+        for (int64_t kt = 0; kt < KT; kt++)
+            for (int lane = 0; lane < 32; lane++) {
+                const uint32_t *tile = T + (nt * KT + kt) * 64 * B;
+                uint32_t lw[16];
+                for (int i = 0; i < tw; i++)
+                    lw[i] = i < 4 * q4 ? tile[(i / 4) * 128 + lane * 4 + i % 4] : tile[q4 * 128 + lane * 2 + (i - 4 * q4)];
+                int g = lane >> 2, t = lane & 3;
+                for (int q = 0; q < 32; q++)
+                    for (int h = 0; h < 2; h++) {
+                        int m = q >> 2, r = q & 3;
+                        int64_t row = nt * 16 + g + 8 * (r & 1), k = kt * 128 + 16 * m + 2 * t + 8 * (r >> 1) + h;
+                        uint32_t want = row < N && k < K ? qj_unpack_code(codes + row * rw, (uint32_t)k, (uint32_t)B) : 0;
+                        if (decode(lw, B, q, h) != want) wrong++;
+                    }
+            }
+    for (int64_t nt = 0; nt < NT; nt++)
+        for (int64_t grp = 0; grp < ngt; grp++)
+            for (int g = 0; g < 8; g++)
+                for (int h = 0; h < 2; h++) {
+                    int64_t row = nt * 16 + g + 8 * h;
+                    uint32_t want = 0;
+                    if (row < N && grp < ng) want = sc[row * ng + grp] | (sym ? 0u : (uint32_t)zr[row * ng + grp] << 16);
+                    if (S[((nt * ngt + grp) * 8 + g) * 2 + h] != want) swrong++;
+                }
+    QJ_CHECK_MSG(wrong == 0 && swrong == 0, "bits %d group %d N %lld K %lld: %lld codes, %lld scales misplaced", B, group,
+                 (long long)N, (long long)K, (long long)wrong, (long long)swrong);
+    free(dw);
+    free(ds);
+    qj_qbuf_free(&qb);
+    free(w);
+}
+
+static qj_tensor desc(const char *name, int bits, int group, int64_t N, int64_t K) {
+    qj_tensor t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.ndim = 2;
+    t.dtype = QJ_DTYPE_Q;
+    t.shape[0] = N;
+    t.shape[1] = K;
+    qj_qformat f = {bits, group, 0, QJ_DTYPE_F16};
+    t.q = f;
+    t.q.group = qj_qformat_group(&f, K);
+    return t;
+}
+
+int main(void) {
+    for (int B = 2; B <= 8; B++) {
+        check_format(B, 128, 0, 48, 512);
+        check_format(B, 32, B % 2, 33, 172);
+        check_format(B, 0, 0, 17, 100);
+        check_format(B, 256, 1, 16, 300);
+    }
+    /* the chooser */
+    qj_tensor q = desc("q", 4, 128, 64, 256), k = desc("k", 3, 64, 32, 256), v = desc("v", 3, 64, 32, 256);
+    qj_tensor q4 = desc("q4", 4, 128, 64, 256), odd = desc("odd", 4, 96, 64, 256);
+    const qj_tensor *mixed[3] = {&q, &k, &v}, *same[2] = {&q, &q4}, *o96[1] = {&odd};
+    qj_gemv_spec s;
+    QJ_CHECK_OK(qj_gemv_spec_parts(mixed, 3, 1, 1, &s));
+    QJ_CHECK(s.mma == 1 && s.nseg == 2 && s.seg[0].N == 64 && s.seg[1].N == 64 && s.seg[1].nparts == 2 && s.N == 128);
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s));
+    QJ_CHECK(s.mma == 0 && s.N == 128);
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
+    QJ_CHECK(s.mma == 1 && s.nseg == 1 && s.seg[0].nparts == 2 && s.stages >= 2 && qj_gemv_smem_bytes(&s) > 0);
+    QJ_CHECK_FAILS(qj_gemv_spec_parts(mixed, 3, 1, 0, &s), "fuse only on the tensor-core kernel");
+    QJ_CHECK_FAILS(qj_gemv_spec_parts(o96, 1, 16, 1, &s), "needs the tensor-core kernel");
+    QJ_CHECK_OK(qj_gemv_spec_parts(o96, 1, 4, 2, &s));
+    QJ_CHECK(s.mma == 0); /* group 96 stays on the GEMV */
+    QJ_CHECK(qj_gemv_arch_has_mma("sm_90a") && qj_gemv_arch_has_mma("compute_80") && !qj_gemv_arch_has_mma("sm_75"));
+    return qj_test_finish();
+}
