@@ -88,19 +88,6 @@ static int pad32(int n) { return (n + 31) / 32 * 32; }
 
 /* ---- kernel planning: fusion and specs, no device work ---- */
 
-qj_tensor qj_gpu_stacked_view(const qj_tensor *const *t, int n) {
-    qj_tensor f = *t[0];
-    f.shape[0] = 0;
-    f.nbytes = f.scales_nbytes = f.zeros_nbytes = 0;
-    for (int i = 0; i < n; i++) {
-        f.shape[0] += t[i]->shape[0];
-        f.nbytes += t[i]->nbytes;
-        f.scales_nbytes += t[i]->scales_nbytes;
-        f.zeros_nbytes += t[i]->zeros_nbytes;
-    }
-    return f;
-}
-
 static qj_status spec_of(const qj_tensor *const *parts, int n, const char *arch, dev_linear *d) {
     qj_status s = qj_gemv_spec_parts(parts, n, 1, qj_gemv_arch_has_mma(arch), &d->spec);
     if (!s) qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
@@ -305,19 +292,6 @@ qj_status qj_gpu_compile_kernels(const qj_model *m, const char *arch, int max_se
     free(owner);
     free(layers);
     return s;
-}
-
-/* Parts share one format (dtype, bits, group, symmetry, scale dtype, K): their
- * row-major arrays then stack into one weight. */
-int qj_gpu_same_format(const qj_tensor *const *t, int n) {
-    for (int i = 1; i < n; i++) {
-        if (t[i]->dtype != t[0]->dtype || t[i]->shape[1] != t[0]->shape[1]) return 0;
-        if (t[0]->dtype == QJ_DTYPE_Q &&
-            (t[i]->q.bits != t[0]->q.bits || t[i]->q.group != t[0]->q.group ||
-             t[i]->q.symmetric != t[0]->q.symmetric || t[i]->q.scale_dtype != t[0]->q.scale_dtype))
-            return 0;
-    }
-    return 1;
 }
 
 /* Upload one linear (parts stacked by rows for a fused launch). */

@@ -52,14 +52,6 @@ qj_status qj_gpu_sync(qj_gpu_model *g);
 /* Bytes of weights one decode step reads (every linear + head + the embedding row). */
 uint64_t qj_gpu_bytes_per_token(const qj_gpu_model *g);
 
-/* 1 when the tensors share one format (dtype, bits, group, symmetry, scale
- * dtype, K), so their rows stack into one weight and one launch. */
-int qj_gpu_same_format(const qj_tensor *const *t, int n);
-
-/* The descriptor of parts stacked by rows (shape and byte counts summed; data
- * pointers are the first part's): what a fused launch's spec is made from. */
-qj_tensor qj_gpu_stacked_view(const qj_tensor *const *t, int n);
-
 /* Generate and compile (through the cache) every kernel a model needs for
  * `arch`, without a GPU: what `qjit compile --target cuda` stores in a
  * package. *out is a malloc'd array of n blobs whose images are malloc'd too
