@@ -24,6 +24,7 @@ typedef struct qj_gemv_seg {
 
 #define QJ_MMA_MAX_BATCH 64
 #define QJ_MAX_SEGS 3
+#define QJ_DQ_MAX_BATCH 2
 
 /* One linear layer's kernel: CUDA-core GEMV (qj_gemv.cu, batch <= 8, packed
  * or dense) or tensor-core (qj_mma.cu, packed, batch <= 64, re-laid-out
@@ -39,6 +40,7 @@ typedef struct qj_gemv_spec {
     int warps;       /* gemv: warps per block (packed: they split K) */
     int stage;       /* gemv packed: stage activations in shared memory */
     int mma;         /* 1: the tensor-core kernel */
+    int dq;          /* 1: the integer-dot GEMV (qj_dqv.cu, packed, batch <= QJ_DQ_MAX_BATCH, re-laid-out codes) */
     int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
     int stages;      /* mma: cp.async pipeline depth */
     int nseg;        /* mma: segments (1..3) */
@@ -64,16 +66,24 @@ int qj_gemv_arch_has_mma(const char *arch);
 qj_status qj_gemv_host_arrays(const qj_gemv_spec *s, const qj_tensor *const *parts, int seg, void **w, size_t *wl,
                               void **sc, size_t *sl);
 
+/* Which activation prep a spec's launches need: 0 none (they read fp32 x),
+ * 1 the tensor-core fragments, 2 the integer-dot byte planes. Launches of one
+ * x with the same prep kind, K and batch share one prep. */
+int qj_gemv_prep_kind(const qj_gemv_spec *s);
+
 /* Tensor-core specs: bytes of the prepared activations (B fragments, 32-value
  * sums, per-tile scales) and the prep kernel's launch. */
 void qj_gemv_act_bytes(const qj_gemv_spec *s, size_t *xf, size_t *xsum, size_t *xscale);
+/* Integer-dot specs: bytes of the byte planes (xq) and block constants (xc). */
+void qj_gemv_dq_act_bytes(const qj_gemv_spec *s, size_t *xq, size_t *xc);
 void qj_gemv_prep_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);
 /* Dynamic shared memory of a launch (0 for CUDA-core kernels). */
 size_t qj_gemv_smem_bytes(const qj_gemv_spec *s);
 
 /* The spec for a tensor (dense or QJ_DTYPE_Q) at a batch size, with the
- * compiler's choice of rows/warps/staging. Tuning knobs for experiments:
- * QJ_GEMV_ROWS, QJ_GEMV_WARPS, QJ_GEMV_STAGE in the environment override
+ * compiler's choice of kernel and rows/warps/staging. Tuning knobs for
+ * experiments: QJ_GEMV_DQ=0 keeps packed batch-1/2 launches off the
+ * integer-dot kernel; QJ_GEMV_ROWS, QJ_GEMV_WARPS, QJ_GEMV_STAGE override
  * the choice for packed kernels. */
 qj_status qj_gemv_spec_for(const qj_tensor *w, int batch, qj_gemv_spec *out);
 

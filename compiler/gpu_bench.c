@@ -101,7 +101,7 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
     if (!s && (!ev || !ms)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n_ev && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
     *prep_us = 0;
-    for (int pass = 0; pass < (spec->mma ? 2 : 1) && !s; pass++) {
+    for (int pass = 0; pass < (qj_gemv_prep_kind(spec) ? 2 : 1) && !s; pass++) {
         for (int i = 0; i < 5 && !s; i++) s = qj_glinear_run(cu, st, &L[i % nrot], dx, (int)stride, &act, dy, (int)spec->N);
         for (int i = 0; i < iters && !s; i++) {
             s = qj_cuda_event_record(cu, ev[2 * i], st);

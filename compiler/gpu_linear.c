@@ -39,7 +39,7 @@ qj_status qj_glinear_bind(qj_cuda *cu, qj_cumodule mod, qj_glinear *L) {
     L->smem = (unsigned)qj_gemv_smem_bytes(&L->spec);
     /* opt in past the default 48 KiB (static + dynamic) */
     if (L->smem > 0 && (st = qj_cuda_func_smem(cu, L->fn, (int)L->smem))) return st;
-    if (L->spec.mma) {
+    if (qj_gemv_prep_kind(&L->spec)) {
         char xn[176];
         snprintf(xn, sizeof xn, "%s_x", L->name);
         if ((st = qj_cuda_function(cu, mod, xn, &L->fx))) return st;
@@ -59,6 +59,13 @@ static qj_status grow(qj_cuda *cu, qj_dptr *p, size_t *have, size_t need) {
 }
 
 qj_status qj_gact_reserve(qj_cuda *cu, qj_gact *a, const qj_gemv_spec *s) {
+    if (s->dq) {
+        size_t xq, xc;
+        qj_gemv_dq_act_bytes(s, &xq, &xc);
+        qj_status st = grow(cu, &a->xq, &a->xq_bytes, xq);
+        if (!st) st = grow(cu, &a->xc, &a->xc_bytes, xc);
+        return st;
+    }
     if (!s->mma) return QJ_OK;
     size_t xf, xs, xe;
     qj_gemv_act_bytes(s, &xf, &xs, &xe);
@@ -72,10 +79,17 @@ void qj_gact_free(qj_cuda *cu, qj_gact *a) {
     if (a->xf) qj_cuda_free(cu, a->xf);
     if (a->xsum) qj_cuda_free(cu, a->xsum);
     if (a->xscale) qj_cuda_free(cu, a->xscale);
+    if (a->xq) qj_cuda_free(cu, a->xq);
+    if (a->xc) qj_cuda_free(cu, a->xc);
     memset(a, 0, sizeof *a);
 }
 
 qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a) {
+    if (L->spec.dq) {
+        qj_dptr xq = a->xq, xc = a->xc;
+        void *args[] = {&x, &x_stride, &xq, &xc};
+        return qj_cuda_launch(cu, L->fx, L->xgrid, 1, 1, L->xblock, 1, 1, 0, st, args);
+    }
     if (!L->spec.mma) return QJ_OK;
     qj_dptr xf = a->xf, xs = a->xsum, xe = a->xscale;
     void *args[] = {&x, &x_stride, &xf, &xs, &xe};
@@ -89,6 +103,11 @@ qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dp
         qj_dptr xf = a->xf, xs = a->xsum, xe = a->xscale;
         void *args[] = {&w0, &s0, &w1, &s1, &w2, &s2, &xf, &xs, &xe, &y, &y_stride};
         return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, L->smem, st, args);
+    }
+    if (L->spec.dq) {
+        qj_dptr w = L->w[0], s = L->s[0], xq = a->xq, xc = a->xc;
+        void *args[] = {&w, &s, &xq, &xc, &y, &y_stride};
+        return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, 0, st, args);
     }
     qj_dptr w = L->w[0], s = L->s[0], z = 0;
     void *args[] = {&w, &s, &z, &x, &y, &x_stride, &y_stride};

@@ -29,8 +29,10 @@ typedef struct qj_glinear {
 
 /* Prepared activations of tensor-core launches (sized for the largest K and batch). */
 typedef struct qj_gact {
-    qj_dptr xf, xsum, xscale;
+    qj_dptr xf, xsum, xscale;               /* tensor-core kernels */
     size_t xf_bytes, xsum_bytes, xscale_bytes;
+    qj_dptr xq, xc;                         /* integer-dot GEMV */
+    size_t xq_bytes, xc_bytes;
 } qj_gact;
 
 /* Re-lay out and upload the parts of L->spec (set by the caller). */
@@ -43,12 +45,12 @@ qj_status qj_glinear_bind(qj_cuda *cu, qj_cumodule mod, qj_glinear *L);
 qj_status qj_gact_reserve(qj_cuda *cu, qj_gact *a, const qj_gemv_spec *s);
 void qj_gact_free(qj_cuda *cu, qj_gact *a);
 
-/* Prepare x (fp32 [batch][x_stride]) for tensor-core launches of this K and
- * batch; a no-op for CUDA-core kernels. Launches that share x (same K, batch)
- * need one prep. */
+/* Prepare x (fp32 [batch][x_stride]) for launches of this kernel kind, K
+ * and batch (qj_gemv_prep_kind); a no-op for kernels that read x. Launches
+ * that share x (same prep kind, K, batch) need one prep. */
 qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a);
-/* y[b][row] = (W x_b)[row]: CUDA-core kernels read x, tensor-core kernels the
- * prepared activations in a (qj_glinear_prep first). */
+/* y[b][row] = (W x_b)[row]: the float GEMV reads x, the tensor-core and
+ * integer-dot kernels the prepared activations in a (qj_glinear_prep first). */
 qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a,
                          qj_dptr y, int y_stride);
 

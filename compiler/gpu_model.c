@@ -34,7 +34,7 @@ struct qj_gpu_model {
     /* kernels */
     qj_cumodule *modules;
     int n_modules;
-    qj_cufunc f_embed, f_rmsnorm, f_qkv_rope, f_attention, f_swiglu, f_add;
+    qj_cufunc f_embed, f_rmsnorm, f_qkv_rope, f_attention, f_swiglu;
     /* weights */
     qj_dptr emb_w, emb_s, emb_z, final_norm;
     dev_layer *layers;
@@ -49,7 +49,7 @@ struct qj_gpu_model {
     float *h_logits;
     qj_cugraph graph;
     qj_gact act;        /* prepared activations of tensor-core launches */
-    qj_dptr prepped;    /* the x the prepared activations hold (during one forward) */
+    qj_dptr prepped[3]; /* per prep kind: the x the prepared activations hold (during one forward) */
     int steps;
     uint64_t bytes_per_token;
     /* every device allocation, for free */
@@ -245,7 +245,7 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
         (s = qj_cuda_function(g->cu, om, "qj_qkv_rope", &g->f_qkv_rope)) ||
         (s = qj_cuda_function(g->cu, om, "qj_attention", &g->f_attention)) ||
-        (s = qj_cuda_function(g->cu, om, "qj_swiglu", &g->f_swiglu)) || (s = qj_cuda_function(g->cu, om, "qj_add", &g->f_add)))
+        (s = qj_cuda_function(g->cu, om, "qj_swiglu", &g->f_swiglu)))
         goto done;
     /* attention's scores are dynamic shared memory; with its static part it
      * passes the default 48 KB well before max_seq * 4 does: opt in early */
@@ -435,23 +435,44 @@ void qj_gpu_model_free(qj_gpu_model *g) {
 
 /* ---- the step ---- */
 
-/* Tensor-core launches reading the same x share one prep (the prepared
- * layout depends only on K and batch, and every launch of one x has its K). */
+/* Launches reading the same x with the same prep kind share one prep (the
+ * prepared layout depends only on the kind, K and batch, and every launch of
+ * one x has its K). */
 static qj_status gemv(qj_gpu_model *g, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y) {
     qj_status s;
-    if (d->spec.mma && g->prepped != x) {
+    int kind = qj_gemv_prep_kind(&d->spec);
+    if (kind && g->prepped[kind] != x) {
         if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
-        g->prepped = x;
+        g->prepped[kind] = x;
     }
     return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, (int)d->spec.N);
 }
 
 static qj_status launch(qj_gpu_model *g, qj_cufunc f, unsigned grid, unsigned smem, void **args) {
-    g->prepped = 0; /* every ops kernel writes some matmul input */
+    memset(g->prepped, 0, sizeof g->prepped); /* every ops kernel writes some matmul input */
     return qj_cuda_launch(g->cu, f, grid, 1, 1, QJ_OPS_THREADS, 1, 1, smem, g->stream, args);
 }
 
 static unsigned cdiv(int a, int b) { return (unsigned)((a + b - 1) / b); }
+
+/* Whether any of n linears reads its input through the integer-dot prep. */
+static int any_dq(dev_linear *const *d, int n) {
+    for (int i = 0; i < n; i++)
+        if (qj_gemv_prep_kind(&d[i]->spec) == 2) return 1;
+    return 0;
+}
+
+/* RMSNorm of g->x into g->xb, after x += res when res != 0 (the residual add
+ * of the previous block, fused), writing the integer-dot prep of xb too when a
+ * consumer reads it (so their launches need no prep of their own). */
+static qj_status norm(qj_gpu_model *g, qj_dptr w, qj_dptr res, dev_linear *const *cons, int n) {
+    int dq = g->act.xq && any_dq(cons, n);
+    qj_dptr xq = dq ? g->act.xq : 0, xc = dq ? g->act.xc : 0;
+    void *a[] = {&g->x, &res, &w, &g->xb, &xq, &xc};
+    qj_status s = launch(g, g->f_rmsnorm, 1, 0, a);
+    if (!s && dq) g->prepped[2] = g->xb;
+    return s;
+}
 
 static qj_status enqueue_step(qj_gpu_model *g) {
     const qj_config *c = &g->cfg;
@@ -461,40 +482,53 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         void *a[] = {&g->emb_w, &g->emb_s, &g->emb_z, &g->d_token, &g->x};
         if ((s = launch(g, g->f_embed, 1, 0, a))) return s;
     }
+    qj_dptr res = 0; /* the residual still to add into x: the last block's output */
     for (int i = 0; i < c->n_layers; i++) {
         dev_layer *D = &g->layers[i];
         qj_dptr kc = g->kcache + (qj_dptr)i * (qj_dptr)g->max_seq * (qj_dptr)kvd * 4;
         qj_dptr vc = g->vcache + (qj_dptr)i * (qj_dptr)g->max_seq * (qj_dptr)kvd * 4;
-        void *an[] = {&g->x, &D->attn_norm, &g->xb};
-        if ((s = launch(g, g->f_rmsnorm, 1, 0, an))) return s;
+        dev_linear *qkv[3] = {&D->qkv}, *gu[2] = {&D->gu};
+        int nqkv = 1, ngu = 1;
+        if (!D->fused_qkv) {
+            qkv[0] = &D->lin[QJ_LIN_Q], qkv[1] = &D->lin[QJ_LIN_K], qkv[2] = &D->lin[QJ_LIN_V];
+            nqkv = 3;
+        }
+        if (!D->fused_gu) {
+            gu[0] = &D->lin[QJ_LIN_GATE], gu[1] = &D->lin[QJ_LIN_UP];
+            ngu = 2;
+        }
+        if ((s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
         if (D->fused_qkv) {
             if ((s = gemv(g, &D->qkv, g->xb, g->xb_stride, g->q))) return s;
-        } else if ((s = gemv(g, &D->lin[QJ_LIN_Q], g->xb, g->xb_stride, g->q)) ||
-                   (s = gemv(g, &D->lin[QJ_LIN_K], g->xb, g->xb_stride, g->k)) ||
-                   (s = gemv(g, &D->lin[QJ_LIN_V], g->xb, g->xb_stride, g->v)))
+        } else if ((s = gemv(g, qkv[0], g->xb, g->xb_stride, g->q)) || (s = gemv(g, qkv[1], g->xb, g->xb_stride, g->k)) ||
+                   (s = gemv(g, qkv[2], g->xb, g->xb_stride, g->v)))
             return s;
         void *ar[] = {&g->q, &g->k, &g->v, &D->bq, &D->bk, &D->bv, &g->rope_cos, &g->rope_sin, &g->d_pos, &kc, &vc};
         int items = (c->n_heads + c->n_kv_heads) * (c->head_dim / 2) + kvd;
         if ((s = launch(g, g->f_qkv_rope, cdiv(items, QJ_OPS_THREADS), 0, ar))) return s;
-        void *aa[] = {&g->q, &kc, &vc, &g->d_pos, &g->att};
+        dev_linear *ol[1] = {&D->lin[QJ_LIN_O]};
+        int odq = g->act.xq && c->head_dim % 32 == 0 && any_dq(ol, 1); /* heads of whole blocks: prep fused */
+        qj_dptr oq = odq ? g->act.xq : 0, oc = odq ? g->act.xc : 0;
+        void *aa[] = {&g->q, &kc, &vc, &g->d_pos, &g->att, &oq, &oc};
         if ((s = launch(g, g->f_attention, (unsigned)c->n_heads, (unsigned)g->max_seq * 4, aa))) return s;
+        if (odq) g->prepped[2] = g->att;
         if ((s = gemv(g, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2))) return s;
-        void *ad[] = {&g->x, &g->xb2};
-        if ((s = launch(g, g->f_add, cdiv(c->dim, QJ_OPS_THREADS), 0, ad))) return s;
-        void *fn[] = {&g->x, &D->ffn_norm, &g->xb};
-        if ((s = launch(g, g->f_rmsnorm, 1, 0, fn))) return s;
+        if ((s = norm(g, D->ffn_norm, g->xb2, gu, ngu))) return s;
         if (D->fused_gu) {
             if ((s = gemv(g, &D->gu, g->xb, g->xb_stride, g->gate))) return s;
-        } else if ((s = gemv(g, &D->lin[QJ_LIN_GATE], g->xb, g->xb_stride, g->gate)) ||
-                   (s = gemv(g, &D->lin[QJ_LIN_UP], g->xb, g->xb_stride, g->up)))
+        } else if ((s = gemv(g, gu[0], g->xb, g->xb_stride, g->gate)) || (s = gemv(g, gu[1], g->xb, g->xb_stride, g->up)))
             return s;
-        void *as[] = {&g->gate, &g->up, &g->hb};
+        dev_linear *dn[1] = {&D->lin[QJ_LIN_DOWN]};
+        int dq = g->act.xq && any_dq(dn, 1);
+        qj_dptr xq = dq ? g->act.xq : 0, xc = dq ? g->act.xc : 0;
+        void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
         if ((s = launch(g, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
+        if (dq) g->prepped[2] = g->hb;
         if ((s = gemv(g, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2))) return s;
-        if ((s = launch(g, g->f_add, cdiv(c->dim, QJ_OPS_THREADS), 0, ad))) return s;
+        res = g->xb2;
     }
-    void *fnl[] = {&g->x, &g->final_norm, &g->xb};
-    if ((s = launch(g, g->f_rmsnorm, 1, 0, fnl))) return s;
+    dev_linear *hd[1] = {&g->head};
+    if ((s = norm(g, g->final_norm, res, hd, 1))) return s;
     return gemv(g, &g->head, g->xb, g->xb_stride, g->logits);
 }
 

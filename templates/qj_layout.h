@@ -84,6 +84,39 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
     }
 }
 
+/* ---- The integer-dot GEMV's re-layout (templates/qj_dqv.cu) ----
+ * A row keeps its NBLOCKS*B words (padded to a multiple of 4: QJ_DQ_ROW_WORDS)
+ * but each block's codes are split into planes whose bytes hold 4 codes in
+ * natural order after one shift and mask: "group" g of a block = its values
+ * 4g..4g+3, and byte k of a group's word = value 4g+k.
+ *   8-bit: plane "8": word g = values 4g..4g+3, one byte each (2 x 4 words).
+ *   4-bit plane (bits 0-3 of B = 4, 5, 6, 7): word i (0..3), byte k: low
+ *     nibble = value 8i+k, high nibble = value 8i+4+k; group g = word g/2
+ *     shifted by 4*(g%2).
+ *   2-bit plane (bits QJ_DQ_S2.. of B = 2, 3, 6, 7): word i (0..1), byte k,
+ *     bits 2m..2m+1 = value 16i+4m+k; group g = word g/4 shifted by 2*(g%4).
+ *   1-bit plane (bit QJ_DQ_S1 of B = 3, 5, 7): bit 8k+m = value 4m+k; group
+ *     g = the word shifted by g.
+ * Within a row, blocks come in tiles of 32 (the last may hold nb < 32); a
+ * tile stores each plane of all its blocks together, lane-major:
+ *   [nb x 4 words of the first plane (4-bit, or 8-bit words 0-3)]
+ *   [nb x 4 words of 8-bit words 4-7 | nb x 2 words of the 2-bit plane]
+ *   [nb x 1 word of the 1-bit plane]
+ * so the 32 lanes of a warp read each plane with one coalesced load. */
+#define QJ_DQ_P8(B) ((B) == 8)
+#define QJ_DQ_P4(B) ((B) >= 4 && (B) != 8)
+#define QJ_DQ_P2(B) ((B) == 2 || (B) == 3 || (B) == 6 || (B) == 7)
+#define QJ_DQ_P1(B) ((B) == 3 || (B) == 5 || (B) == 7)
+#define QJ_DQ_S2(B) (QJ_DQ_P4(B) ? 4 : 0)                       /* code bit of the 2-bit plane */
+#define QJ_DQ_S1(B) (QJ_DQ_P4(B) * 4 + QJ_DQ_P2(B) * 2)        /* code bit of the 1-bit plane */
+#define QJ_DQ_ROW_WORDS(K, B) ((QJ_ROW_WORDS(K, B) + 3) / 4 * 4)
+/* Word offsets, within a tile of nb blocks, of block l's 8-bit or 4-bit
+ * plane, its second 8-bit half, its 2-bit plane and its 1-bit plane. */
+#define QJ_DQ_OFF4(B, nb, l) ((l) * 4)
+#define QJ_DQ_OFF8H(B, nb, l) ((nb) * 4 + (l) * 4)
+#define QJ_DQ_OFF2(B, nb, l) ((nb) * 4 * QJ_DQ_P4(B) + (l) * 2)
+#define QJ_DQ_OFF1(B, nb, l) ((nb) * (4 * QJ_DQ_P4(B) + 2 * QJ_DQ_P2(B)) + (l))
+
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 _Static_assert(QJ_ROW_WORDS(172, 3) == 6 * 3, "ragged K=172 takes 6 blocks");
 _Static_assert(QJ_NGROUPS(172, 32) == 6, "ragged K=172 has 6 groups of 32");

@@ -20,7 +20,6 @@
  *   qj_qkv_rope    QJ_OPS_CDIV(QJ_QKV_ROPE_ITEMS, T)   T      0
  *   qj_attention   QJ_N_HEADS                          T      QJ_MAX_SEQ * 4 bytes
  *   qj_swiglu      QJ_OPS_CDIV(QJ_HIDDEN, T)           T      0
- *   qj_add         QJ_OPS_CDIV(QJ_DIM, T)              T      0
  *
  * qj_attention also uses QJ_ATT_STATIC_SMEM bytes of static shared memory
  * (QJ_THREADS/32 * (QJ_HEAD_DIM + 2) floats); above 48 KB of dynamic shared
@@ -29,7 +28,8 @@
  * 227 KB on sm_90, so QJ_MAX_SEQ <= ~56000).
  *
  * Buffers (fp32 unless said; "wdt" = QJ_NORM_DTYPE, f32/f16/bf16):
- *   x:        (dim)                residual stream
+ *   x:        (dim)                residual stream (rmsnorm adds the previous block's output, res, into it)
+ *   xq, xc:   the integer-dot GEMV's prepared activations of a matmul input (qj_dqprep.cuh), or NULL
  *   xb:       (dim)                normed input of a matmul
  *   q:        (n_heads*head_dim)   rotated in place
  *   k, v:     (n_kv_heads*head_dim) this token's, from the matmuls (not the cache)
@@ -56,6 +56,7 @@
  * is within 2 ulp; __expf under fast math), attention in summation order too.
  */
 #include "qj_layout.h"
+#include "qj_dqprep.cuh"
 
 /* ---------------- parameters ---------------- */
 #ifndef QJ_DIM
@@ -255,19 +256,49 @@ qj_embed(const void *__restrict__ table, const void *__restrict__ scales, const 
 #endif
 }
 
-/* out = w * (x / sqrt(mean(x^2) + eps)); the sum of squares in double. */
+/* out = w * (x / sqrt(mean(x^2) + eps)); the sum of squares in double. With
+ * res != NULL, first x += res (the residual add, written back to x). With
+ * xq != NULL, also the integer-dot GEMV's prep of out (qj_dqprep.cuh): warp w
+ * writes 32-value blocks w, w + QJ_OPS_WARPS, ... One block. */
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
-qj_rmsnorm(const float *__restrict__ x, const void *__restrict__ w, float *__restrict__ out) {
+qj_rmsnorm(float *__restrict__ x, const float *__restrict__ res, const void *__restrict__ w, float *__restrict__ out,
+           unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
     __shared__ double red[QJ_OPS_WARPS];
+    /* thread t holds values t, t + T, ...: warp w's j-th run is block w + j*QJ_OPS_WARPS */
+    constexpr int PER = (QJ_NBLOCKS(QJ_DIM) + QJ_OPS_WARPS - 1) / QJ_OPS_WARPS;
+    float xv[PER];
     double ss = 0.0;
-    for (int i = threadIdx.x; i < QJ_DIM; i += QJ_THREADS) {
-        const double v = (double)x[i];
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = threadIdx.x + j * QJ_THREADS;
+        xv[j] = 0.0f;
+        if (i < QJ_DIM) {
+            xv[j] = x[i];
+            if (res) {
+                xv[j] = __fadd_rn(xv[j], res[i]);
+                x[i] = xv[j];
+            }
+        }
+        const double v = (double)xv[j];
         ss += v * v; /* exact product: an FMA here rounds the same */
     }
     ss = block_sum_f64(ss, red);
     const float inv = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)__ddiv_rn(ss, (double)QJ_DIM), QJ_EPS)));
-    for (int i = threadIdx.x; i < QJ_DIM; i += QJ_THREADS)
-        out[i] = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(x[i], inv));
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = threadIdx.x + j * QJ_THREADS;
+        if (i < QJ_DIM) {
+            xv[j] = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(xv[j], inv));
+            out[i] = xv[j];
+        }
+    }
+    if (xq) {
+#pragma unroll
+        for (int j = 0; j < PER; j++) {
+            const int blk = (threadIdx.x >> 5) + j * QJ_OPS_WARPS;
+            if (blk < QJ_NBLOCKS(QJ_DIM)) qj_dq_prep_warp(xv[j], threadIdx.x & 31, blk, xq, xc);
+        }
+    }
 }
 
 /* q += bq, k += bk, v += bv (QJ_QKV_BIAS); rotate q and k at position *pos;
@@ -328,7 +359,8 @@ qj_qkv_rope(float *__restrict__ q, const float *__restrict__ k, const float *__r
  * then shuffles across the teams of a warp and a fixed-order sum over warps. */
 extern "C" __global__ void __launch_bounds__(QJ_THREADS, 1) /* ", 1": else ptxas may cap registers and spill */
 qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, const float *__restrict__ vcache,
-             const int *__restrict__ pos, float *__restrict__ out) {
+             const int *__restrict__ pos, float *__restrict__ out, unsigned char *__restrict__ xq,
+             float4 *__restrict__ xc) {
     extern __shared__ float scores[];                  /* (QJ_MAX_SEQ) dynamic */
     __shared__ float part[QJ_OPS_WARPS][QJ_HEAD_DIM]; /* per-warp partial outputs */
     __shared__ float red_max[QJ_OPS_WARPS], red_sum[QJ_OPS_WARPS];
@@ -444,6 +476,22 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
         }
     }
     __syncthreads();
+#if QJ_HEAD_DIM % 32 == 0
+    /* whole 32-value blocks per head: warps also write the o_proj input's
+     * integer-dot prep when asked (xq != NULL) */
+    if (xq) {
+        for (int i0 = threadIdx.x & ~31; i0 < QJ_HEAD_DIM; i0 += QJ_THREADS) {
+            const int i = i0 + (threadIdx.x & 31);
+            float o = 0.0f;
+#pragma unroll
+            for (int w = 0; w < QJ_OPS_WARPS; w++) o += part[w][i];
+            o = __fdiv_rn(o, sum);
+            out[(size_t)h * QJ_HEAD_DIM + i] = o;
+            qj_dq_prep_warp(o, threadIdx.x & 31, (h * QJ_HEAD_DIM + i0) >> 5, xq, xc);
+        }
+        return;
+    }
+#endif
     for (int i = threadIdx.x; i < QJ_HEAD_DIM; i += QJ_THREADS) {
         float o = 0.0f;
 #pragma unroll
@@ -452,17 +500,22 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
     }
 }
 
-/* out = silu(gate) * up = gate / (1 + exp(-gate)) * up, elementwise. */
+/* out = silu(gate) * up = gate / (1 + exp(-gate)) * up, elementwise; with
+ * xq != NULL also the integer-dot GEMV's prep of out (each warp one 32-value
+ * block at a time). */
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
-qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *__restrict__ out) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < QJ_HIDDEN; i += blockDim.x * gridDim.x) {
-        const float g = gate[i];
-        out[i] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
+qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *__restrict__ out,
+          unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
+    const int lane = threadIdx.x & 31;
+    for (int blk = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; blk < QJ_NBLOCKS(QJ_HIDDEN);
+         blk += (blockDim.x * gridDim.x) >> 5) {
+        const int i = blk * 32 + lane;
+        float o = 0.0f;
+        if (i < QJ_HIDDEN) {
+            const float g = gate[i];
+            o = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
+            out[i] = o;
+        }
+        if (xq) qj_dq_prep_warp(o, lane, blk, xq, xc);
     }
-}
-
-/* x += y (the residual add). */
-extern "C" __global__ void __launch_bounds__(QJ_THREADS) qj_add(float *__restrict__ x, const float *__restrict__ y) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < QJ_DIM; i += blockDim.x * gridDim.x)
-        x[i] = __fadd_rn(x[i], y[i]);
 }

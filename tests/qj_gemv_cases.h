@@ -1,6 +1,7 @@
 /* qj_gemv_cases.h — the kernel specs the nvrtc and gpu tests cover:
- *   CUDA-core GEMV: every packed width x every group size (and per-channel) x
- *     regular and ragged shapes x batch 1 and 4, and the dense kernels;
+ *   CUDA-core: every packed width x every group size (and per-channel) x
+ *     regular and ragged shapes x batch 1 (the integer-dot GEMV) and 4 (the
+ *     float GEMV), batch 2 on the ragged shapes, and the dense kernels;
  *   tensor-core: the same formats and shapes at batch 1 and 16, batch 3 and
  *     64 on the ragged shapes, and fused launches whose parts differ in
  *     format (segments) or share one. */
@@ -80,6 +81,11 @@ static inline int qj_gemv_case_get(int i, qj_case *c) {
         c->batch = qj_fused_cases[i].batch;
         c->allow_mma = 2;
         return 1;
+    } else if ((i -= (int)(sizeof qj_fused_cases / sizeof qj_fused_cases[0])) < fmts * 2) {
+        /* integer-dot GEMV at batch 2, ragged shapes (batch 1 is the first set) */
+        fi = i % fmts;
+        sh = (i / fmts) % 2 ? 3 : 1;
+        c->batch = 2;
     } else {
         return 0;
     }

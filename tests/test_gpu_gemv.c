@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     }
     qj_custream st0 = NULL;
     qj_gact act = {0};
-    int bad = 0, checked = 0, n_mma = 0;
+    int bad = 0, checked = 0, n_mma = 0, n_dq = 0;
     double worst = 0;
     for (int i = 0; i < n; i++) {
         qj_case c;
@@ -84,6 +84,8 @@ int main(int argc, char **argv) {
         qj_gemv_name(&L.spec, arch, L.name, sizeof L.name);
         QJ_CHECK_MSG(L.spec.mma == (c.allow_mma == 2), "%s: case %d is a %s case", L.name, i,
                      c.allow_mma == 2 ? "tensor-core" : "CUDA-core");
+        QJ_CHECK_MSG(L.spec.dq == (!c.allow_mma && c.dtype == QJ_DTYPE_Q && c.batch <= QJ_DQ_MAX_BATCH),
+                     "%s: case %d: integer-dot kernel expected exactly for packed batch <= %d", L.name, i, QJ_DQ_MAX_BATCH);
         if (b[i].st) {
             QJ_CHECK_MSG(0, "%s: %s", L.name, b[i].err);
             bad++;
@@ -143,6 +145,8 @@ int main(int argc, char **argv) {
         if (!st) st = qj_cuda_memset8(cu, dy, 0xff, (size_t)(B * N) * 4); /* NaN poison */
         if (!st) st = qj_gact_reserve(cu, &act, &L.spec);
         if (!st && act.xf) st = qj_cuda_memset8(cu, act.xf, 0xff, act.xf_bytes); /* stale fragments poisoned too */
+        if (!st && act.xq) st = qj_cuda_memset8(cu, act.xq, 0xff, act.xq_bytes);
+        if (!st && act.xc) st = qj_cuda_memset8(cu, act.xc, 0xff, act.xc_bytes);
         if (!st) st = qj_cuda_module_load(cu, b[i].img, &mod);
         if (!st) st = qj_glinear_bind(cu, mod, &L);
         if (!st) st = qj_glinear_prep(cu, st0, &L, dx, (int)stride, &act);
@@ -166,6 +170,7 @@ int main(int argc, char **argv) {
             worst = rel > worst ? rel : worst;
             checked++;
             n_mma += L.spec.mma;
+            n_dq += L.spec.dq;
             if (nan || far || !(rel < 1e-5)) {
                 QJ_CHECK_MSG(0, "%s: rel %.3g, %d NaN, %d outside the fp32 bound", L.name, rel, nan, far);
                 bad++;
@@ -187,8 +192,8 @@ int main(int argc, char **argv) {
         free(row);
         free(b[i].img);
     }
-    printf("%d kernels (%d tensor-core) checked against the C reference, %d bad, worst relative error %.3g\n", checked,
-           n_mma, bad, worst);
+    printf("%d kernels (%d tensor-core, %d integer-dot) checked against the C reference, %d bad, worst relative error %.3g\n",
+           checked, n_mma, n_dq, bad, worst);
     qj_gact_free(cu, &act);
     free(b);
     qj_cuda_close(cu);

@@ -5,6 +5,7 @@
  * code of the packed layout back, for every width, ragged N and K; scales sit
  * at [row tile][group][g][half]; and the spec chooser picks the kernel the
  * runtime expects. Runs without a GPU, so CI catches a broken re-layout. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,123 @@ static void check_format(int B, int group, int sym, int64_t N, int64_t K) {
     free(w);
 }
 
+/* ---- the integer-dot GEMV (templates/qj_dqv.cu) ---- */
+
+/* codes of group g (values 4g..4g+3, one per byte) of block l of a tile of nb
+ * blocks starting at p, by the kernel's rules */
+static uint32_t dq_group(const uint32_t *p, int B, int nb, int l, int g) {
+    if (QJ_DQ_P8(B)) return g < 4 ? p[QJ_DQ_OFF4(B, nb, l) + g] : p[QJ_DQ_OFF8H(B, nb, l) + g - 4];
+    uint32_t c = 0;
+    if (QJ_DQ_P4(B)) c = (p[QJ_DQ_OFF4(B, nb, l) + (g >> 1)] >> (4 * (g & 1))) & 0x0F0F0F0Fu;
+    if (QJ_DQ_P2(B)) {
+        int sh = QJ_DQ_S2(B) - 2 * (g & 3);
+        uint32_t v = p[QJ_DQ_OFF2(B, nb, l) + (g >> 2)];
+        c |= (sh >= 0 ? v << sh : v >> -sh) & (0x03030303u << QJ_DQ_S2(B));
+    }
+    if (QJ_DQ_P1(B)) {
+        int sh = QJ_DQ_S1(B) - g;
+        uint32_t v = p[QJ_DQ_OFF1(B, nb, l)];
+        c |= (sh >= 0 ? v << sh : v >> -sh) & (0x01010101u << QJ_DQ_S1(B));
+    }
+    return c;
+}
+
+/* The prep's fixed point: q_j = rint(x_j 2^(22-E)), |x| < 2^E over the block. */
+static void dq_prep(const float *x, int64_t K, int64_t blk, int32_t *q, double *unit) {
+    float m = 0;
+    for (int j = 0; j < 32; j++) {
+        int64_t k = blk * 32 + j;
+        float a = k < K ? fabsf(x[k]) : 0.0f;
+        m = a > m ? a : m;
+    }
+    int E = 0;
+    if (m > 0) frexpf(m, &E);
+    for (int j = 0; j < 32; j++) {
+        int64_t k = blk * 32 + j;
+        q[j] = m > 0 && k < K ? (int32_t)lrintf(ldexpf(x[k], 22 - E)) : 0;
+    }
+    *unit = ldexp(1.0, E - 22);
+}
+
+/* The re-layout decoded with the kernel's rules gives every code back, and
+ * the kernel's arithmetic (byte planes of the fixed-point activations,
+ * integer dot products, one scale/zero FMA per block) emulated on the CPU
+ * matches the dequantized product within the fp32 bound. */
+static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
+    float *w = malloc((size_t)(N * K) * sizeof *w), *x = malloc((size_t)K * sizeof *x);
+    for (int64_t i = 0; i < N * K; i++) w[i] = frand();
+    for (int64_t k = 0; k < K; k++) x[k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
+    qj_tensor src, qt;
+    int64_t shape[2] = {N, K};
+    qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w);
+    qj_qformat f = {B, group, sym, QJ_DTYPE_F16};
+    qj_qbuf qb = {0};
+    QJ_CHECK_OK(qj_quantize(&src, &f, &qb));
+    qj_tensor_set_quant(&qt, "w", N, K, &f, &qb);
+    const qj_tensor *parts[1] = {&qt};
+    qj_gemv_spec s;
+    QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 1, &s));
+    QJ_CHECK(s.dq == 1 && s.mma == 0);
+    void *dw = NULL, *ds = NULL;
+    size_t wl = 0, sl = 0;
+    QJ_CHECK_OK(qj_gemv_host_arrays(&s, parts, 0, &dw, &wl, &ds, &sl));
+    const int64_t nb = QJ_NBLOCKS(K), rwp = QJ_DQ_ROW_WORDS(K, B), rw = QJ_ROW_WORDS(K, B);
+    const int64_t ng = QJ_NGROUPS(K, qt.q.group);
+    QJ_CHECK(wl == (size_t)(N * rwp) * 4);
+    const uint32_t *T = dw, *codes = qt.data;
+    int64_t wrong = 0, far = 0;
+    int32_t *qx = malloc((size_t)(nb * 32) * sizeof *qx);
+    double *unit = malloc((size_t)nb * sizeof *unit);
+    for (int64_t b = 0; b < nb; b++) dq_prep(x, K, b, qx + b * 32, &unit[b]);
+    for (int64_t row = 0; row < N; row++) {
+        double acc = 0, ref = 0, mag = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t t = b / 32;
+            int l = (int)(b % 32), tn = (int)(nb - t * 32 < 32 ? nb - t * 32 : 32);
+            const uint32_t *p = T + row * rwp + t * 32 * B;
+            int64_t a[3] = {0, 0, 0}, sx = 0;
+            for (int g = 0; g < 8; g++) {
+                uint32_t cw = dq_group(p, B, tn, l, g);
+                for (int k = 0; k < 4; k++) {
+                    int j = 4 * g + k;
+                    int64_t kk = b * 32 + j;
+                    uint32_t c = (cw >> (8 * k)) & 255u;
+                    uint32_t want = kk < K ? qj_unpack_code(codes + row * rw, (uint32_t)kk, (uint32_t)B) : 0;
+                    if (c != want) wrong++;
+                    int32_t qv = qx[b * 32 + j];
+                    a[0] += (int64_t)c * (qv & 0xff);
+                    a[1] += (int64_t)c * ((qv >> 8) & 0xff);
+                    a[2] += (int64_t)c * (qv >> 16);
+                    sx += qv;
+                }
+            }
+            const int64_t grp = b * 32 / qt.q.group;
+            const uint16_t *sc = qt.scales, *zr = qt.zeros;
+            float scale = qj_f16_to_f32(sc[row * ng + grp]);
+            float zero = sym ? -(float)(1 << (B - 1)) * scale : qj_f16_to_f32(zr[row * ng + grp]);
+            double dot = ((double)a[2] * 65536.0 + (double)a[1] * 256.0 + (double)a[0]) * unit[b];
+            acc += scale * dot + zero * (double)sx * unit[b];
+            for (int j = 0; j < 32 && b * 32 + j < K; j++) {
+                int64_t kk = b * 32 + j;
+                uint32_t c = qj_unpack_code(codes + row * rw, (uint32_t)kk, (uint32_t)B);
+                double wv = (double)scale * c + zero;
+                ref += wv * x[kk];
+                mag += fabs(wv * x[kk]);
+            }
+        }
+        if (!(fabs(acc - ref) <= 1e-5 * mag + 1e-30)) far++;
+    }
+    QJ_CHECK_MSG(wrong == 0 && far == 0, "dq bits %d group %d N %lld K %lld: %lld codes misplaced, %lld rows off", B,
+                 group, (long long)N, (long long)K, (long long)wrong, (long long)far);
+    free(qx);
+    free(unit);
+    free(dw);
+    free(ds);
+    qj_qbuf_free(&qb);
+    free(w);
+    free(x);
+}
+
 static qj_tensor desc(const char *name, int bits, int group, int64_t N, int64_t K) {
     qj_tensor t;
     memset(&t, 0, sizeof t);
@@ -112,6 +230,10 @@ int main(void) {
         check_format(B, 32, B % 2, 33, 172);
         check_format(B, 0, 0, 17, 100);
         check_format(B, 256, 1, 16, 300);
+        check_dq(B, 128, 0, 8, 4096);
+        check_dq(B, 32, B % 2, 5, 172);
+        check_dq(B, 0, 0, 3, 1100);
+        check_dq(B, 64, 1, 2, 2080);
     }
     /* the chooser */
     qj_tensor q = desc("q", 4, 128, 64, 256), k = desc("k", 3, 64, 32, 256), v = desc("v", 3, 64, 32, 256);
@@ -121,7 +243,9 @@ int main(void) {
     QJ_CHECK_OK(qj_gemv_spec_parts(mixed, 3, 1, 1, &s));
     QJ_CHECK(s.mma == 1 && s.nseg == 2 && s.seg[0].N == 64 && s.seg[1].N == 64 && s.seg[1].nparts == 2 && s.N == 128);
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s));
-    QJ_CHECK(s.mma == 0 && s.N == 128);
+    QJ_CHECK(s.mma == 0 && s.dq == 1 && s.N == 128);
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 4, 1, &s));
+    QJ_CHECK(s.mma == 0 && s.dq == 0); /* batch > QJ_DQ_MAX_BATCH: the float GEMV */
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
     QJ_CHECK(s.mma == 1 && s.nseg == 1 && s.seg[0].nparts == 2 && s.stages >= 2 && qj_gemv_smem_bytes(&s) > 0);
     QJ_CHECK_FAILS(qj_gemv_spec_parts(mixed, 3, 1, 0, &s), "fuse only on the tensor-core kernel");
