@@ -3,15 +3,8 @@
 # GEMV (automatic at batch 1) against the float GEMV (QJ_GEMV_DQ=0) per layer
 # kernel, every width, a rows sweep (SWEEP=1), and batch-1 decode. Logs go to $OUT.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-} QJ_CACHE_DIR=/tmp/qjcache QJ_SHARED=$PWD/.device/shared QJ_TEST_TMP=/tmp/qjt
-out=${OUT:-/tmp/out}
-mkdir -p /tmp/qjt "$out"
-bash scripts/device_build.sh || exit 1
-./build-gpu/tests/test_gpu_gemv > "$out/gemv.log" 2>&1; echo "test_gpu_gemv rc=$? $(grep -E 'checked' "$out/gemv.log")"
-grep -E "FAIL|rel " "$out/gemv.log" | head -5
-./build-gpu/tests/test_gpu_forward > "$out/forward.log" 2>&1; echo "test_gpu_forward rc=$? $(tail -1 "$out/forward.log")"
-kb() { echo "== $*"; env "${@:2}" ./build-gpu/qjit bench --kernels --synthetic llama3-8b --plan "$1" --iters 50 2>&1 | grep -E "copy ceiling|^layers|^lm_head|rror" | tee -a "$out/kernels.log"; }
+source "$(dirname "$0")/device_env.sh"
+gpu_tests
 kb int4-g128 QJ_GEMV_DQ=0
 kb int4-g128 QJ_X=0
 sweep=("QJ_GEMV_ROWS=2" "QJ_GEMV_ROWS=2 QJ_GEMV_WARPS=4" "QJ_GEMV_ROWS=4 QJ_GEMV_WARPS=4")

@@ -4,11 +4,7 @@
 #   OUT=dir scripts/device_profile.sh "PLAN:KERNEL_REGEX[:ENV=VAL]" ...
 # e.g. "int4-g128:n28672" profiles the int4 gate+up kernel. Logs go to $OUT.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-} QJ_SHARED=$PWD/.device/shared
-out=${OUT:-/tmp/out}
-mkdir -p "$out"
-bash scripts/device_build.sh || exit 1
+source "$(dirname "$0")/device_env.sh"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1 || true)
 i=0
 for arg in "$@"; do

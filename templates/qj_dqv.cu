@@ -31,36 +31,9 @@
  * through shared memory. Launch: grid = ceil(N / QJ_ROWS), block = QJ_WARPS*32;
  * prep: grid = ceil(BATCH*NBLOCKS / 4), block = 128.
  */
-#include "qj_layout.h"
 #include "qj_dqprep.cuh"
+#include "qj_rowdot.cuh" /* parameter defaults, scale loads, the reduction */
 
-#ifndef QJ_BITS
-#define QJ_BITS 4
-#endif
-#ifndef QJ_GROUP
-#define QJ_GROUP 128 /* resolved group size: a multiple of 32 */
-#endif
-#ifndef QJ_N
-#define QJ_N 4096
-#endif
-#ifndef QJ_K
-#define QJ_K 4096
-#endif
-#ifndef QJ_SYM
-#define QJ_SYM 0
-#endif
-#ifndef QJ_SCALE_BF16
-#define QJ_SCALE_BF16 0
-#endif
-#ifndef QJ_BATCH
-#define QJ_BATCH 1
-#endif
-#ifndef QJ_ROWS
-#define QJ_ROWS 8
-#endif
-#ifndef QJ_WARPS
-#define QJ_WARPS 4
-#endif
 #ifndef QJ_KERNEL
 #define QJ_KERNEL qj_dqv
 #endif
@@ -68,30 +41,12 @@
 #define QJ_CAT(a, b) QJ_CAT2(a, b)
 #define QJ_XKERNEL QJ_CAT(QJ_KERNEL, _x)
 
-#define QJ_NB QJ_NBLOCKS(QJ_K)
 #define QJ_NT ((QJ_NB + 31) / 32)
-#define QJ_NG QJ_NGROUPS(QJ_K, QJ_GROUP)
 #define QJ_RWP QJ_DQ_ROW_WORDS(QJ_K, QJ_BITS)
 #define QJ_LASTNB (QJ_NB - 32 * (QJ_NT - 1)) /* blocks in the last tile */
 
 static_assert(QJ_GROUP % 32 == 0, "groups are whole blocks");
 static_assert(QJ_BITS >= 2 && QJ_BITS <= 8, "packed widths 2..8");
-
-__device__ __forceinline__ float qj_half_to_float(unsigned short h) {
-#if QJ_SCALE_BF16
-    return __uint_as_float((unsigned)h << 16);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#endif
-}
-
-__device__ __forceinline__ float qj_warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 __device__ __forceinline__ unsigned qj_dp4a_uu(unsigned a, unsigned b, unsigned c) {
     unsigned d;
@@ -178,14 +133,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const ui
             for (int r = 0; r < QJ_ROWS; r++) {
                 const int row = (QJ_N % QJ_ROWS == 0 || row0 + r < QJ_N) ? row0 + r : QJ_N - 1;
                 qj_load_planes(wq + (size_t)row * QJ_RWP + (size_t)t * 32 * QJ_BITS, nb, lane, w[r]);
-#if QJ_SYM
-                s[r] = qj_half_to_float(__ldg(reinterpret_cast<const unsigned short *>(sz) + (size_t)row * QJ_NG + g));
-                z[r] = -(float)(1 << (QJ_BITS - 1)) * s[r];
-#else
-                const unsigned p = __ldg(reinterpret_cast<const unsigned *>(sz) + (size_t)row * QJ_NG + g);
-                s[r] = qj_half_to_float((unsigned short)(p & 0xffffu));
-                z[r] = qj_half_to_float((unsigned short)(p >> 16));
-#endif
+                qj_row_scale(sz, row, g, s[r], z[r]);
             }
 #pragma unroll
             for (int b = 0; b < QJ_BATCH; b++) {
@@ -215,23 +163,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const ui
             }
         }
     }
-    /* reduce: lanes by shuffles, then warps through shared memory */
-    __shared__ float red[QJ_WARPS][QJ_ROWS * QJ_BATCH];
-#pragma unroll
-    for (int r = 0; r < QJ_ROWS; r++)
-#pragma unroll
-        for (int b = 0; b < QJ_BATCH; b++) {
-            const float v = qj_warp_sum(acc[r][b]);
-            if (lane == 0) red[warp][r * QJ_BATCH + b] = v;
-        }
-    __syncthreads();
-    for (int i = threadIdx.x; i < QJ_ROWS * QJ_BATCH; i += QJ_WARPS * 32) {
-        float v = 0.0f;
-#pragma unroll
-        for (int wp = 0; wp < QJ_WARPS; wp++) v += red[wp][i];
-        const int r = i / QJ_BATCH, b = i % QJ_BATCH;
-        if (row0 + r < QJ_N) y[(size_t)b * y_stride + row0 + r] = v;
-    }
+    qj_block_reduce_store(acc, row0, y, y_stride);
 }
 
 /* Activation prep (qj_dqprep.cuh): one warp per (batch row, 32-value block). */

@@ -30,60 +30,14 @@
  * Dense: a warp owns QJ_ROWS rows, lanes stride over K with 16-byte loads;
  * launch grid = ceil(N / (QJ_WARPS*QJ_ROWS)), block = QJ_WARPS*32.
  */
-#include "qj_layout.h"
+#include "qj_rowdot.cuh" /* parameter defaults, scale loads, the reduction */
 
-#ifndef QJ_BITS
-#define QJ_BITS 4
-#endif
-#ifndef QJ_GROUP
-#define QJ_GROUP 128 /* resolved group size: a multiple of 32 */
-#endif
-#ifndef QJ_N
-#define QJ_N 4096
-#endif
-#ifndef QJ_K
-#define QJ_K 4096
-#endif
-#ifndef QJ_SYM
-#define QJ_SYM 0
-#endif
-#ifndef QJ_SCALE_BF16
-#define QJ_SCALE_BF16 0 /* scales/zeros: 0 = f16, 1 = bf16; dense BITS 16: 0 = f16, 1 = bf16 weights */
-#endif
-#ifndef QJ_BATCH
-#define QJ_BATCH 1
-#endif
-#ifndef QJ_ROWS
-#define QJ_ROWS 8 /* packed: rows per block; dense: rows per warp */
-#endif
-#ifndef QJ_WARPS
-#define QJ_WARPS 4
-#endif
 #ifndef QJ_STAGE
 #define QJ_STAGE 1 /* packed: 1 = stage activations in shared memory, 0 = each lane reads its own */
 #endif
 #ifndef QJ_KERNEL
 #define QJ_KERNEL qj_dqmv
 #endif
-
-#define QJ_NB QJ_NBLOCKS(QJ_K)
-#define QJ_NG QJ_NGROUPS(QJ_K, QJ_GROUP)
-
-__device__ __forceinline__ float qj_half_to_float(unsigned short h) {
-#if QJ_SCALE_BF16
-    return __uint_as_float((unsigned)h << 16);
-#else
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#endif
-}
-
-__device__ __forceinline__ float qj_warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 #if QJ_BITS <= 8
 /* ---------------- packed weights ---------------- */
@@ -184,14 +138,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const vo
         for (int r = 0; r < QJ_ROWS; r++) {
             const int row = (QJ_N % QJ_ROWS == 0 || row0 + r < QJ_N) ? row0 + r : QJ_N - 1;
             if (valid) qj_load_block(wq + (size_t)row * QJ_RW + (size_t)blk * QJ_BITS, w[r]);
-#if QJ_SYM
-            s[r] = qj_half_to_float(__ldg(reinterpret_cast<const unsigned short *>(sz) + (size_t)row * QJ_NG + g));
-            z[r] = -(float)(1 << (QJ_BITS - 1)) * s[r];
-#else
-            const unsigned p = __ldg(reinterpret_cast<const unsigned *>(sz) + (size_t)row * QJ_NG + g);
-            s[r] = qj_half_to_float((unsigned short)(p & 0xffffu));
-            z[r] = qj_half_to_float((unsigned short)(p >> 16));
-#endif
+            qj_row_scale(sz, row, g, s[r], z[r]);
         }
 #pragma unroll
         for (int b = 0; b < QJ_BATCH; b++) {
@@ -235,23 +182,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const vo
 #endif
         }
     }
-    /* reduce: lanes by shuffles, then warps through shared memory */
-    __shared__ float red[QJ_WARPS][QJ_ROWS * QJ_BATCH];
-#pragma unroll
-    for (int r = 0; r < QJ_ROWS; r++)
-#pragma unroll
-        for (int b = 0; b < QJ_BATCH; b++) {
-            const float t = qj_warp_sum(acc[r][b]);
-            if (lane == 0) red[warp][r * QJ_BATCH + b] = t;
-        }
-    __syncthreads();
-    for (int i = threadIdx.x; i < QJ_ROWS * QJ_BATCH; i += QJ_WARPS * 32) {
-        float t = 0.0f;
-#pragma unroll
-        for (int wp = 0; wp < QJ_WARPS; wp++) t += red[wp][i];
-        const int r = i / QJ_BATCH, b = i % QJ_BATCH;
-        if (row0 + r < QJ_N) y[(size_t)b * y_stride + row0 + r] = t;
-    }
+    qj_block_reduce_store(acc, row0, y, y_stride);
 }
 
 #else

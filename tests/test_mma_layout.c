@@ -36,16 +36,23 @@ static uint32_t decode(const uint32_t *w, int B, int q, int half) {
     return c;
 }
 
-static void check_format(int B, int group, int sym, int64_t N, int64_t K) {
+/* A random N x K weight quantized by the C quantizer into qt (arrays in qb). */
+static void random_quantized(int B, int group, int sym, int64_t N, int64_t K, qj_tensor *qt, qj_qbuf *qb) {
     float *w = malloc((size_t)(N * K) * sizeof *w);
     for (int64_t i = 0; i < N * K; i++) w[i] = frand();
-    qj_tensor src, qt;
+    qj_tensor src;
     int64_t shape[2] = {N, K};
     qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w);
     qj_qformat f = {B, group, sym, QJ_DTYPE_F16};
+    QJ_CHECK_OK(qj_quantize(&src, &f, qb));
+    qj_tensor_set_quant(qt, "w", N, K, &f, qb);
+    free(w);
+}
+
+static void check_format(int B, int group, int sym, int64_t N, int64_t K) {
+    qj_tensor qt;
     qj_qbuf qb = {0};
-    QJ_CHECK_OK(qj_quantize(&src, &f, &qb));
-    qj_tensor_set_quant(&qt, "w", N, K, &f, &qb);
+    random_quantized(B, group, sym, N, K, &qt, &qb);
     const qj_tensor *parts[1] = {&qt};
     qj_gemv_spec s;
     QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 2, &s));
@@ -90,7 +97,6 @@ static void check_format(int B, int group, int sym, int64_t N, int64_t K) {
     free(dw);
     free(ds);
     qj_qbuf_free(&qb);
-    free(w);
 }
 
 /* ---- the integer-dot GEMV (templates/qj_dqv.cu) ---- */
@@ -136,16 +142,11 @@ static void dq_prep(const float *x, int64_t K, int64_t blk, int32_t *q, double *
  * integer dot products, one scale/zero FMA per block) emulated on the CPU
  * matches the dequantized product within the fp32 bound. */
 static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
-    float *w = malloc((size_t)(N * K) * sizeof *w), *x = malloc((size_t)K * sizeof *x);
-    for (int64_t i = 0; i < N * K; i++) w[i] = frand();
-    for (int64_t k = 0; k < K; k++) x[k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
-    qj_tensor src, qt;
-    int64_t shape[2] = {N, K};
-    qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w);
-    qj_qformat f = {B, group, sym, QJ_DTYPE_F16};
+    qj_tensor qt;
     qj_qbuf qb = {0};
-    QJ_CHECK_OK(qj_quantize(&src, &f, &qb));
-    qj_tensor_set_quant(&qt, "w", N, K, &f, &qb);
+    random_quantized(B, group, sym, N, K, &qt, &qb);
+    float *x = malloc((size_t)K * sizeof *x);
+    for (int64_t k = 0; k < K; k++) x[k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
     const qj_tensor *parts[1] = {&qt};
     qj_gemv_spec s;
     QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 1, &s));
@@ -206,7 +207,6 @@ static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
     free(dw);
     free(ds);
     qj_qbuf_free(&qb);
-    free(w);
     free(x);
 }
 
