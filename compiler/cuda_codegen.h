@@ -25,6 +25,7 @@ typedef struct qj_gemv_seg {
 #define QJ_MMA_MAX_BATCH 64
 #define QJ_MAX_SEGS 3
 #define QJ_DQ_MAX_BATCH 2
+#define QJ_IM_MAX_BATCH 16
 
 /* One linear layer's kernel: CUDA-core GEMV (qj_gemv.cu, batch <= 8, packed
  * or dense) or tensor-core (qj_mma.cu, packed, batch <= 64, re-laid-out
@@ -41,6 +42,8 @@ typedef struct qj_gemv_spec {
     int stage;       /* gemv packed: stage activations in shared memory */
     int mma;         /* 1: the tensor-core kernel */
     int dq;          /* 1: the integer-dot GEMV (qj_dqv.cu, packed, batch <= QJ_DQ_MAX_BATCH, re-laid-out codes) */
+    int im;          /* 1: the integer-MMA GEMV (qj_imv.cu, packed, one format, batch <= QJ_IM_MAX_BATCH, sm_80+) */
+    int mt, unroll;  /* im: 16-row m-tiles per block, k-tiles in flight per warp (warps: they split the k-tiles) */
     int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
     int stages;      /* mma: cp.async pipeline depth */
     int nseg;        /* mma: segments (1..3) */
@@ -49,11 +52,14 @@ typedef struct qj_gemv_spec {
 
 /* The spec for n parts (1 tensor, or q|k|v / gate|up stacked by rows into
  * one launch) at a batch size. allow_mma: 0 = CUDA-core kernels only (chips
- * before sm_80); 1 = automatic (tensor cores for batch > 8 and for parts of
- * different formats); 2 = tensor cores whenever the format allows. Parts of
- * different formats fuse only on the tensor-core path; QJ_ERR_UNSUPPORTED
- * when they cannot share a launch. Knobs for
- * experiments: QJ_GEMV_MMA=0, QJ_MMA_RT, QJ_MMA_SPLITK, QJ_MMA_STAGES. */
+ * before sm_80); 1 = automatic (packed parts of one format at batch <= 16:
+ * the integer-MMA GEMV; parts of different formats and batch > 16: the f16
+ * tensor-core kernel; dense: the CUDA-core GEMV); 2 = the f16 tensor-core
+ * kernel whenever the format allows. Parts of different formats fuse only on
+ * the f16 tensor-core path; QJ_ERR_UNSUPPORTED when they cannot share a
+ * launch. Knobs for experiments: QJ_GEMV_IM=0 (no integer-MMA GEMV),
+ * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL; QJ_GEMV_MMA=0|1, QJ_MMA_RT,
+ * QJ_MMA_SPLITK, QJ_MMA_STAGES. */
 qj_status qj_gemv_spec_parts(const qj_tensor *const *parts, int n, int batch, int allow_mma, qj_gemv_spec *out);
 
 /* Whether an arch string ("sm_90a", "compute_86") has mma.sync m16n8k16 (sm_80+). */
@@ -67,8 +73,11 @@ qj_status qj_gemv_host_arrays(const qj_gemv_spec *s, const qj_tensor *const *par
                               void **sc, size_t *sl);
 
 /* Which activation prep a spec's launches need: 0 none (they read fp32 x),
- * 1 the tensor-core fragments, 2 the integer-dot byte planes. Launches of one
- * x with the same prep kind, K and batch share one prep. */
+ * 1 the tensor-core fragments, 2 the integer-dot byte planes, 3 the
+ * integer-MMA digits (QJ_PREP_IM). Launches of one x with the same prep
+ * kind, K and batch share one prep. */
+#define QJ_PREP_DQ 2
+#define QJ_PREP_IM 3
 int qj_gemv_prep_kind(const qj_gemv_spec *s);
 
 /* Tensor-core specs: bytes of the prepared activations (B fragments, 32-value
@@ -76,6 +85,8 @@ int qj_gemv_prep_kind(const qj_gemv_spec *s);
 void qj_gemv_act_bytes(const qj_gemv_spec *s, size_t *xf, size_t *xsum, size_t *xscale);
 /* Integer-dot specs: bytes of the byte planes (xq) and block constants (xc). */
 void qj_gemv_dq_act_bytes(const qj_gemv_spec *s, size_t *xq, size_t *xc);
+/* Integer-MMA specs: bytes of the digits (xi) and tile constants (xw). */
+void qj_gemv_im_act_bytes(const qj_gemv_spec *s, size_t *xi, size_t *xw);
 void qj_gemv_prep_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);
 /* Dynamic shared memory of a launch (0 for CUDA-core kernels). */
 size_t qj_gemv_smem_bytes(const qj_gemv_spec *s);
@@ -106,9 +117,11 @@ qj_status qj_gemv_device_scales(const qj_tensor *t, void **buf, size_t *len);
 #define QJ_OPS_THREADS 256
 
 /* Source of a model's non-matmul module (qj_ops.cu with the model's
- * dimensions, norm/embedding formats and KV-cache length as macros). Fails
- * when norm weights and biases do not share one dtype. malloc'd. */
-qj_status qj_ops_source(const qj_model *m, int max_seq, char **source);
+ * dimensions, norm/embedding formats and KV-cache length as macros); prep =
+ * the activation prep its kernels write for the matmuls that read their
+ * outputs (QJ_PREP_DQ or QJ_PREP_IM). Fails when norm weights and biases do
+ * not share one dtype. malloc'd. */
+qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **source);
 
 /* Grid and block of a spec's launch. */
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);

@@ -59,6 +59,13 @@ static qj_status grow(qj_cuda *cu, qj_dptr *p, size_t *have, size_t need) {
 }
 
 qj_status qj_gact_reserve(qj_cuda *cu, qj_gact *a, const qj_gemv_spec *s) {
+    if (s->im) {
+        size_t xi, xw;
+        qj_gemv_im_act_bytes(s, &xi, &xw);
+        qj_status st = grow(cu, &a->xi, &a->xi_bytes, xi);
+        if (!st) st = grow(cu, &a->xw, &a->xw_bytes, xw);
+        return st;
+    }
     if (s->dq) {
         size_t xq, xc;
         qj_gemv_dq_act_bytes(s, &xq, &xc);
@@ -81,10 +88,17 @@ void qj_gact_free(qj_cuda *cu, qj_gact *a) {
     if (a->xscale) qj_cuda_free(cu, a->xscale);
     if (a->xq) qj_cuda_free(cu, a->xq);
     if (a->xc) qj_cuda_free(cu, a->xc);
+    if (a->xi) qj_cuda_free(cu, a->xi);
+    if (a->xw) qj_cuda_free(cu, a->xw);
     memset(a, 0, sizeof *a);
 }
 
 qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a) {
+    if (L->spec.im) {
+        qj_dptr xi = a->xi, xw = a->xw;
+        void *args[] = {&x, &x_stride, &xi, &xw};
+        return qj_cuda_launch(cu, L->fx, L->xgrid, 1, 1, L->xblock, 1, 1, 0, st, args);
+    }
     if (L->spec.dq) {
         qj_dptr xq = a->xq, xc = a->xc;
         void *args[] = {&x, &x_stride, &xq, &xc};
@@ -103,6 +117,11 @@ qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dp
         qj_dptr xf = a->xf, xs = a->xsum, xe = a->xscale;
         void *args[] = {&w0, &s0, &w1, &s1, &w2, &s2, &xf, &xs, &xe, &y, &y_stride};
         return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, L->smem, st, args);
+    }
+    if (L->spec.im) {
+        qj_dptr w = L->w[0], s = L->s[0], xi = a->xi, xw = a->xw;
+        void *args[] = {&w, &s, &xi, &xw, &y, &y_stride};
+        return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, 0, st, args);
     }
     if (L->spec.dq) {
         qj_dptr w = L->w[0], s = L->s[0], xq = a->xq, xc = a->xc;

@@ -33,6 +33,8 @@ typedef struct qj_gact {
     size_t xf_bytes, xsum_bytes, xscale_bytes;
     qj_dptr xq, xc;                         /* integer-dot GEMV */
     size_t xq_bytes, xc_bytes;
+    qj_dptr xi, xw;                         /* integer-MMA GEMV */
+    size_t xi_bytes, xw_bytes;
 } qj_gact;
 
 /* Re-lay out and upload the parts of L->spec (set by the caller). */
@@ -49,8 +51,9 @@ void qj_gact_free(qj_cuda *cu, qj_gact *a);
  * and batch (qj_gemv_prep_kind); a no-op for kernels that read x. Launches
  * that share x (same prep kind, K, batch) need one prep. */
 qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a);
-/* y[b][row] = (W x_b)[row]: the float GEMV reads x, the tensor-core and
- * integer-dot kernels the prepared activations in a (qj_glinear_prep first). */
+/* y[b][row] = (W x_b)[row]: the float GEMV reads x, the tensor-core,
+ * integer-dot and integer-MMA kernels the prepared activations in a
+ * (qj_glinear_prep first). */
 qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a,
                          qj_dptr y, int y_stride);
 

@@ -49,7 +49,8 @@ struct qj_gpu_model {
     float *h_logits;
     qj_cugraph graph;
     qj_gact act;        /* prepared activations of tensor-core launches */
-    qj_dptr prepped[3]; /* per prep kind: the x the prepared activations hold (during one forward) */
+    qj_dptr prepped[4]; /* per prep kind: the x the prepared activations hold (during one forward) */
+    int fused_prep;     /* the prep kind the ops kernels write for the matmuls after them */
     int steps;
     uint64_t bytes_per_token;
     /* every device allocation, for free */
@@ -137,7 +138,8 @@ typedef struct job {
 
 /* Every distinct kernel of a planned model: jobs[0..n-1] are GEMVs, the last the ops module. */
 static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, dev_layer *layers, dev_linear *head,
-                              job **out, int *n_out, int **owner_out, dev_linear ***all_out, int *nlin_out) {
+                              job **out, int *n_out, int **owner_out, dev_linear ***all_out, int *nlin_out,
+                              int *prep_out) {
     const qj_config *c = &m->cfg;
     int cap = c->n_layers * (QJ_LIN_COUNT + 2) + 1;
     dev_linear **all = malloc((size_t)cap * sizeof *all);
@@ -165,8 +167,13 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, 
         }
         owner[i] = found;
     }
-    if ((s = qj_ops_source(m, max_seq, &jobs[nj].source))) goto fail;
-    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops_s%d", max_seq);
+    /* the ops kernels write the integer-MMA prep when any matmul reads it, else the integer-dot one */
+    int prep = QJ_PREP_DQ;
+    for (int i = 0; i < nlin; i++)
+        if (qj_gemv_prep_kind(&all[i]->spec) == QJ_PREP_IM) prep = QJ_PREP_IM;
+    if ((s = qj_ops_source(m, max_seq, prep, &jobs[nj].source))) goto fail;
+    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops_s%d_p%d", max_seq, prep);
+    *prep_out = prep;
     *out = jobs;
     *n_out = nj + 1;
     *owner_out = owner;
@@ -228,7 +235,7 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
     job *jobs = NULL;
     int nj = 0, nlin = 0, *owner = NULL;
     dev_linear **all = NULL;
-    qj_status s = collect_jobs(m, g->max_seq, arch, g->layers, &g->head, &jobs, &nj, &owner, &all, &nlin);
+    qj_status s = collect_jobs(m, g->max_seq, arch, g->layers, &g->head, &jobs, &nj, &owner, &all, &nlin, &g->fused_prep);
     if (s) return s;
     if ((s = compile_jobs(m, arch, jobs, nj, st))) goto done;
     g->modules = calloc((size_t)nj, sizeof *g->modules);
@@ -269,10 +276,10 @@ qj_status qj_gpu_compile_kernels(const qj_model *m, const char *arch, int max_se
     dev_linear head;
     memset(&head, 0, sizeof head);
     job *jobs = NULL;
-    int nj = 0, nlin = 0, *owner = NULL;
+    int nj = 0, nlin = 0, *owner = NULL, prep = 0;
     dev_linear **all = NULL;
     qj_status s = layers ? plan_kernels(m, arch, fuse, layers, &head) : qj_fail(QJ_ERR_NOMEM, "out of memory");
-    if (!s) s = collect_jobs(m, max_seq, arch, layers, &head, &jobs, &nj, &owner, &all, &nlin);
+    if (!s) s = collect_jobs(m, max_seq, arch, layers, &head, &jobs, &nj, &owner, &all, &nlin, &prep);
     if (!s) s = compile_jobs(m, arch, jobs, nj, st);
     qj_kernel_blob *kb = s ? NULL : calloc((size_t)nj, sizeof *kb);
     if (!s && !kb) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
@@ -455,22 +462,26 @@ static qj_status launch(qj_gpu_model *g, qj_cufunc f, unsigned grid, unsigned sm
 
 static unsigned cdiv(int a, int b) { return (unsigned)((a + b - 1) / b); }
 
-/* Whether any of n linears reads its input through the integer-dot prep. */
-static int any_dq(dev_linear *const *d, int n) {
-    for (int i = 0; i < n; i++)
-        if (qj_gemv_prep_kind(&d[i]->spec) == 2) return 1;
-    return 0;
+/* The buffers of the prep the ops kernels write (*p0 = 0 when none of n
+ * linears reads its input through it, or none was reserved). */
+static void fused_prep_bufs(const qj_gpu_model *g, dev_linear *const *d, int n, qj_dptr *p0, qj_dptr *p1) {
+    int any = 0;
+    for (int i = 0; i < n; i++) any |= qj_gemv_prep_kind(&d[i]->spec) == g->fused_prep;
+    *p0 = *p1 = 0;
+    if (any && g->fused_prep == QJ_PREP_IM) *p0 = g->act.xi, *p1 = g->act.xw;
+    if (any && g->fused_prep == QJ_PREP_DQ) *p0 = g->act.xq, *p1 = g->act.xc;
+    if (!*p0) *p1 = 0;
 }
 
 /* RMSNorm of g->x into g->xb, after x += res when res != 0 (the residual add
- * of the previous block, fused), writing the integer-dot prep of xb too when a
- * consumer reads it (so their launches need no prep of their own). */
+ * of the previous block, fused), writing the prep of xb too when a consumer
+ * reads it (so their launches need no prep of their own). */
 static qj_status norm(qj_gpu_model *g, qj_dptr w, qj_dptr res, dev_linear *const *cons, int n) {
-    int dq = g->act.xq && any_dq(cons, n);
-    qj_dptr xq = dq ? g->act.xq : 0, xc = dq ? g->act.xc : 0;
+    qj_dptr xq, xc;
+    fused_prep_bufs(g, cons, n, &xq, &xc);
     void *a[] = {&g->x, &res, &w, &g->xb, &xq, &xc};
     qj_status s = launch(g, g->f_rmsnorm, 1, 0, a);
-    if (!s && dq) g->prepped[2] = g->xb;
+    if (!s && xq) g->prepped[g->fused_prep] = g->xb;
     return s;
 }
 
@@ -507,11 +518,13 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         int items = (c->n_heads + c->n_kv_heads) * (c->head_dim / 2) + kvd;
         if ((s = launch(g, g->f_qkv_rope, cdiv(items, QJ_OPS_THREADS), 0, ar))) return s;
         dev_linear *ol[1] = {&D->lin[QJ_LIN_O]};
-        int odq = g->act.xq && c->head_dim % 32 == 0 && any_dq(ol, 1); /* heads of whole blocks: prep fused */
-        qj_dptr oq = odq ? g->act.xq : 0, oc = odq ? g->act.xc : 0;
+        /* heads of whole prep blocks (32 values; 128 for the integer-MMA prep): prep fused */
+        qj_dptr oq, oc;
+        fused_prep_bufs(g, ol, 1, &oq, &oc);
+        if (c->head_dim % (g->fused_prep == QJ_PREP_IM ? 128 : 32)) oq = oc = 0;
         void *aa[] = {&g->q, &kc, &vc, &g->d_pos, &g->att, &oq, &oc};
         if ((s = launch(g, g->f_attention, (unsigned)c->n_heads, (unsigned)g->max_seq * 4, aa))) return s;
-        if (odq) g->prepped[2] = g->att;
+        if (oq) g->prepped[g->fused_prep] = g->att;
         if ((s = gemv(g, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2))) return s;
         if ((s = norm(g, D->ffn_norm, g->xb2, gu, ngu))) return s;
         if (D->fused_gu) {
@@ -519,11 +532,11 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         } else if ((s = gemv(g, gu[0], g->xb, g->xb_stride, g->gate)) || (s = gemv(g, gu[1], g->xb, g->xb_stride, g->up)))
             return s;
         dev_linear *dn[1] = {&D->lin[QJ_LIN_DOWN]};
-        int dq = g->act.xq && any_dq(dn, 1);
-        qj_dptr xq = dq ? g->act.xq : 0, xc = dq ? g->act.xc : 0;
+        qj_dptr xq, xc;
+        fused_prep_bufs(g, dn, 1, &xq, &xc);
         void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
         if ((s = launch(g, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
-        if (dq) g->prepped[2] = g->hb;
+        if (xq) g->prepped[g->fused_prep] = g->hb;
         if ((s = gemv(g, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2))) return s;
         res = g->xb2;
     }

@@ -117,6 +117,61 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
 #define QJ_DQ_OFF2(B, nb, l) ((nb) * 4 * QJ_DQ_P4(B) + (l) * 2)
 #define QJ_DQ_OFF1(B, nb, l) ((nb) * (4 * QJ_DQ_P4(B) + 2 * QJ_DQ_P2(B)) + (l))
 
+
+/* ---- The integer-MMA GEMV's re-layout (templates/qj_imv.cu) ----
+ * Rows are cut into m-tiles of 16, K into k-tiles of 128 = 4 k-steps of 32
+ * (the last of each padded with code 0). The tile (m-tile mt, k-tile kt) is
+ * 64*B words: 32 lanes x 2B words. Lane (g = lane / 4, t = lane % 4) holds,
+ * for k-step s (0..3), its A fragment of mma.sync.m16n8k32 (.u8): register r
+ * (0..3), byte i = the code of
+ *     row 16 mt + g + 8 (r & 1),  k = 128 kt + 32 s + 16 (r >> 1) + 4 t + i,
+ * split into the planes of its width (as above: 3 = 2+1, 5 = 4+1, 6 = 4+2,
+ * 7 = 4+2+1), per lane and tile:
+ *   8-bit (B = 8): 16 words; word 4s + r = register r of step s;
+ *   4-bit plane: 8 words; word 2s + j: low nibbles = register 2j, high
+ *     nibbles = register 2j + 1 of step s;
+ *   2-bit plane (code bits QJ_DQ_S2..): 4 words; bits 2m..2m+1 of byte i of
+ *     word s = register m, byte i, of step s;
+ *   1-bit plane (code bit QJ_DQ_S1): 2 words; bit m + 4 (s % 2) of byte i of
+ *     word s / 2 = register m, byte i, of step s.
+ * A tile stores plane by plane, lane-major (each plane one coalesced load per
+ * lane): [32 x QJ_IM_WA words][32 x 4 words of the 2-bit plane][32 x 2 words
+ * of the 1-bit plane]. Tiles are stored m-tile-major: tile (mt, kt) starts at
+ * word (mt * KT + kt) * 64 B. */
+#define QJ_IM_KT(K) (((K) + 127) / 128)                            /* k-tiles */
+#define QJ_IM_MTILES(N) (((N) + 15) / 16)                          /* m-tiles */
+#define QJ_IM_WA(B) (QJ_DQ_P8(B) ? 16 : QJ_DQ_P4(B) ? 8 : 0)       /* words of the 8- or 4-bit plane */
+#define QJ_IM_OFF2(B) (32 * QJ_IM_WA(B))                           /* the 2-bit plane in a tile */
+#define QJ_IM_OFF1(B) (32 * QJ_IM_WA(B) + 128 * QJ_DQ_P2(B))       /* the 1-bit plane in a tile */
+#define QJ_IM_TILE_WORDS(B) (64 * (B))
+
+/* Register r (0..3) of k-step s (0..3) of a lane's A fragment, from its words
+ * of a tile: wa = its 8-/4-bit plane words, w2 its 2-bit plane words, w1 its
+ * 1-bit plane words (unused planes are not read). The kernel's unpack; the
+ * host re-layout (compiler/cuda_codegen.c) is its inverse. */
+QJ_HD uint32_t qj_im_shl(uint32_t v, int s) { return s >= 0 ? v << s : v >> -s; }
+QJ_HD uint32_t qj_im_reg(const uint32_t *wa, const uint32_t *w2, const uint32_t *w1, int B, int s, int r) {
+    if (QJ_DQ_P8(B)) return wa[4 * s + r];
+    uint32_t c = 0;
+    if (QJ_DQ_P4(B)) c = (wa[2 * s + (r >> 1)] >> (4 * (r & 1))) & 0x0F0F0F0Fu;
+    if (QJ_DQ_P2(B)) c |= qj_im_shl(w2[s], QJ_DQ_S2(B) - 2 * r) & (0x03030303u << QJ_DQ_S2(B));
+    if (QJ_DQ_P1(B)) c |= qj_im_shl(w1[s >> 1], QJ_DQ_S1(B) - r - 4 * (s & 1)) & (0x01010101u << QJ_DQ_S1(B));
+    return c;
+}
+
+/* Prepared activations of the integer-MMA GEMV, per batch row b and k-tile T
+ * of 128 values: with E the exponent of the tile (|x| < 2^E, E from the
+ * largest |x|), q_k = rint(x_k 2^(30-E)) (|q| <= 2^30) is written in four
+ * balanced base-256 digits d_p in [-128, 127]: q = d0 + 2^8 d1 + 2^16 d2 +
+ * 2^24 d3. xi: uint32 [BATCH][KT][16 slots][8 words]; slot p*4 + t, word
+ * 2s + h, byte i = d_p of value k = 128 T + 32 s + 16 h + 4 t + i (the B
+ * fragment registers b0 = word 2s, b1 = word 2s + 1 of the lane (g = 4 (b%2)
+ * + p, t) of n-tile b / 2). xw: float4 [BATCH][KT][2]: [0] = the digits'
+ * weights {2^(E-30), 2^(E-22), 2^(E-14), 2^(E-6)}, [1] = the sums of x over
+ * the tile's four 32-value blocks. */
+#define QJ_IM_XI_WORDS(KT) ((KT) * 128)   /* per batch row */
+#define QJ_IM_XW_FLOAT4(KT) ((KT) * 2)    /* per batch row */
+
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 _Static_assert(QJ_ROW_WORDS(172, 3) == 6 * 3, "ragged K=172 takes 6 blocks");
 _Static_assert(QJ_NGROUPS(172, 32) == 6, "ragged K=172 has 6 groups of 32");

@@ -29,7 +29,9 @@
  *
  * Buffers (fp32 unless said; "wdt" = QJ_NORM_DTYPE, f32/f16/bf16):
  *   x:        (dim)                residual stream (rmsnorm adds the previous block's output, res, into it)
- *   xq, xc:   the integer-dot GEMV's prepared activations of a matmul input (qj_dqprep.cuh), or NULL
+ *   xq, xc:   the prepared activations of a matmul input, or NULL: QJ_OPS_PREP 2 = the integer-dot
+ *             GEMV's (qj_dqprep.cuh: byte planes, block constants), 3 = the integer-MMA GEMV's
+ *             (qj_imprep.cuh: digits as uint32, tile constants; batch row 0)
  *   xb:       (dim)                normed input of a matmul
  *   q:        (n_heads*head_dim)   rotated in place
  *   k, v:     (n_kv_heads*head_dim) this token's, from the matmuls (not the cache)
@@ -57,6 +59,7 @@
  */
 #include "qj_layout.h"
 #include "qj_dqprep.cuh"
+#include "qj_imprep.cuh"
 
 /* ---------------- parameters ---------------- */
 #ifndef QJ_DIM
@@ -114,6 +117,24 @@
 /* ---------------- derived ---------------- */
 #define QJ_OPS_CDIV(a, b) (((a) + (b) - 1) / (b))
 #define QJ_OPS_WARPS (QJ_THREADS / 32)
+#ifndef QJ_OPS_PREP
+#define QJ_OPS_PREP 2 /* the prep written for the next matmul: 2 integer-dot, 3 integer-MMA */
+#endif
+static_assert(QJ_OPS_PREP == 2 || QJ_OPS_PREP == 3, "QJ_OPS_PREP is 2 or 3");
+
+/* Integer-MMA prep of one 128-value tile T of a vector v (n values, already
+ * written and visible to this warp), by one warp. */
+__device__ __forceinline__ void qj_ops_im_prep_tile(const float *__restrict__ v, int n, int T, unsigned char *xq,
+                                                    float4 *xc) {
+    const int lane = threadIdx.x & 31;
+    float t[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int k = T * 128 + 4 * lane + i;
+        t[i] = k < n ? v[k] : 0.0f;
+    }
+    qj_im_prep_warp(t, lane, T, reinterpret_cast<unsigned *>(xq), xc);
+}
 #define QJ_OPS_HALF (QJ_HEAD_DIM / 2)
 #define QJ_OPS_KV_DIM (QJ_N_KV_HEADS * QJ_HEAD_DIM)
 #define QJ_OPS_GQA (QJ_N_HEADS / QJ_N_KV_HEADS) /* query heads per kv head */
@@ -293,11 +314,16 @@ qj_rmsnorm(float *__restrict__ x, const float *__restrict__ res, const void *__r
         }
     }
     if (xq) {
+#if QJ_OPS_PREP == 3
+        __syncthreads(); /* out is written: warps read whole tiles of it */
+        for (int T = threadIdx.x >> 5; T < QJ_IM_KT(QJ_DIM); T += QJ_OPS_WARPS) qj_ops_im_prep_tile(out, QJ_DIM, T, xq, xc);
+#else
 #pragma unroll
         for (int j = 0; j < PER; j++) {
             const int blk = (threadIdx.x >> 5) + j * QJ_OPS_WARPS;
             if (blk < QJ_NBLOCKS(QJ_DIM)) qj_dq_prep_warp(xv[j], threadIdx.x & 31, blk, xq, xc);
         }
+#endif
     }
 }
 
@@ -476,7 +502,27 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
         }
     }
     __syncthreads();
-#if QJ_HEAD_DIM % 32 == 0
+#if QJ_OPS_PREP == 3 && QJ_HEAD_DIM % 128 == 0
+    /* whole 128-value tiles per head: warps also write the o_proj input's
+     * integer-MMA prep when asked (xq != NULL) */
+    if (xq) {
+        const int lane = threadIdx.x & 31;
+        for (int tt = threadIdx.x >> 5; tt < QJ_HEAD_DIM / 128; tt += QJ_OPS_WARPS) {
+            float o[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int i = tt * 128 + 4 * lane + c;
+                float a = 0.0f;
+#pragma unroll
+                for (int w = 0; w < QJ_OPS_WARPS; w++) a += part[w][i];
+                o[c] = __fdiv_rn(a, sum);
+                out[(size_t)h * QJ_HEAD_DIM + i] = o[c];
+            }
+            qj_im_prep_warp(o, lane, h * (QJ_HEAD_DIM / 128) + tt, reinterpret_cast<unsigned *>(xq), xc);
+        }
+        return;
+    }
+#elif QJ_OPS_PREP == 2 && QJ_HEAD_DIM % 32 == 0
     /* whole 32-value blocks per head: warps also write the o_proj input's
      * integer-dot prep when asked (xq != NULL) */
     if (xq) {
@@ -507,6 +553,26 @@ extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *__restrict__ out,
           unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
     const int lane = threadIdx.x & 31;
+#if QJ_OPS_PREP == 3
+    if (xq) { /* each warp one 128-value tile at a time, lane l values 4l..4l+3 */
+        for (int T = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; T < QJ_IM_KT(QJ_HIDDEN);
+             T += (blockDim.x * gridDim.x) >> 5) {
+            float o[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int i = T * 128 + 4 * lane + c;
+                o[c] = 0.0f;
+                if (i < QJ_HIDDEN) {
+                    const float g = gate[i];
+                    o[c] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
+                    out[i] = o[c];
+                }
+            }
+            qj_im_prep_warp(o, lane, T, reinterpret_cast<unsigned *>(xq), xc);
+        }
+        return;
+    }
+#endif
     for (int blk = (blockIdx.x * blockDim.x + threadIdx.x) >> 5; blk < QJ_NBLOCKS(QJ_HIDDEN);
          blk += (blockDim.x * gridDim.x) >> 5) {
         const int i = blk * 32 + lane;

@@ -4,7 +4,11 @@
  *     float GEMV), batch 2 on the ragged shapes, and the dense kernels;
  *   tensor-core: the same formats and shapes at batch 1 and 16, batch 3 and
  *     64 on the ragged shapes, and fused launches whose parts differ in
- *     format (segments) or share one. */
+ *     format (segments) or share one;
+ *   integer-MMA (the automatic choice, allow_mma 1): every format x shape at
+ *     batch 1, batch 2 and 16 on the ragged shapes, batch 5 on a regular
+ *     one, and stacked parts of one format whose row counts are not
+ *     multiples of 16. */
 #ifndef QJ_GEMV_CASES_H
 #define QJ_GEMV_CASES_H
 
@@ -23,7 +27,7 @@ typedef struct qj_case {
     qj_dtype dtype;    /* QJ_DTYPE_Q, or the dense dtype */
     qj_qformat f[3];   /* group as the user gives it (0 = per channel) */
     int64_t N[3], K;
-    int batch, allow_mma; /* qj_gemv_spec_parts's: 2 = tensor-core cases */
+    int batch, allow_mma; /* qj_gemv_spec_parts's: 0 = CUDA-core, 1 = integer-MMA, 2 = tensor-core cases */
 } qj_case;
 
 /* Fused launches: {bits, group, sym, bf16 scales, N} per part, K, batch. */
@@ -86,6 +90,31 @@ static inline int qj_gemv_case_get(int i, qj_case *c) {
         fi = i % fmts;
         sh = (i / fmts) % 2 ? 3 : 1;
         c->batch = 2;
+    } else if ((i -= fmts * 2) < fmts * ns) { /* integer-MMA, batch 1 */
+        fi = i % fmts;
+        sh = (i / fmts) % ns;
+        c->batch = 1;
+        c->allow_mma = 1;
+    } else if ((i -= fmts * ns) < fmts * 5) { /* integer-MMA, batch 2 / 16 ragged, 5 regular */
+        static const int bs[5] = {2, 2, 16, 16, 5}, shs[5] = {1, 3, 1, 3, 4};
+        fi = i % fmts;
+        sh = shs[i / fmts];
+        c->batch = bs[i / fmts];
+        c->allow_mma = 1;
+    } else if ((i -= fmts * 5) < 7) { /* integer-MMA, stacked parts of one format */
+        static const int64_t rows[7][3] = {{33, 16, 7}, {64, 48, 0}, {8, 8, 8}, {100, 20, 20}, {24, 24, 0}, {40, 0, 0}, {17, 31, 0}};
+        static const int64_t ks[7] = {172, 256, 64, 1536, 100, 4096, 300};
+        static const int bts[7] = {1, 2, 1, 16, 3, 1, 5};
+        c->nparts = 0;
+        for (int p = 0; p < 3 && rows[i][p]; p++) {
+            c->f[p] = (qj_qformat){qj_case_bits[i % nb], qj_case_groups[(i * 2) % ng], i % 2, i % 3 == 0 ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
+            c->N[p] = rows[i][p];
+            c->nparts++;
+        }
+        c->K = ks[i];
+        c->batch = bts[i];
+        c->allow_mma = 1;
+        return 1;
     } else {
         return 0;
     }

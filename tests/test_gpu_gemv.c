@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     }
     qj_custream st0 = NULL;
     qj_gact act = {0};
-    int bad = 0, checked = 0, n_mma = 0, n_dq = 0;
+    int bad = 0, checked = 0, n_mma = 0, n_dq = 0, n_im = 0;
     double worst = 0;
     for (int i = 0; i < n; i++) {
         qj_case c;
@@ -84,6 +84,7 @@ int main(int argc, char **argv) {
         qj_gemv_name(&L.spec, arch, L.name, sizeof L.name);
         QJ_CHECK_MSG(L.spec.mma == (c.allow_mma == 2), "%s: case %d is a %s case", L.name, i,
                      c.allow_mma == 2 ? "tensor-core" : "CUDA-core");
+        QJ_CHECK_MSG(L.spec.im == (c.allow_mma == 1), "%s: case %d: integer-MMA kernel expected exactly for its cases", L.name, i);
         QJ_CHECK_MSG(L.spec.dq == (!c.allow_mma && c.dtype == QJ_DTYPE_Q && c.batch <= QJ_DQ_MAX_BATCH),
                      "%s: case %d: integer-dot kernel expected exactly for packed batch <= %d", L.name, i, QJ_DQ_MAX_BATCH);
         if (b[i].st) {
@@ -147,6 +148,8 @@ int main(int argc, char **argv) {
         if (!st && act.xf) st = qj_cuda_memset8(cu, act.xf, 0xff, act.xf_bytes); /* stale fragments poisoned too */
         if (!st && act.xq) st = qj_cuda_memset8(cu, act.xq, 0xff, act.xq_bytes);
         if (!st && act.xc) st = qj_cuda_memset8(cu, act.xc, 0xff, act.xc_bytes);
+        if (!st && act.xi) st = qj_cuda_memset8(cu, act.xi, 0xff, act.xi_bytes);
+        if (!st && act.xw) st = qj_cuda_memset8(cu, act.xw, 0xff, act.xw_bytes);
         if (!st) st = qj_cuda_module_load(cu, b[i].img, &mod);
         if (!st) st = qj_glinear_bind(cu, mod, &L);
         if (!st) st = qj_glinear_prep(cu, st0, &L, dx, (int)stride, &act);
@@ -171,6 +174,7 @@ int main(int argc, char **argv) {
             checked++;
             n_mma += L.spec.mma;
             n_dq += L.spec.dq;
+            n_im += L.spec.im;
             if (nan || far || !(rel < 1e-5)) {
                 QJ_CHECK_MSG(0, "%s: rel %.3g, %d NaN, %d outside the fp32 bound", L.name, rel, nan, far);
                 bad++;
@@ -192,8 +196,9 @@ int main(int argc, char **argv) {
         free(row);
         free(b[i].img);
     }
-    printf("%d kernels (%d tensor-core, %d integer-dot) checked against the C reference, %d bad, worst relative error %.3g\n",
-           checked, n_mma, n_dq, bad, worst);
+    printf("%d kernels (%d tensor-core, %d integer-dot, %d integer-MMA) checked against the C reference, %d bad, worst "
+           "relative error %.3g\n",
+           checked, n_mma, n_dq, n_im, bad, worst);
     qj_gact_free(cu, &act);
     free(b);
     qj_cuda_close(cu);

@@ -149,8 +149,8 @@ static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
     for (int64_t k = 0; k < K; k++) x[k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
     const qj_tensor *parts[1] = {&qt};
     qj_gemv_spec s;
-    QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 1, &s));
-    QJ_CHECK(s.dq == 1 && s.mma == 0);
+    QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 0, &s)); /* chips before sm_80 */
+    QJ_CHECK(s.dq == 1 && s.mma == 0 && s.im == 0);
     void *dw = NULL, *ds = NULL;
     size_t wl = 0, sl = 0;
     QJ_CHECK_OK(qj_gemv_host_arrays(&s, parts, 0, &dw, &wl, &ds, &sl));
@@ -210,6 +210,172 @@ static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
     free(x);
 }
 
+/* ---- the integer-MMA GEMV (templates/qj_imv.cu) ---- */
+
+/* The code at (lane, k-step st, register r, byte i) of a tile, read with the
+ * plane rules of qj_layout.h one bit field at a time. */
+static uint32_t im_code(const uint32_t *tile, int B, int lane, int st, int r, int i) {
+    if (B == 8) return (tile[lane * 16 + 4 * st + r] >> (8 * i)) & 255u;
+    const int p4 = B >= 4, p2 = B == 2 || B == 3 || B == 6 || B == 7, p1 = B == 3 || B == 5 || B == 7;
+    const int wa = p4 ? 8 : 0, o2 = p4 ? 4 : 0, o1 = p4 * 4 + p2 * 2;
+    uint32_t c = 0;
+    if (p4) c |= (tile[lane * 8 + 2 * st + (r >> 1)] >> (8 * i + 4 * (r & 1))) & 15u;
+    if (p2) c |= ((tile[32 * wa + lane * 4 + st] >> (8 * i + 2 * r)) & 3u) << o2;
+    if (p1) c |= ((tile[32 * wa + 128 * p2 + lane * 2 + st / 2] >> (8 * i + r + 4 * (st % 2))) & 1u) << o1;
+    return c;
+}
+
+/* The prep of one 128-value tile on the CPU: E with |x| < 2^E, q = rint(x 2^(30-E)). */
+static int im_prep(const float *x, int64_t K, int64_t T, int32_t *q) {
+    float mx = 0;
+    for (int j = 0; j < 128; j++)
+        if (T * 128 + j < K && fabsf(x[T * 128 + j]) > mx) mx = fabsf(x[T * 128 + j]);
+    int E = 0;
+    if (mx > 0) frexpf(mx, &E); /* mx = f 2^E, f in [0.5, 1): |x| < 2^E */
+    for (int j = 0; j < 128; j++) q[j] = T * 128 + j < K ? (int32_t)lrintf(ldexpf(x[T * 128 + j], 30 - E)) : 0;
+    return E;
+}
+
+/* The re-layout of n stacked parts read back with the documented rules gives
+ * every code and scale back; qj_im_reg (the kernel's unpack) builds the same
+ * registers; the prep's four balanced digits rebuild q; and the kernel's
+ * arithmetic (per fold D = sum code * digit, exact; acc += scale * sum_p D_p
+ * 2^(E-30+8p) + zero * sum x) emulated on the CPU matches the dequantized
+ * product within the fp32 bound. */
+static void check_im(int B, int group, int sym, const int64_t *Ns, int n, int64_t K, int batch) {
+    qj_tensor qt[3];
+    qj_qbuf qb[3];
+    memset(qb, 0, sizeof qb);
+    const qj_tensor *parts[3];
+    int64_t N = 0;
+    for (int i = 0; i < n; i++) {
+        random_quantized(B, group, sym, Ns[i], K, &qt[i], &qb[i]);
+        parts[i] = &qt[i];
+        N += Ns[i];
+    }
+    qj_gemv_spec s;
+    QJ_CHECK_OK(qj_gemv_spec_parts(parts, n, batch, 1, &s));
+    QJ_CHECK(s.im == 1 && s.mma == 0 && s.dq == 0 && s.N == N);
+    void *dw = NULL, *ds = NULL;
+    size_t wl = 0, sl = 0;
+    QJ_CHECK_OK(qj_gemv_host_arrays(&s, parts, 0, &dw, &wl, &ds, &sl));
+    const int G = qt[0].q.group;
+    const int64_t kt_n = QJ_IM_KT(K), mt_n = QJ_IM_MTILES(N), ngt = (kt_n * 128 + G - 1) / G, ng = QJ_NGROUPS(K, G);
+    const int64_t rw = QJ_ROW_WORDS(K, B);
+    QJ_CHECK(wl == (size_t)(mt_n * kt_n * 64 * B) * 4 && sl == (size_t)(mt_n * ngt * 16) * 4);
+    const uint32_t *W = dw, *S = ds;
+    const int fold = G % 128 == 0 ? 4 : G % 64 == 0 ? 2 : 1;
+    int64_t wrong = 0, wrong_reg = 0, wrong_scale = 0, bad_digit = 0, far = 0;
+    float *x = malloc((size_t)(batch * K) * sizeof *x);
+    for (int64_t j = 0; j < batch * K; j++) {
+        int64_t k = j % K;
+        x[j] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
+    }
+    for (int64_t mt = 0; mt < mt_n; mt++) {
+        /* codes and registers */
+        for (int64_t kt = 0; kt < kt_n; kt++) {
+            const uint32_t *tile = W + (size_t)(mt * kt_n + kt) * (size_t)(64 * B);
+            const int wa = QJ_IM_WA(B);
+            for (int lane = 0; lane < 32; lane++)
+                for (int st = 0; st < 4; st++)
+                    for (int r = 0; r < 4; r++) {
+                        uint32_t reg = 0;
+                        for (int i = 0; i < 4; i++) {
+                            const int64_t row = mt * 16 + lane / 4 + 8 * (r & 1);
+                            const int64_t k = kt * 128 + 32 * st + 16 * (r >> 1) + 4 * (lane % 4) + i;
+                            uint32_t want = 0;
+                            int64_t lr = row;
+                            int pi = 0;
+                            while (pi < n && lr >= Ns[pi]) lr -= Ns[pi++];
+                            if (row < N && k < K) want = qj_unpack_code((const uint32_t *)qt[pi].data + lr * rw, (uint32_t)k, (uint32_t)B);
+                            uint32_t c = im_code(tile, B, lane, st, r, i);
+                            if (c != want) wrong++;
+                            reg |= c << (8 * i);
+                        }
+                        const uint32_t *wa_p = tile + lane * wa, *w2 = tile + QJ_IM_OFF2(B) + lane * 4,
+                                       *w1 = tile + QJ_IM_OFF1(B) + lane * 2;
+                        if (qj_im_reg(wa_p, w2, w1, B, st, r) != reg) wrong_reg++;
+                    }
+        }
+        /* scales */
+        for (int64_t gi = 0; gi < ngt; gi++)
+            for (int g = 0; g < 8; g++)
+                for (int h = 0; h < 2; h++) {
+                    int64_t row = mt * 16 + g + 8 * h, lr = row;
+                    int pi = 0;
+                    while (pi < n && lr >= Ns[pi]) lr -= Ns[pi++];
+                    uint32_t want = 0;
+                    if (row < N && gi < ng) {
+                        want = ((const uint16_t *)qt[pi].scales)[lr * ng + gi];
+                        if (!sym) want |= (uint32_t)((const uint16_t *)qt[pi].zeros)[lr * ng + gi] << 16;
+                    }
+                    if (S[((mt * ngt + gi) * 8 + g) * 2 + h] != want) wrong_scale++;
+                }
+    }
+    /* the arithmetic, per batch row and output row */
+    int32_t *q = malloc((size_t)(kt_n * 128) * sizeof *q);
+    int *E = malloc((size_t)kt_n * sizeof *E);
+    for (int b = 0; b < batch; b++) {
+        const float *xb = x + (size_t)b * (size_t)K;
+        for (int64_t T = 0; T < kt_n; T++) {
+            E[T] = im_prep(xb, K, T, q + T * 128);
+            for (int j = 0; j < 128; j++) { /* balanced digits rebuild q */
+                int32_t v = q[T * 128 + j], d[4], rest = v;
+                for (int p = 0; p < 3; p++) {
+                    d[p] = (int32_t)(int8_t)(uint8_t)(rest & 0xff);
+                    rest = (rest - d[p]) / 256;
+                }
+                d[3] = rest;
+                if (d[3] < -128 || d[3] > 127 || d[0] + 256 * (d[1] + 256 * (d[2] + 256 * d[3])) != v) bad_digit++;
+            }
+        }
+        for (int64_t row = 0; row < N; row++) {
+            int64_t lr = row;
+            int pi = 0;
+            while (pi < n && lr >= Ns[pi]) lr -= Ns[pi++];
+            const uint32_t *cr = (const uint32_t *)qt[pi].data + lr * rw;
+            const uint16_t *sc = qt[pi].scales, *zr = qt[pi].zeros;
+            double acc = 0, ref = 0, mag = 0;
+            for (int64_t T = 0; T < kt_n; T++)
+                for (int f = 0; f < 4 / fold; f++) {
+                    const int64_t k0 = T * 128 + f * fold * 32, gi = k0 / G;
+                    double scale = 0, zero = 0;
+                    if (gi < ng) {
+                        scale = qj_f16_to_f32(sc[lr * ng + gi]);
+                        zero = sym ? -(double)(1 << (B - 1)) * scale : qj_f16_to_f32(zr[lr * ng + gi]);
+                    }
+                    int64_t D = 0; /* exact: sum over the fold of code * q */
+                    double sx = 0;
+                    for (int64_t k = k0; k < k0 + 32 * fold && k < K; k++) {
+                        D += (int64_t)qj_unpack_code(cr, (uint32_t)k, (uint32_t)B) * q[k];
+                        sx += xb[k];
+                    }
+                    acc += scale * ((double)D * ldexp(1.0, E[T] - 30)) + zero * sx;
+                }
+            for (int64_t k = 0; k < K; k++) {
+                int64_t gi = k / G;
+                double scale = qj_f16_to_f32(sc[lr * ng + gi]);
+                double zero = sym ? -(double)(1 << (B - 1)) * scale : qj_f16_to_f32(zr[lr * ng + gi]);
+                double wv = scale * qj_unpack_code(cr, (uint32_t)k, (uint32_t)B) + zero;
+                ref += wv * xb[k];
+                mag += fabs(wv * xb[k]);
+            }
+            if (!(fabs(acc - ref) <= 1e-6 * mag + 1e-30)) far++;
+        }
+    }
+    QJ_CHECK_MSG(wrong == 0 && wrong_reg == 0 && wrong_scale == 0 && bad_digit == 0 && far == 0,
+                 "im bits %d group %d N %lld (%d parts) K %lld batch %d: %lld codes, %lld registers, %lld scales "
+                 "misplaced, %lld bad digits, %lld outputs off",
+                 B, group, (long long)N, n, (long long)K, batch, (long long)wrong, (long long)wrong_reg,
+                 (long long)wrong_scale, (long long)bad_digit, (long long)far);
+    free(q);
+    free(E);
+    free(x);
+    free(dw);
+    free(ds);
+    for (int i = 0; i < n; i++) qj_qbuf_free(&qb[i]);
+}
+
 static qj_tensor desc(const char *name, int bits, int group, int64_t N, int64_t K) {
     qj_tensor t;
     memset(&t, 0, sizeof t);
@@ -234,6 +400,13 @@ int main(void) {
         check_dq(B, 32, B % 2, 5, 172);
         check_dq(B, 0, 0, 3, 1100);
         check_dq(B, 64, 1, 2, 2080);
+        const int64_t one[1] = {40}, three[3] = {33, 16, 7}, two[2] = {64, 48};
+        check_im(B, 128, 0, one, 1, 4096, 1);
+        check_im(B, 32, B % 2, three, 3, 172, 2);
+        check_im(B, 0, 0, two, 2, 1100, 1);
+        check_im(B, 64, 1, one, 1, 2080, 5);
+        check_im(B, 96, 0, three, 3, 300, 16);
+        check_im(B, 256, B % 2, one, 1, 1536, 3);
     }
     /* the chooser */
     qj_tensor q = desc("q", 4, 128, 64, 256), k = desc("k", 3, 64, 32, 256), v = desc("v", 3, 64, 32, 256);
@@ -242,14 +415,24 @@ int main(void) {
     qj_gemv_spec s;
     QJ_CHECK_OK(qj_gemv_spec_parts(mixed, 3, 1, 1, &s));
     QJ_CHECK(s.mma == 1 && s.nseg == 2 && s.seg[0].N == 64 && s.seg[1].N == 64 && s.seg[1].nparts == 2 && s.N == 128);
-    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s));
-    QJ_CHECK(s.mma == 0 && s.dq == 1 && s.N == 128);
-    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 4, 1, &s));
-    QJ_CHECK(s.mma == 0 && s.dq == 0); /* batch > QJ_DQ_MAX_BATCH: the float GEMV */
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s)); /* one format, sm_80+: the integer-MMA GEMV */
+    QJ_CHECK(s.mma == 0 && s.dq == 0 && s.im == 1 && s.N == 128 && s.seg[0].nparts == 2);
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
-    QJ_CHECK(s.mma == 1 && s.nseg == 1 && s.seg[0].nparts == 2 && s.stages >= 2 && qj_gemv_smem_bytes(&s) > 0);
+    QJ_CHECK(s.im == 1 && s.mma == 0);
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 0, &s)); /* chips before sm_80: the integer-dot GEMV */
+    QJ_CHECK(s.mma == 0 && s.dq == 1 && s.im == 0 && s.N == 128);
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 4, 0, &s));
+    QJ_CHECK(s.mma == 0 && s.dq == 0 && s.im == 0); /* batch > QJ_DQ_MAX_BATCH: the float GEMV */
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 32, 1, &s));
+    QJ_CHECK(s.mma == 1 && s.im == 0 && s.nseg == 1 && s.seg[0].nparts == 2 && s.stages >= 2 && qj_gemv_smem_bytes(&s) > 0);
+    setenv("QJ_GEMV_IM", "0", 1);
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s)); /* the knob keeps batch 1 off it */
+    QJ_CHECK(s.im == 0 && s.dq == 1);
+    unsetenv("QJ_GEMV_IM");
+    QJ_CHECK_OK(qj_gemv_spec_parts(o96, 1, 16, 1, &s)); /* any multiple of 32 on the integer-MMA GEMV */
+    QJ_CHECK(s.im == 1);
     QJ_CHECK_FAILS(qj_gemv_spec_parts(mixed, 3, 1, 0, &s), "fuse only on the tensor-core kernel");
-    QJ_CHECK_FAILS(qj_gemv_spec_parts(o96, 1, 16, 1, &s), "needs the tensor-core kernel");
+    QJ_CHECK_FAILS(qj_gemv_spec_parts(o96, 1, 32, 1, &s), "needs the tensor-core kernel");
     QJ_CHECK_OK(qj_gemv_spec_parts(o96, 1, 4, 2, &s));
     QJ_CHECK(s.mma == 0); /* group 96 stays on the GEMV */
     QJ_CHECK(qj_gemv_arch_has_mma("sm_90a") && qj_gemv_arch_has_mma("compute_80") && !qj_gemv_arch_has_mma("sm_75"));
