@@ -324,6 +324,11 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->use_graph = p->use_graph;
     qj_status s;
     if ((s = qj_cuda_open(p->ordinal, &g->cu))) goto fail;
+    {
+        /* kernels overlap their start with the previous one's end (sm_90+); QJ_PDL=0 turns it off */
+        const char *e = getenv("QJ_PDL");
+        st->pdl = qj_cuda_set_pdl(g->cu, !(e && !strcmp(e, "0")));
+    }
     const qj_cuda_info *I = qj_cuda_get_info(g->cu);
     char arch[32];
     int maj = 0, min = 0;

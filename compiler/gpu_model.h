@@ -28,6 +28,7 @@ typedef struct qj_gpu_build_stats {
     uint64_t weight_bytes; /* bytes of weights on the device */
     char device[256];
     char arch[32];
+    int pdl;               /* launches use programmatic dependent launch (sm_90+; QJ_PDL=0 turns it off) */
 } qj_gpu_build_stats;
 
 typedef struct qj_gpu_params {

@@ -64,12 +64,33 @@ static struct {
     CUresult (*GraphExecDestroy)(qj_cugraph);
     CUresult (*GraphDestroy)(void *);
     CUresult (*GetErrorString)(CUresult, const char **);
+    CUresult (*LaunchKernelEx)(const void *, qj_cufunc, void **, void **); /* optional (CUDA 12+ drivers) */
 } cu;
+
+/* cuLaunchKernelEx's configuration, laid out as cuda.h's CUlaunchConfig and
+ * CUlaunchAttribute (CUDA 12+): one attribute. */
+typedef struct {
+    int id;
+    char pad[4];
+    union {
+        char pad[64];
+        int value;
+        void *align;
+    } v;
+} qj_launch_attr;
+typedef struct {
+    unsigned gx, gy, gz, bx, by, bz, smem;
+    qj_custream stream;
+    qj_launch_attr *attrs;
+    unsigned n_attrs;
+} qj_launch_config;
+#define QJ_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION 6
 
 struct qj_cuda {
     CUdevice dev;
     CUcontext ctx;
     qj_cuda_info info;
+    int pdl; /* launches allow programmatic dependent launch */
 };
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -128,6 +149,7 @@ static void load_driver(void) {
     SYM(GraphDestroy, "cuGraphDestroy");
     SYM(GetErrorString, "cuGetErrorString");
 #undef SYM
+    *(void **)&cu.LaunchKernelEx = dlsym(cu.lib, "cuLaunchKernelEx");
     CUresult r = cu.Init(0);
     if (r != CUDA_SUCCESS) {
         const char *msg = "unknown";
@@ -272,8 +294,20 @@ qj_status qj_cuda_func_smem(qj_cuda *c, qj_cufunc f, int bytes) {
 
 qj_status qj_cuda_launch(qj_cuda *c, qj_cufunc f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                          unsigned bz, unsigned smem, qj_custream s, void **args) {
-    (void)c;
+    if (c && c->pdl) {
+        qj_launch_attr a;
+        memset(&a, 0, sizeof a);
+        a.id = QJ_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        a.v.value = 1;
+        qj_launch_config cfg = {gx, gy, gz, bx, by, bz, smem, s, &a, 1};
+        return check(cu.LaunchKernelEx(&cfg, f, args, NULL), "cuLaunchKernelEx");
+    }
     return check(cu.LaunchKernel(f, gx, gy, gz, bx, by, bz, smem, s, args, NULL), "cuLaunchKernel");
+}
+
+int qj_cuda_set_pdl(qj_cuda *c, int on) {
+    c->pdl = on && cu.LaunchKernelEx && c->info.cc_major >= 9;
+    return c->pdl;
 }
 
 qj_status qj_cuda_stream_create(qj_cuda *c, qj_custream *out) {

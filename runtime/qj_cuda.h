@@ -64,6 +64,13 @@ qj_status qj_cuda_func_smem(qj_cuda *c, qj_cufunc f, int bytes);
 
 qj_status qj_cuda_launch(qj_cuda *c, qj_cufunc f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                          unsigned bz, unsigned smem, qj_custream s, void **args);
+/* Launches of c from now on allow programmatic dependent launch (sm_90+,
+ * cuLaunchKernelEx): a kernel may start while the previous one in its stream
+ * finishes, so every kernel launched must wait (griddepcontrol.wait,
+ * templates/qj_pdl.cuh) before it reads what earlier kernels wrote or writes
+ * what they read. Returns whether it is on (off where the chip or driver
+ * lacks it). */
+int qj_cuda_set_pdl(qj_cuda *c, int on);
 
 qj_status qj_cuda_stream_create(qj_cuda *c, qj_custream *out);
 void qj_cuda_stream_destroy(qj_cuda *c, qj_custream s);

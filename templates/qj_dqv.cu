@@ -113,6 +113,7 @@ __device__ __forceinline__ void qj_load_planes(const uint32_t *__restrict__ p, i
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const uint4 *__restrict__ xq,
           const float4 *__restrict__ xc, float *__restrict__ y, int y_stride) {
+    qj_pdl_enter();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = blockIdx.x * QJ_ROWS;
     float acc[QJ_ROWS][QJ_BATCH];
@@ -169,6 +170,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const ui
 /* Activation prep (qj_dqprep.cuh): one warp per (batch row, 32-value block). */
 extern "C" __global__ void __launch_bounds__(128)
 QJ_XKERNEL(const float *__restrict__ x, int x_stride, unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
+    qj_pdl_enter();
     const int lane = threadIdx.x & 31;
     const int wid = blockIdx.x * 4 + (threadIdx.x >> 5);
     if (wid >= QJ_BATCH * QJ_NB) return;

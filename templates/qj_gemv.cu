@@ -113,6 +113,7 @@ __device__ __forceinline__ float qj_block_fx(const uint32_t *w, const float *xs)
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const void *__restrict__ sz, const void *__restrict__ unused,
           const float *__restrict__ x, float *__restrict__ y, int x_stride, int y_stride) {
+    qj_pdl_enter();
     (void)unused;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = blockIdx.x * QJ_ROWS;
@@ -199,6 +200,7 @@ typedef float qj_wt;
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const qj_wt *__restrict__ w, const void *__restrict__ scales, const void *__restrict__ zeros,
           const float *__restrict__ x, float *__restrict__ y, int x_stride, int y_stride) {
+    qj_pdl_enter();
     (void)scales;
     (void)zeros;
     const int lane = threadIdx.x & 31;

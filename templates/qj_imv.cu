@@ -35,6 +35,7 @@
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
  */
 #include "qj_imprep.cuh"
+#include "qj_pdl.cuh"
 #include "qj_rowdot.cuh" /* parameter defaults, f16/bf16 scale conversion */
 
 #ifndef QJ_KERNEL
@@ -111,98 +112,171 @@ __device__ __forceinline__ void qj_load_tile(const uint32_t *__restrict__ tile, 
 __device__ __forceinline__ unsigned qj_u4(const uint4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 __device__ __forceinline__ float qj_f4(const float4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
+/* Activations are held per stage at batch <= 4 (two n-tiles), else loaded
+ * from L1 when used (16 batch rows of fragments would not fit registers). */
+#define QJ_XPF (QJ_NJ <= 2)
+
+/* One pipeline stage: QJ_UNROLL k-tiles of this warp, weights and scales of
+ * its QJ_MT m-tiles, and (QJ_XPF) the activations. */
+struct qj_stage {
+    uint32_t A[QJ_UNROLL][QJ_MT][2 * QJ_BITS];
+    uint2 SC[QJ_UNROLL][QJ_MT][QJ_NFOLD];
+#if QJ_XPF
+    uint4 X[QJ_UNROLL][QJ_NJ][2];
+    float2 PW[QJ_UNROLL][QJ_NJ];
+    float4 BS[QJ_UNROLL][QJ_NJ];
+#endif
+};
+
+/* activations of n-tile j of k-tile T for this lane: B fragments, digit weights, block sums */
+__device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int j,
+                                          int lane, uint4 (&X)[2], float2 &PW, float4 &BS) {
+    const int g = lane >> 2, t = lane & 3;
+    const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
+    if (bl < QJ_BATCH) {
+        const uint4 *p = xi + (((size_t)bl * QJ_KTN + T) * 16 + (g & 3) * 4 + t) * 2;
+        X[0] = __ldg(p);
+        X[1] = __ldg(p + 1);
+    } else {
+        X[0] = X[1] = make_uint4(0, 0, 0, 0);
+    }
+    PW = make_float2(0.0f, 0.0f);
+    BS = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (bd < QJ_BATCH) {
+        const float4 w = __ldg(xw + ((size_t)bd * QJ_KTN + T) * 2);
+        PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
+        if (!(t & 1)) BS = __ldg(xw + ((size_t)bd * QJ_KTN + T) * 2 + 1); /* the zero term: once per digit pair */
+    }
+}
+
+/* k-tile of stage slot u: T0 + u * QJ_WARPS, clamped (a tile past the end is
+ * loaded from a valid address and skipped by qj_compute) */
+__device__ __forceinline__ int qj_tile(int T0, int u) { return min(T0 + u * QJ_WARPS, QJ_KTN - 1); }
+
+__device__ __forceinline__ void qj_load_w(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, int mt0,
+                                          int T0, int lane, qj_stage &S) {
+#pragma unroll
+    for (int u = 0; u < QJ_UNROLL; u++) {
+        const int T = qj_tile(T0, u);
+#pragma unroll
+        for (int m = 0; m < QJ_MT; m++) {
+            const int mt = min(mt0 + m, QJ_MTN - 1);
+            qj_load_tile(wq + ((size_t)mt * QJ_KTN + T) * QJ_IM_TILE_WORDS(QJ_BITS), lane, S.A[u][m]);
+#pragma unroll
+            for (int f = 0; f < QJ_NFOLD; f++)
+                S.SC[u][m][f] = __ldg(sz + ((size_t)mt * QJ_NGT + (T * 128 + f * QJ_FOLD * 32) / QJ_GROUP) * 8 + (lane >> 2));
+        }
+    }
+}
+
+__device__ __forceinline__ void qj_load_xs(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T0, int lane,
+                                           qj_stage &S) {
+#if QJ_XPF
+#pragma unroll
+    for (int u = 0; u < QJ_UNROLL; u++)
+#pragma unroll
+        for (int j = 0; j < QJ_NJ; j++) qj_load_x(xi, xw, qj_tile(T0, u), j, lane, S.X[u][j], S.PW[u][j], S.BS[u][j]);
+#endif
+}
+
+__device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__restrict__ xi, const float4 *__restrict__ xw,
+                                           int T0, int lane, float (&acc)[QJ_MT][QJ_NJ][2]) {
+    constexpr int WA = QJ_IM_WA(QJ_BITS), W2 = WA, W1 = WA + 4 * QJ_DQ_P2(QJ_BITS);
+#pragma unroll
+    for (int u = 0; u < QJ_UNROLL; u++) {
+        if (T0 + u * QJ_WARPS >= QJ_KTN) break; /* warp-uniform */
+#if !QJ_XPF
+        const int T = T0 + u * QJ_WARPS;
+#endif
+#pragma unroll
+        for (int f = 0; f < QJ_NFOLD; f++) {
+            float s0[QJ_MT], s1[QJ_MT], z0[QJ_MT], z1[QJ_MT];
+            unsigned a[QJ_MT][QJ_FOLD][4];
+#pragma unroll
+            for (int m = 0; m < QJ_MT; m++) {
+                const uint2 sc = S.SC[u][m][f];
+                s0[m] = qj_half_to_float((unsigned short)(sc.x & 0xffffu));
+                s1[m] = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
+#if QJ_SYM
+                z0[m] = -(float)(1 << (QJ_BITS - 1)) * s0[m];
+                z1[m] = -(float)(1 << (QJ_BITS - 1)) * s1[m];
+#else
+                z0[m] = qj_half_to_float((unsigned short)(sc.x >> 16));
+                z1[m] = qj_half_to_float((unsigned short)(sc.y >> 16));
+#endif
+#pragma unroll
+                for (int ss = 0; ss < QJ_FOLD; ss++)
+#pragma unroll
+                    for (int r = 0; r < 4; r++)
+                        a[m][ss][r] = qj_im_reg(S.A[u][m], S.A[u][m] + W2, S.A[u][m] + W1, QJ_BITS, f * QJ_FOLD + ss, r);
+            }
+#pragma unroll
+            for (int j = 0; j < QJ_NJ; j++) {
+#if QJ_XPF
+                const uint4(&X)[2] = S.X[u][j];
+                const float2 PW = S.PW[u][j];
+                const float4 BS = S.BS[u][j];
+#else
+                uint4 X[2];
+                float2 PW;
+                float4 BS;
+                qj_load_x(xi, xw, T, j, lane, X, PW, BS);
+#endif
+                float bsum = 0.0f;
+#pragma unroll
+                for (int ss = 0; ss < QJ_FOLD; ss++) bsum += qj_f4(BS, f * QJ_FOLD + ss);
+#pragma unroll
+                for (int m = 0; m < QJ_MT; m++) {
+                    int d[4] = {0, 0, 0, 0};
+#pragma unroll
+                    for (int ss = 0; ss < QJ_FOLD; ss++) {
+                        const int s = f * QJ_FOLD + ss;
+                        qj_imma(d, a[m][ss][0], a[m][ss][1], a[m][ss][2], a[m][ss][3], qj_u4(X[s >> 1], 2 * (s & 1)),
+                                qj_u4(X[s >> 1], 2 * (s & 1) + 1));
+                    }
+                    const float lo = fmaf(qj_i2f(d[1]), PW.y, qj_i2f(d[0]) * PW.x);
+                    const float hi = fmaf(qj_i2f(d[3]), PW.y, qj_i2f(d[2]) * PW.x);
+                    acc[m][j][0] = fmaf(s0[m], lo, fmaf(z0[m], bsum, acc[m][j][0]));
+                    acc[m][j][1] = fmaf(s1[m], hi, fmaf(z1[m], bsum, acc[m][j][1]));
+                }
+            }
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride) {
-    constexpr int WA = QJ_IM_WA(QJ_BITS), W2 = WA, W1 = WA + 4 * QJ_DQ_P2(QJ_BITS);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     const int mt0 = blockIdx.x * QJ_MT;
+    constexpr int STEP = QJ_WARPS * QJ_UNROLL;
+    qj_pdl_launch_dependents();
     float acc[QJ_MT][QJ_NJ][2];
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
 #pragma unroll
         for (int j = 0; j < QJ_NJ; j++) acc[m][j][0] = acc[m][j][1] = 0.0f;
 
-    for (int T0 = warp; T0 < QJ_KTN; T0 += QJ_WARPS * QJ_UNROLL) {
-        uint32_t A[QJ_UNROLL][QJ_MT][2 * QJ_BITS];
-        uint2 SC[QJ_UNROLL][QJ_MT][QJ_NFOLD];
-        uint4 X[QJ_UNROLL][QJ_NJ][2];
-        float2 PW[QJ_UNROLL][QJ_NJ];
-        float4 BS[QJ_UNROLL][QJ_NJ];
-        /* every load of the step first */
-#pragma unroll
-        for (int u = 0; u < QJ_UNROLL; u++) {
-            const int T = min(T0 + u * QJ_WARPS, QJ_KTN - 1); /* past the end: a valid tile, skipped below */
-#pragma unroll
-            for (int m = 0; m < QJ_MT; m++) {
-                const int mt = min(mt0 + m, QJ_MTN - 1);
-                qj_load_tile(wq + ((size_t)mt * QJ_KTN + T) * QJ_IM_TILE_WORDS(QJ_BITS), lane, A[u][m]);
-#pragma unroll
-                for (int f = 0; f < QJ_NFOLD; f++)
-                    SC[u][m][f] = __ldg(sz + ((size_t)mt * QJ_NGT + (T * 128 + f * QJ_FOLD * 32) / QJ_GROUP) * 8 + g);
-            }
-#pragma unroll
-            for (int j = 0; j < QJ_NJ; j++) {
-                const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
-                if (bl < QJ_BATCH) {
-                    const uint4 *p = xi + (((size_t)bl * QJ_KTN + T) * 16 + (g & 3) * 4 + t) * 2;
-                    X[u][j][0] = __ldg(p);
-                    X[u][j][1] = __ldg(p + 1);
-                } else {
-                    X[u][j][0] = X[u][j][1] = make_uint4(0, 0, 0, 0);
-                }
-                PW[u][j] = make_float2(0.0f, 0.0f);
-                BS[u][j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                if (bd < QJ_BATCH) {
-                    const float4 w = __ldg(xw + ((size_t)bd * QJ_KTN + T) * 2);
-                    PW[u][j] = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
-                    if (!(t & 1)) BS[u][j] = __ldg(xw + ((size_t)bd * QJ_KTN + T) * 2 + 1);
-                }
-            }
+    /* two stages in registers: the loads of the next are in flight while this one computes */
+    qj_stage S0, S1;
+    int T0 = warp;
+    if (T0 < QJ_KTN) qj_load_w(wq, sz, mt0, T0, lane, S0); /* weights only: may overlap the previous kernel */
+    qj_pdl_wait();
+    if (T0 < QJ_KTN) qj_load_xs(xi, xw, T0, lane, S0);
+    while (T0 < QJ_KTN) {
+        if (T0 + STEP < QJ_KTN) {
+            qj_load_w(wq, sz, mt0, T0 + STEP, lane, S1);
+            qj_load_xs(xi, xw, T0 + STEP, lane, S1);
         }
-#pragma unroll
-        for (int u = 0; u < QJ_UNROLL; u++) {
-            if (T0 + u * QJ_WARPS >= QJ_KTN) break; /* warp-uniform */
-#pragma unroll
-            for (int f = 0; f < QJ_NFOLD; f++) {
-#pragma unroll
-                for (int m = 0; m < QJ_MT; m++) {
-                    const uint2 sc = SC[u][m][f];
-                    const float s0 = qj_half_to_float((unsigned short)(sc.x & 0xffffu));
-                    const float s1 = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
-#if QJ_SYM
-                    const float z0 = -(float)(1 << (QJ_BITS - 1)) * s0, z1 = -(float)(1 << (QJ_BITS - 1)) * s1;
-#else
-                    const float z0 = qj_half_to_float((unsigned short)(sc.x >> 16));
-                    const float z1 = qj_half_to_float((unsigned short)(sc.y >> 16));
-#endif
-                    unsigned a[QJ_FOLD][4];
-#pragma unroll
-                    for (int ss = 0; ss < QJ_FOLD; ss++)
-#pragma unroll
-                        for (int r = 0; r < 4; r++)
-                            a[ss][r] = qj_im_reg(A[u][m], A[u][m] + W2, A[u][m] + W1, QJ_BITS, f * QJ_FOLD + ss, r);
-#pragma unroll
-                    for (int j = 0; j < QJ_NJ; j++) {
-                        int d[4] = {0, 0, 0, 0};
-#pragma unroll
-                        for (int ss = 0; ss < QJ_FOLD; ss++) {
-                            const int s = f * QJ_FOLD + ss;
-                            const uint4 &xv = X[u][j][s >> 1];
-                            qj_imma(d, a[ss][0], a[ss][1], a[ss][2], a[ss][3], qj_u4(xv, 2 * (s & 1)),
-                                    qj_u4(xv, 2 * (s & 1) + 1));
-                        }
-                        float bsum = 0.0f;
-#pragma unroll
-                        for (int ss = 0; ss < QJ_FOLD; ss++) bsum += qj_f4(BS[u][j], f * QJ_FOLD + ss);
-                        const float lo = fmaf(qj_i2f(d[1]), PW[u][j].y, qj_i2f(d[0]) * PW[u][j].x);
-                        const float hi = fmaf(qj_i2f(d[3]), PW[u][j].y, qj_i2f(d[2]) * PW[u][j].x);
-                        acc[m][j][0] = fmaf(s0, lo, fmaf(z0, bsum, acc[m][j][0]));
-                        acc[m][j][1] = fmaf(s1, hi, fmaf(z1, bsum, acc[m][j][1]));
-                    }
-                }
-            }
+        qj_compute(S0, xi, xw, T0, lane, acc);
+        T0 += STEP;
+        if (T0 >= QJ_KTN) break;
+        if (T0 + STEP < QJ_KTN) {
+            qj_load_w(wq, sz, mt0, T0 + STEP, lane, S0);
+            qj_load_xs(xi, xw, T0 + STEP, lane, S0);
         }
+        qj_compute(S1, xi, xw, T0, lane, acc);
+        T0 += STEP;
     }
     /* lanes t and t^1 hold digits (0, 1) and (2, 3) of the same rows and batch row */
 #pragma unroll
@@ -254,6 +328,7 @@ extern "C" __global__ void __launch_bounds__(128)
 QJ_XKERNEL(const float *__restrict__ x, int x_stride, unsigned *__restrict__ xi, float4 *__restrict__ xw) {
     const int lane = threadIdx.x & 31;
     const int wid = blockIdx.x * 4 + (threadIdx.x >> 5);
+    qj_pdl_enter();
     if (wid >= QJ_BATCH * QJ_KTN) return;
     const int b = wid / QJ_KTN, T = wid % QJ_KTN;
     float v[4];

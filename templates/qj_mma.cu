@@ -38,6 +38,7 @@
  * segment's stage words) * 4 bytes. The prep kernel: grid = ceil(4*NJ*KT / 8), block = 256.
  */
 #include "qj_layout.h"
+#include "qj_pdl.cuh"
 
 #ifndef QJ_K
 #define QJ_K 4096
@@ -100,6 +101,7 @@ static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 64, "batch 1..64");
 extern "C" __global__ void __launch_bounds__(256)
 QJ_CAT(QJ_KERNEL, _x)(const float *__restrict__ x, int x_stride, uint2 *__restrict__ xf, float *__restrict__ xsum,
                       float *__restrict__ xscale) {
+    qj_pdl_enter();
     const int wid = (blockIdx.x * 256 + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (wid >= QJ_BX * QJ_KT) return;
     const int b = wid / QJ_KT, kt = wid % QJ_KT, m = lane >> 2, t = lane & 3;
@@ -366,6 +368,7 @@ QJ_KERNEL(const unsigned *__restrict__ w0, const unsigned *__restrict__ s0, cons
           const unsigned *__restrict__ s1, const unsigned *__restrict__ w2, const unsigned *__restrict__ s2,
           const uint2 *__restrict__ xf, const float *__restrict__ xsum, const float *__restrict__ xscale,
           float *__restrict__ y, int y_stride) {
+    qj_pdl_enter();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float acc[QJ_RT][QJ_NJ][2];
 #pragma unroll

@@ -60,6 +60,7 @@
 #include "qj_layout.h"
 #include "qj_dqprep.cuh"
 #include "qj_imprep.cuh"
+#include "qj_pdl.cuh"
 
 /* ---------------- parameters ---------------- */
 #ifndef QJ_DIM
@@ -252,6 +253,7 @@ __device__ __forceinline__ void load_vec(const float *__restrict__ p, float *r) 
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_embed(const void *__restrict__ table, const void *__restrict__ scales, const void *__restrict__ zeros,
          const int *__restrict__ token, float *__restrict__ x) {
+    qj_pdl_enter();
     const size_t n = (size_t)(unsigned)*token;
 #if QJ_EMB_DTYPE == 3
 #define QJ_EMB_SDT (QJ_EMB_SCALE_BF16 ? DT_BF16 : DT_F16)
@@ -284,6 +286,7 @@ qj_embed(const void *__restrict__ table, const void *__restrict__ scales, const 
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_rmsnorm(float *__restrict__ x, const float *__restrict__ res, const void *__restrict__ w, float *__restrict__ out,
            unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
+    qj_pdl_enter();
     __shared__ double red[QJ_OPS_WARPS];
     /* thread t holds values t, t + T, ...: warp w's j-th run is block w + j*QJ_OPS_WARPS */
     constexpr int PER = (QJ_NBLOCKS(QJ_DIM) + QJ_OPS_WARPS - 1) / QJ_OPS_WARPS;
@@ -336,6 +339,7 @@ qj_qkv_rope(float *__restrict__ q, const float *__restrict__ k, const float *__r
             const void *__restrict__ bq, const void *__restrict__ bk, const void *__restrict__ bv,
             const float *__restrict__ rope_cos, const float *__restrict__ rope_sin, const int *__restrict__ pos,
             float *__restrict__ kcache, float *__restrict__ vcache) {
+    qj_pdl_enter();
     const int p = *pos;
     if (p < 0 || p >= QJ_MAX_SEQ) return;
     const float *cs = rope_cos + (size_t)p * QJ_OPS_HALF, *sn = rope_sin + (size_t)p * QJ_OPS_HALF;
@@ -387,6 +391,7 @@ extern "C" __global__ void __launch_bounds__(QJ_THREADS, 1) /* ", 1": else ptxas
 qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, const float *__restrict__ vcache,
              const int *__restrict__ pos, float *__restrict__ out, unsigned char *__restrict__ xq,
              float4 *__restrict__ xc) {
+    qj_pdl_enter();
     extern __shared__ float scores[];                  /* (QJ_MAX_SEQ) dynamic */
     __shared__ float part[QJ_OPS_WARPS][QJ_HEAD_DIM]; /* per-warp partial outputs */
     __shared__ float red_max[QJ_OPS_WARPS], red_sum[QJ_OPS_WARPS];
@@ -552,6 +557,7 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *__restrict__ out,
           unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
+    qj_pdl_enter();
     const int lane = threadIdx.x & 31;
 #if QJ_OPS_PREP == 3
     if (xq) { /* each warp one 128-value tile at a time, lane l values 4l..4l+3 */

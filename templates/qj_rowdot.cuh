@@ -9,6 +9,7 @@
 #define QJ_ROWDOT_CUH
 
 #include "qj_layout.h"
+#include "qj_pdl.cuh"
 
 #ifndef QJ_BITS
 #define QJ_BITS 4
