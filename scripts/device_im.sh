@@ -10,7 +10,7 @@ gpu_tests
 kb int4-g128
 kb int4-g128 QJ_GEMV_IM=0
 if [ -n "${SWEEP:-}" ]; then
-  for v in "QJ_IM_MT=1" "QJ_IM_UNROLL=1" "QJ_IM_UNROLL=4" "QJ_IM_WARPS=8"; do kb int4-g128 $v; done
+  for v in "QJ_IM_MT=1" "QJ_IM_UNROLL=2" "QJ_IM_WARPS=2" "QJ_IM_WARPS=8"; do kb int4-g128 $v; done
 fi
 for p in ${WIDTHS:-int2-g64 int3-g128 int5-g128 int6-g128 int8-g128 int4-g32}; do kb $p; done
 echo "== int4-g128 batch 16"
@@ -19,4 +19,5 @@ echo "== int4-g128 batch 16"
 for p in int4-g128 examples/plans/int4-g128_all.json int3-g128 int5-g128 int6-g128 int8-g128; do
   ./build-gpu/qjit bench --synthetic llama3-8b --plan $p --device cuda --tokens 256 2>&1 | grep -E "^decode|^weights|rror" | sed "s|^|[$(basename $p)] |" | tee -a "$out/decode.log"
 done
+QJ_PDL=0 ./build-gpu/qjit bench --synthetic llama3-8b --plan examples/plans/int4-g128_all.json --device cuda --tokens 256 2>&1 | grep -E "^decode|rror" | sed "s|^|[int4-g128_all QJ_PDL=0] |" | tee -a "$out/decode.log"
 QJ_GEMV_IM=0 ./build-gpu/qjit bench --synthetic llama3-8b --plan int4-g128 --device cuda --tokens 256 2>&1 | grep -E "^decode|rror" | sed "s|^|[int4-g128 QJ_GEMV_IM=0] |" | tee -a "$out/decode.log"
