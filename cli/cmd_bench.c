@@ -17,8 +17,12 @@ static void usage(FILE *f) {
                "one token reads, and the achieved weight bandwidth next to the device's copy ceiling.\n"
                "--kernels: each linear kernel of one layer (fused groups as the runtime launches them)\n"
                "and the head, median of --iters event-timed launches over rotating weight copies (every\n"
-               "launch reads DRAM), with GB/s, the copy ceiling measured in the same run, and the dense\n"
-               "bf16 kernel of the same shape timed in the same run.\n\n" CLI_MODEL_HELP
+               "launch reads DRAM), with GB/s, the copy ceiling measured in the same run, and two dense\n"
+               "bf16 baselines of the same shape timed in the same run: qjit's own kernel (CUDA cores;\n"
+               "\"bf16 us\", speedup = bf16 us / us) and cuBLAS's GEMM (tensor cores, fp32 accumulate;\n"
+               "\"cuBLAS us\", vs cuBLAS = cuBLAS us / us). cuBLAS is loaded at run time (libcublas.so.13,\n"
+               ".so.12, .so, or only the file in $QJ_CUBLAS); without it its columns show \"-\".\n\n"
+               CLI_MODEL_HELP
                "  --tokens N            decode steps to time (default 256)\n"
                "  --kernels             per-kernel timings (CUDA)\n"
                "  --layer L             layer whose kernels are timed (default 0)\n"
@@ -68,14 +72,21 @@ int cmd_bench(int argc, char **argv) {
         qj_kbench_report rep;
         if (qj_gpu_kernel_bench(m, (int)layer, (int)batch, (int)iters, &rep)) goto fail;
         printf("device %s  copy ceiling %.1f GB/s (1 GiB device-to-device, read + write)\n", rep.device, rep.copy_gbs);
+        printf("%s\n", rep.cublas);
         printf("layer %ld, batch %ld, median of %ld launches, rotating weight copies (> 3x L2)\n", layer, batch, iters);
-        printf("%-28s %6s %6s %4s %5s %9s %9s %6s %8s %7s %9s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "us",
-               "prep", "GB/s", "%ceil", "bf16 us", "bf16GB/s", "speedup");
+        printf("%-28s %6s %6s %4s %5s %9s %9s %6s %8s %7s %9s %8s %7s %9s %9s\n", "kernel", "N", "K", "bits", "group", "MiB",
+               "us", "prep", "GB/s", "%ceil", "bf16 us", "bf16GB/s", "speedup", "cuBLAS us", "vs cuBLAS");
         for (int i = 0; i < rep.n; i++) {
             const qj_kbench_row *w = &rep.rows[i];
-            printf("%-28s %6lld %6lld %4d %5d %9.2f %9.2f %6.2f %8.1f %6.1f%% %9.2f %8.1f %6.2fx\n", w->what, (long long)w->N,
-                   (long long)w->K, w->bits, w->bits <= 8 ? w->group : 0, (double)w->weight_bytes / 1048576.0, w->us,
-                   w->prep_us, w->gbs, 100.0 * w->gbs / rep.copy_gbs, w->dense_us, w->dense_gbs, w->dense_us / w->us);
+            char cub_us[32] = "-", cub_x[32] = "-";
+            if (w->cublas_us > 0) {
+                snprintf(cub_us, sizeof cub_us, "%.2f", w->cublas_us);
+                snprintf(cub_x, sizeof cub_x, "%.2fx", w->cublas_us / w->us);
+            }
+            printf("%-28s %6lld %6lld %4d %5d %9.2f %9.2f %6.2f %8.1f %6.1f%% %9.2f %8.1f %6.2fx %9s %9s\n", w->what,
+                   (long long)w->N, (long long)w->K, w->bits, w->bits <= 8 ? w->group : 0,
+                   (double)w->weight_bytes / 1048576.0, w->us, w->prep_us, w->gbs, 100.0 * w->gbs / rep.copy_gbs,
+                   w->dense_us, w->dense_gbs, w->dense_us / w->us, cub_us, cub_x);
         }
         for (int i = 0; i < rep.n; i++) printf("  %s\n", rep.rows[i].name);
     } else if (cm.gpu) {
@@ -87,8 +98,9 @@ int cmd_bench(int argc, char **argv) {
                cm.gpu_stats.device, cm.gpu_stats.arch, cm.gpu_stats.kernels, cm.gpu_stats.compile_seconds,
                cm.gpu_stats.from_package, cm.gpu_stats.cache_hits,
                cm.gpu_stats.kernels - cm.gpu_stats.from_package - cm.gpu_stats.cache_hits);
-        printf("decode batch 1: %.1f tokens/s (%.3f ms/token) over %d tokens; prefill runs the same steps\n",
-               db.tokens_per_s, db.ms_per_token, db.tokens);
+        printf("decode batch 1: %.1f tokens/s (%.3f ms/token) over %d tokens; prefill runs the same steps; "
+               "programmatic dependent launch %s\n",
+               db.tokens_per_s, db.ms_per_token, db.tokens, cm.gpu_stats.pdl ? "on" : "off");
         printf("weights read per token %.4f GB; achieved weight bandwidth %.1f GB/s = %.1f%% of the copy ceiling %.1f GB/s\n",
                (double)db.bytes_per_token / 1e9, db.weight_gbs, 100.0 * db.weight_gbs / ceil_gbs, ceil_gbs);
     } else {

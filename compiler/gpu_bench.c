@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cublas_dl.h"
 #include "cuda_codegen.h"
 #include "gpu_linear.h"
 #include "nvrtc.h"
@@ -140,6 +141,81 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
     return s;
 }
 
+/* Time cuBLAS's bf16 GEMM of shape (N, K) at `batch` the way bench_one times
+ * a kernel: random bf16 weights in rotating copies (> 3x L2 in all), a
+ * warm-up, the same head start of device copies, then `iters` launches each
+ * between two events; *us gets the median. Before timing, one product is
+ * checked against a CPU sum at a few outputs, so a wrong call cannot pass as
+ * a fast one. */
+static qj_status bench_cublas(qj_cuda *cu, qj_custream st, qj_cublas *cb, int64_t N, int64_t K, int batch, int l2,
+                              int iters, qj_dptr head_a, qj_dptr head_b, double *us) {
+    size_t wbytes = (size_t)(N * K) * 2;
+    int nrot = (int)(3 * (size_t)l2 / wbytes) + 2;
+    if (nrot > 64) nrot = 64;
+    qj_dptr dw[64] = {0}, dx = 0, dy = 0;
+    uint16_t *w = malloc(wbytes);                            /* (N, K) bf16 */
+    uint16_t *x = malloc((size_t)(batch * K) * 2);           /* (batch, K) bf16 */
+    float *y = malloc((size_t)(batch * N) * sizeof(float));  /* (batch, N) f32 */
+    qj_cuevent *ev = calloc((size_t)(2 * iters), sizeof *ev);
+    float *ms = malloc((size_t)iters * sizeof *ms);
+    qj_status s = (!w || !x || !y || !ev || !ms) ? qj_fail(QJ_ERR_NOMEM, "out of memory") : QJ_OK;
+    for (size_t i = 0; !s && i < wbytes / 2; i++)
+        w[i] = qj_f32_to_bf16(((float)(rnd32() >> 8) / 16777216.0f - 0.5f) * 0.05f);
+    for (int64_t i = 0; !s && i < batch * K; i++) x[i] = qj_f32_to_bf16((float)(rnd32() >> 8) / 16777216.0f - 0.5f);
+    for (int r = 0; r < nrot && !s; r++) {
+        s = qj_cuda_alloc(cu, wbytes, &dw[r]);
+        if (!s) s = qj_cuda_upload(cu, dw[r], w, wbytes);
+    }
+    if (!s) s = qj_cuda_alloc(cu, (size_t)(batch * K) * 2, &dx);
+    if (!s) s = qj_cuda_upload(cu, dx, x, (size_t)(batch * K) * 2);
+    if (!s) s = qj_cuda_alloc(cu, (size_t)(batch * N) * sizeof(float), &dy);
+    /* the check: a few outputs of W X against double sums */
+    if (!s) s = qj_cublas_gemm_bf16(cb, N, K, batch, dw[0], dx, dy);
+    if (!s) s = qj_cuda_stream_sync(cu, st);
+    if (!s) s = qj_cuda_download(cu, y, dy, (size_t)(batch * N) * sizeof(float));
+    for (int t = 0; t < 8 && !s; t++) {
+        int64_t b = t == 7 ? batch - 1 : (int64_t)(rnd32() % (uint32_t)batch);
+        int64_t n = t == 7 ? N - 1 : (int64_t)(rnd32() % (uint32_t)N);
+        double ref = 0, mag = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double p = (double)qj_bf16_to_f32(w[n * K + k]) * (double)qj_bf16_to_f32(x[b * K + k]);
+            ref += p;
+            mag += p < 0 ? -p : p;
+        }
+        double got = y[b * N + n], err = got - ref;
+        if ((err < 0 ? -err : err) > 1e-3 * mag + 1e-6)
+            s = qj_fail(QJ_ERR_INTERNAL, "cuBLAS result check failed: y[%lld][%lld] = %.6g, CPU %.6g", (long long)b,
+                        (long long)n, got, ref);
+    }
+    for (int i = 0; i < 2 * iters && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
+    for (int i = 0; i < 5 && !s; i++) s = qj_cublas_gemm_bf16(cb, N, K, batch, dw[i % nrot], dx, dy);
+    for (int i = 0; i < 8 && !s; i++) s = qj_cuda_copy(cu, head_b, head_a, QJ_HEAD_BYTES, st); /* the head start */
+    for (int i = 0; i < iters && !s; i++) {
+        s = qj_cuda_event_record(cu, ev[2 * i], st);
+        if (!s) s = qj_cublas_gemm_bf16(cb, N, K, batch, dw[(i + 5) % nrot], dx, dy);
+        if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
+    }
+    if (!s) s = qj_cuda_stream_sync(cu, st);
+    for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
+    if (!s) {
+        qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
+        *us = ms[iters / 2] * 1e3;
+    }
+    if (ev)
+        for (int i = 0; i < 2 * iters; i++)
+            if (ev[i]) qj_cuda_event_destroy(cu, ev[i]);
+    for (int r = 0; r < nrot; r++)
+        if (dw[r]) qj_cuda_free(cu, dw[r]);
+    if (dx) qj_cuda_free(cu, dx);
+    if (dy) qj_cuda_free(cu, dy);
+    free(ms);
+    free(ev);
+    free(y);
+    free(x);
+    free(w);
+    return s;
+}
+
 typedef struct kgroup {
     const char *what;
     const qj_tensor *t[3];
@@ -153,6 +229,7 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
     qj_cuda *cu = NULL;
     qj_custream st = NULL;
     qj_dptr head_a = 0, head_b = 0;
+    qj_cublas *cb = NULL;
     qj_status s = qj_cuda_open(0, &cu);
     if (s) return s;
     const qj_cuda_info *I = qj_cuda_get_info(cu);
@@ -162,6 +239,14 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
     if ((s = qj_cuda_stream_create(cu, &st))) goto done;
     if ((s = qj_gpu_copy_ceiling(cu, st, &out->copy_gbs))) goto done;
     if ((s = qj_cuda_alloc(cu, QJ_HEAD_BYTES, &head_a)) || (s = qj_cuda_alloc(cu, QJ_HEAD_BYTES, &head_b))) goto done;
+    /* the tensor-core baseline; without it the bench runs and says why */
+    if (qj_cublas_open(cu, st, &cb) == QJ_OK)
+        snprintf(out->cublas, sizeof out->cublas, "%s: bf16 GEMM, fp32 compute, f32 out, CUBLAS_GEMM_DEFAULT",
+                 qj_cublas_name(cb));
+    else {
+        snprintf(out->cublas, sizeof out->cublas, "no cuBLAS baseline: %s", qj_last_error());
+        qj_clear_error();
+    }
     const qj_layer *L = &m->layers[layer];
     int mma = qj_gemv_arch_has_mma(arch);
     kgroup groups[8];
@@ -225,9 +310,22 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
             row->dense_gbs = (double)db / (row->dense_us * 1e-6) / 1e9;
             free(dw);
         }
+        /* cuBLAS on the same shape and batch; a failure here is reported, not fatal */
+        if (!s && cb) {
+            if (bench_cublas(cu, st, cb, spec.N, spec.K, batch, I->l2_bytes, iters, head_a, head_b, &row->cublas_us) ==
+                QJ_OK)
+                row->cublas_gbs = (double)(spec.N * spec.K * 2) / (row->cublas_us * 1e-6) / 1e9;
+            else {
+                row->cublas_us = 0;
+                size_t used = strlen(out->cublas);
+                snprintf(out->cublas + used, sizeof out->cublas - used, "; %s: %s", row->what, qj_last_error());
+                qj_clear_error();
+            }
+        }
         if (!s) out->n++;
     }
 done:
+    qj_cublas_close(cb);
     if (head_a) qj_cuda_free(cu, head_a);
     if (head_b) qj_cuda_free(cu, head_b);
     qj_cuda_stream_destroy(cu, st);

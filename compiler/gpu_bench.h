@@ -1,6 +1,7 @@
 /* gpu_bench.h — GPU measurements: the device's copy ceiling, per-kernel
- * timings of a model's linear layers (with the dense bf16 kernel of the same
- * shape timed in the same run), and decode throughput.
+ * timings of a model's linear layers (with two dense bf16 baselines of the
+ * same shape timed in the same run: qjit's own CUDA-core kernel and cuBLAS's
+ * GEMM, tensor cores, when cuBLAS loads), and decode throughput.
  *
  * Method: each kernel reads one of R rotating copies of its weights, with R
  * chosen so the copies together exceed 3x the L2 cache (every launch reads from
@@ -27,17 +28,21 @@ typedef struct qj_kbench_row {
     double gbs;       /* weight bytes / time */
     double dense_us;  /* the bf16 kernel of the same shape */
     double dense_gbs;
+    double cublas_us; /* cuBLAS bf16 GEMM of the same shape and batch (Y f32); 0 when cuBLAS is unavailable */
+    double cublas_gbs; /* bf16 weight bytes / cublas_us; 0 likewise */
 } qj_kbench_row;
 
 typedef struct qj_kbench_report {
     char device[256];
     double copy_gbs;  /* device-to-device copy, bytes read + written per second */
+    char cublas[256]; /* the cuBLAS baseline: "cuBLAS 13.1.0 (libcublas.so.13) ..." or why there is none */
     int n;
     qj_kbench_row rows[64];
 } qj_kbench_report;
 
 /* Kernels of one layer (layer index `layer`; its fused groups as the GPU model
- * builds them) plus the head, at a batch size (1..8). */
+ * builds them) plus the head, at a batch size (1..64). A missing or failing
+ * cuBLAS does not fail the bench: its columns are 0 and out->cublas says why. */
 qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters, qj_kbench_report *out);
 
 typedef struct qj_decode_bench {

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 D=$PWD/.device
 export LD_LIBRARY_PATH=$D/lib:${LD_LIBRARY_PATH:-}
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQJ_WERROR=ON \
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQJ_WERROR=${QJ_DEVICE_WERROR:-ON} \
   -DCJSON_LIB=$D/lib/libcjson.so.1 -DCJSON_INC=$D/include -DXXHASH_INC=$D/include \
   -DQJ_SHARED_DIR=$D/shared >/dev/null
 cmake --build build-gpu -j"$(nproc)" 2>&1 | grep -E "error|warning" || true

@@ -45,7 +45,10 @@
 #define QJ_MT 1 /* m-tiles (16 rows) per block */
 #endif
 #ifndef QJ_UNROLL
-#define QJ_UNROLL 2 /* k-tiles in flight per warp */
+#define QJ_UNROLL 1 /* k-tiles per pipeline stage */
+#endif
+#ifndef QJ_IM_STAGES
+#define QJ_IM_STAGES 0 /* 0: two stages in registers; S >= 2: a per-warp ring of S stages in shared memory (cp.async) */
 #endif
 #define QJ_CAT2(a, b) a##b
 #define QJ_CAT(a, b) QJ_CAT2(a, b)
@@ -61,6 +64,13 @@
 static_assert(QJ_GROUP % 32 == 0, "groups are whole 32-value blocks");
 static_assert(QJ_BITS >= 2 && QJ_BITS <= 8, "packed widths 2..8");
 static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 16, "batch 1..16");
+/* the shared-memory ring: per warp and stage, the weights then the scales of
+ * its QJ_MT m-tiles (the global layouts, copied 16 bytes at a time) */
+#define QJ_IM_SLOT_WORDS (QJ_MT * (QJ_IM_TILE_WORDS(QJ_BITS) + QJ_NFOLD * 16))
+#define QJ_IM_RING_BYTES 28672
+#define QJ_IM_S_MAX (QJ_IM_RING_BYTES / (QJ_WARPS * QJ_IM_SLOT_WORDS * 4))
+#define QJ_IM_S (QJ_IM_STAGES < QJ_IM_S_MAX ? QJ_IM_STAGES : QJ_IM_S_MAX)
+static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages (the compiler clamps)");
 
 /* streamed weights: not kept in L1 (the activations live there) */
 __device__ __forceinline__ uint4 qj_ld4(const uint32_t *p) {
@@ -244,6 +254,65 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
     }
 }
 
+#if QJ_IM_STAGES
+__device__ __forceinline__ void qj_cp16(uint32_t *dst, const uint32_t *src) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void qj_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void qj_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+/* This warp's copies of k-tile T (weights and scales of its m-tiles) into a ring slot. */
+__device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, int mt0, int T,
+                                         int lane, uint32_t *slot) {
+    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS);
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++) {
+        const int mt = min(mt0 + m, QJ_MTN - 1);
+        const uint32_t *src = wq + ((size_t)mt * QJ_KTN + T) * TW;
+#pragma unroll
+        for (int c = lane; c < TW / 4; c += 32) qj_cp16(slot + m * TW + 4 * c, src + 4 * c);
+    }
+    const uint32_t *szw = reinterpret_cast<const uint32_t *>(sz);
+    for (int c = lane; c < QJ_MT * QJ_NFOLD * 4; c += 32) {
+        const int m = c / (QJ_NFOLD * 4), f = (c / 4) % QJ_NFOLD, part = c % 4;
+        const int mt = min(mt0 + m, QJ_MTN - 1), gi = (T * 128 + f * QJ_FOLD * 32) / QJ_GROUP;
+        qj_cp16(slot + QJ_MT * TW + (m * QJ_NFOLD + f) * 16 + 4 * part, szw + ((size_t)mt * QJ_NGT + gi) * 16 + 4 * part);
+    }
+}
+
+/* A stage's weights and scales from its ring slot (the lane's words of each tile). */
+__device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lane, qj_stage &S) {
+    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS), WA = QJ_IM_WA(QJ_BITS);
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++) {
+        const uint32_t *tile = slot + m * TW;
+        uint32_t(&w)[2 * QJ_BITS] = S.A[0][m];
+#pragma unroll
+        for (int i = 0; i < WA / 4; i++) {
+            const uint4 v = *reinterpret_cast<const uint4 *>(tile + lane * WA + 4 * i);
+            w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
+        }
+#if QJ_DQ_P2(QJ_BITS)
+        {
+            const uint4 v = *reinterpret_cast<const uint4 *>(tile + QJ_IM_OFF2(QJ_BITS) + lane * 4);
+            w[WA] = v.x; w[WA + 1] = v.y; w[WA + 2] = v.z; w[WA + 3] = v.w;
+        }
+#endif
+#if QJ_DQ_P1(QJ_BITS)
+        {
+            const uint2 v = *reinterpret_cast<const uint2 *>(tile + QJ_IM_OFF1(QJ_BITS) + lane * 2);
+            w[WA + 4 * QJ_DQ_P2(QJ_BITS)] = v.x;
+            w[WA + 4 * QJ_DQ_P2(QJ_BITS) + 1] = v.y;
+        }
+#endif
+#pragma unroll
+        for (int f = 0; f < QJ_NFOLD; f++)
+            S.SC[0][m][f] = *reinterpret_cast<const uint2 *>(slot + QJ_MT * TW + (m * QJ_NFOLD + f) * 16 + 2 * (lane >> 2));
+    }
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride) {
@@ -257,6 +326,31 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #pragma unroll
         for (int j = 0; j < QJ_NJ; j++) acc[m][j][0] = acc[m][j][1] = 0.0f;
 
+#if QJ_IM_STAGES
+    /* a ring of QJ_IM_S stages per warp in shared memory: QJ_IM_S - 1 tiles in
+     * flight (cp.async) while one computes; only the warp's own lanes touch its slots */
+    __shared__ __align__(16) uint32_t ring[QJ_WARPS][QJ_IM_S][QJ_IM_SLOT_WORDS];
+#pragma unroll
+    for (int i = 0; i < QJ_IM_S - 1; i++) {
+        if (warp + i * STEP < QJ_KTN) qj_issue(wq, sz, mt0, warp + i * STEP, lane, ring[warp][i]); /* weights only */
+        qj_cp_commit();
+    }
+    qj_pdl_wait();
+    int slot = 0;
+    for (int T0 = warp; T0 < QJ_KTN; T0 += STEP) {
+        const int Tn = T0 + (QJ_IM_S - 1) * STEP, refill = slot == 0 ? QJ_IM_S - 1 : slot - 1;
+        if (Tn < QJ_KTN) qj_issue(wq, sz, mt0, Tn, lane, ring[warp][refill]);
+        qj_cp_commit();
+        qj_cp_wait<QJ_IM_S - 1>(); /* this lane's copies of tile T0 have landed */
+        __syncwarp();              /* and every lane's */
+        qj_stage St;
+        qj_stage_from_smem(ring[warp][slot], lane, St);
+        qj_load_xs(xi, xw, T0, lane, St);
+        qj_compute(St, xi, xw, T0, lane, acc);
+        __syncwarp(); /* the slot is read before the next iteration refills it */
+        slot = slot == QJ_IM_S - 1 ? 0 : slot + 1;
+    }
+#else
     /* two stages in registers: the loads of the next are in flight while this one computes */
     qj_stage S0, S1;
     int T0 = warp;
@@ -278,6 +372,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_compute(S1, xi, xw, T0, lane, acc);
         T0 += STEP;
     }
+#endif
     /* lanes t and t^1 hold digits (0, 1) and (2, 3) of the same rows and batch row */
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)

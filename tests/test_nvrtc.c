@@ -54,6 +54,31 @@ int main(void) {
     QJ_CHECK_MSG(failed == 0, "%d of %d GEMV instantiations failed to compile; first: %s", failed, n, first_err);
     printf("%d GEMV instantiations compiled\n", n);
 
+    /* the integer-MMA GEMV's shared-memory ring (QJ_IM_STAGES): its batch-1
+     * and batch-16 cases again with a 4-stage ring (clamped where it does not fit) */
+    setenv("QJ_IM_STAGES", "4", 1);
+    int ring = 0, ring_failed = 0;
+    for (int i = 0; i < n; i++) {
+        qj_case c;
+        qj_gemv_spec cs;
+        qj_gemv_case_get(i, &c);
+        if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !cs.im || (c.batch != 1 && c.batch != 16) || (i % 3)) continue;
+        char *src = NULL;
+        void *img = NULL;
+        size_t len = 0;
+        qj_status st = qj_gemv_source(&cs, "sm_90a", &src);
+        if (!st) st = qj_nvrtc_compile(src, "gemv_ring.cu", "sm_90a", &img, &len, NULL);
+        if (st || len == 0) {
+            if (!ring_failed++) QJ_CHECK_MSG(0, "ring case %d: %s", i, qj_last_error());
+        }
+        ring += cs.stages >= 2;
+        free(src);
+        free(img);
+    }
+    unsetenv("QJ_IM_STAGES");
+    QJ_CHECK_MSG(ring_failed == 0 && ring > 0, "%d ring instantiations failed, %d had a ring", ring_failed, ring);
+    printf("%d integer-MMA ring instantiations compiled\n", ring);
+
     /* the ops template, with its defaults and with real-model macro sets */
     const char *ops_sets[] = {
         "",
