@@ -114,8 +114,11 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     if (w < 1) w = 1;
     out->warps = env_int("QJ_IM_WARPS", 1, 16, (int)w);
     out->unroll = env_int("QJ_IM_UNROLL", 1, 4, 1);
-    /* stages > 0: a per-warp cp.async ring in shared memory (templates/qj_imv.cu), as many stages as fit */
-    out->stages = env_int("QJ_IM_STAGES", 0, 8, 0);
+    /* stages > 0: a per-warp cp.async ring in shared memory (templates/qj_imv.cu), as many stages as fit.
+     * Default from the H200 measurements (docs/PERFORMANCE.md, 2026-12-01): for 4-bit the ring made
+     * gate+up 23.8 -> 21.1 us and decode 452.6 -> 457.6 tokens/s in one run; for 3-, 5- and 6-bit
+     * decode was 4-10% slower with it, for 8-bit the kernels were even: those keep the registers. */
+    out->stages = env_int("QJ_IM_STAGES", 0, 8, out->bits == 4 ? 4 : 0);
     if (out->stages) {
         const int fold = out->group % 128 == 0 ? 4 : out->group % 64 == 0 ? 2 : 1;
         const int64_t slot = (int64_t)out->mt * (64 * out->bits + (4 / fold) * 16) * 4;

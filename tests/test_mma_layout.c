@@ -417,8 +417,22 @@ int main(void) {
     QJ_CHECK(s.mma == 1 && s.nseg == 2 && s.seg[0].N == 64 && s.seg[1].N == 64 && s.seg[1].nparts == 2 && s.N == 128);
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s)); /* one format, sm_80+: the integer-MMA GEMV */
     QJ_CHECK(s.mma == 0 && s.dq == 0 && s.im == 1 && s.N == 128 && s.seg[0].nparts == 2);
+    QJ_CHECK(s.stages == 4 && s.unroll == 1); /* 4-bit: the shared-memory ring by default */
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
     QJ_CHECK(s.im == 1 && s.mma == 0);
+    {
+        const qj_tensor *three[1] = {&k};
+        QJ_CHECK_OK(qj_gemv_spec_parts(three, 1, 1, 1, &s));
+        QJ_CHECK(s.im == 1 && s.stages == 0); /* other widths: two register stages */
+        qj_tensor big5 = desc("big5", 5, 128, 28672, 4096), big8 = desc("big8", 8, 128, 28672, 4096);
+        const qj_tensor *b5[1] = {&big5}, *b8[1] = {&big8};
+        setenv("QJ_IM_STAGES", "8", 1);
+        QJ_CHECK_OK(qj_gemv_spec_parts(b5, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 2); /* clamped to what fits 28 KiB: 2 x 2688 B per warp */
+        QJ_CHECK_OK(qj_gemv_spec_parts(b8, 1, 1, 1, &s));
+        QJ_CHECK(s.stages == 0); /* not even two stages fit: the registers */
+        unsetenv("QJ_IM_STAGES");
+    }
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 0, &s)); /* chips before sm_80: the integer-dot GEMV */
     QJ_CHECK(s.mma == 0 && s.dq == 1 && s.im == 0 && s.N == 128);
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 4, 0, &s));
