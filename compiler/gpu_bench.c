@@ -64,6 +64,46 @@ static uint32_t rnd32(void) {
  * a small kernel runs). */
 #define QJ_HEAD_BYTES ((size_t)256 << 20)
 
+/* One call of what is timed: call i (0..4 warm-up, 5.. timed). */
+typedef qj_status (*timed_fn)(void *ctx, int i);
+
+/* 5 warm-up calls, the head start, then `iters` calls each between two of
+ * the 2 * iters events in ev; *us = the median (ms: iters floats). */
+static qj_status time_calls(qj_cuda *cu, qj_custream st, int iters, qj_cuevent *ev, float *ms, qj_dptr head_a,
+                            qj_dptr head_b, timed_fn fn, void *ctx, double *us) {
+    qj_status s = QJ_OK;
+    for (int i = 0; i < 5 && !s; i++) s = fn(ctx, i);
+    for (int i = 0; i < 8 && !s; i++) s = qj_cuda_copy(cu, head_b, head_a, QJ_HEAD_BYTES, st); /* the head start */
+    for (int i = 0; i < iters && !s; i++) {
+        s = qj_cuda_event_record(cu, ev[2 * i], st);
+        if (!s) s = fn(ctx, i + 5);
+        if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
+    }
+    if (!s) s = qj_cuda_stream_sync(cu, st);
+    for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
+    if (!s) {
+        qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
+        *us = ms[iters / 2] * 1e3;
+    }
+    return s;
+}
+
+/* bench_one's calls: the kernel over rotating copies, or its activation prep */
+typedef struct kernel_ctx {
+    qj_cuda *cu;
+    qj_custream st;
+    const qj_glinear *L;
+    int nrot, stride, prep;
+    qj_dptr dx, dy;
+    const qj_gact *act;
+} kernel_ctx;
+
+static qj_status kernel_call(void *p, int i) {
+    const kernel_ctx *c = p;
+    if (c->prep) return qj_glinear_prep(c->cu, c->st, &c->L[0], c->dx, c->stride, c->act);
+    return qj_glinear_run(c->cu, c->st, &c->L[i % c->nrot], c->dx, c->stride, c->act, c->dy, (int)c->L[0].spec.N);
+}
+
 static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const qj_gemv_spec *spec,
                            const qj_tensor *const *parts, int l2, int iters, qj_dptr head_a, qj_dptr head_b, double *us,
                            double *prep_us) {
@@ -111,20 +151,8 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
     for (int i = 0; i < n_ev && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
     *prep_us = 0;
     for (int pass = 0; pass < (qj_gemv_prep_kind(spec) ? 2 : 1) && !s; pass++) {
-        for (int i = 0; i < 5 && !s; i++) s = qj_glinear_run(cu, st, &L[i % nrot], dx, (int)stride, &act, dy, (int)spec->N);
-        for (int i = 0; i < 8 && !s; i++) s = qj_cuda_copy(cu, head_b, head_a, QJ_HEAD_BYTES, st); /* the head start */
-        for (int i = 0; i < iters && !s; i++) {
-            s = qj_cuda_event_record(cu, ev[2 * i], st);
-            if (!s) s = pass ? qj_glinear_prep(cu, st, &L[0], dx, (int)stride, &act)
-                             : qj_glinear_run(cu, st, &L[(i + 5) % nrot], dx, (int)stride, &act, dy, (int)spec->N);
-            if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
-        }
-        if (!s) s = qj_cuda_stream_sync(cu, st);
-        for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
-        if (!s) {
-            qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
-            *(pass ? prep_us : us) = ms[iters / 2] * 1e3;
-        }
+        kernel_ctx kc = {cu, st, L, nrot, (int)stride, pass, dx, dy, &act};
+        s = time_calls(cu, st, iters, ev, ms, head_a, head_b, kernel_call, &kc, pass ? prep_us : us);
     }
     if (ev)
         for (int i = 0; i < n_ev; i++)
@@ -147,6 +175,19 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
  * between two events; *us gets the median. Before timing, one product is
  * checked against a CPU sum at a few outputs, so a wrong call cannot pass as
  * a fast one. */
+typedef struct cublas_ctx {
+    qj_cublas *cb;
+    int64_t N, K;
+    int batch, nrot;
+    const qj_dptr *dw;
+    qj_dptr dx, dy;
+} cublas_ctx;
+
+static qj_status cublas_call(void *p, int i) {
+    const cublas_ctx *c = p;
+    return qj_cublas_gemm_bf16(c->cb, c->N, c->K, c->batch, c->dw[i % c->nrot], c->dx, c->dy);
+}
+
 static qj_status bench_cublas(qj_cuda *cu, qj_custream st, qj_cublas *cb, int64_t N, int64_t K, int batch, int l2,
                               int iters, qj_dptr head_a, qj_dptr head_b, double *us) {
     size_t wbytes = (size_t)(N * K) * 2;
@@ -188,19 +229,8 @@ static qj_status bench_cublas(qj_cuda *cu, qj_custream st, qj_cublas *cb, int64_
                         (long long)n, got, ref);
     }
     for (int i = 0; i < 2 * iters && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
-    for (int i = 0; i < 5 && !s; i++) s = qj_cublas_gemm_bf16(cb, N, K, batch, dw[i % nrot], dx, dy);
-    for (int i = 0; i < 8 && !s; i++) s = qj_cuda_copy(cu, head_b, head_a, QJ_HEAD_BYTES, st); /* the head start */
-    for (int i = 0; i < iters && !s; i++) {
-        s = qj_cuda_event_record(cu, ev[2 * i], st);
-        if (!s) s = qj_cublas_gemm_bf16(cb, N, K, batch, dw[(i + 5) % nrot], dx, dy);
-        if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
-    }
-    if (!s) s = qj_cuda_stream_sync(cu, st);
-    for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
-    if (!s) {
-        qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
-        *us = ms[iters / 2] * 1e3;
-    }
+    cublas_ctx cc = {cb, N, K, batch, nrot, dw, dx, dy};
+    if (!s) s = time_calls(cu, st, iters, ev, ms, head_a, head_b, cublas_call, &cc, us);
     if (ev)
         for (int i = 0; i < 2 * iters; i++)
             if (ev[i]) qj_cuda_event_destroy(cu, ev[i]);
