@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "common.h"
+#include "cpu_bench.h"
 #include "gpu_bench.h"
 #include "qj_forward.h"
 #include "qj_package.h"
@@ -24,7 +25,8 @@ static void usage(FILE *f) {
                ".so.12, .so, or only the file in $QJ_CUBLAS); without it its columns show \"-\".\n\n"
                CLI_MODEL_HELP
                "  --tokens N            decode steps to time (default 256)\n"
-               "  --kernels             per-kernel timings (CUDA)\n"
+               "  --kernels             per-kernel timings (CUDA; with --device cpu the LLVM-generated\n"
+               "                        CPU kernels next to a memory-read ceiling of the same run)\n"
                "  --layer L             layer whose kernels are timed (default 0)\n"
                "  --batch B             activations per kernel launch, 1..64 (default 1)\n"
                "  --iters N             timed launches per kernel (default 200)\n");
@@ -62,13 +64,29 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "qjit bench: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    int want_cuda = cm.cuda || kernels;
+    int cpu_kernels = kernels && cm.device_set && !cm.cuda; /* --kernels --device cpu: the LLVM kernels */
+    int want_cuda = cm.cuda || (kernels && !cpu_kernels);
     cm.cuda = want_cuda && !kernels; /* --kernels builds its own kernels, not the whole model */
     if (cli_model_open(&cm, 0, 1)) goto fail;
     const qj_model *m = cm.run;
     if (m->synthetic) printf("%s\n", cli_synthetic_label(m));
     printf("model %s  plan %s\n", m->origin, m->plan_desc);
-    if (kernels) {
+    if (cpu_kernels) {
+        qj_cpu_kbench_report rep;
+        if (qj_cpu_kernel_bench(m, (int)layer, (int)iters, &rep)) goto fail;
+        printf("device cpu: %s, %d threads; read ceiling %.1f GB/s (1 GiB, OpenMP sum)\n", rep.target, rep.threads,
+               rep.read_gbs);
+        printf("layer %ld, median of %ld calls, rotating weight copies (> 256 MiB); LLVM-generated kernels\n", layer, iters);
+        printf("%-22s %6s %6s %4s %5s %9s %8s %9s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "jit ms", "us",
+               "GB/s", "%ceil");
+        for (int i = 0; i < rep.n; i++) {
+            const qj_cpu_kbench_row *w = &rep.rows[i];
+            printf("%-22s %6lld %6lld %4d %5d %9.2f %8.1f %9.1f %8.2f %6.1f%%\n", w->what, (long long)w->N, (long long)w->K,
+                   w->bits, w->group, (double)w->weight_bytes / 1048576.0, w->jit_ms, w->us, w->gbs,
+                   100.0 * w->gbs / rep.read_gbs);
+        }
+        if (!rep.n) printf("(no packed linear in layer %ld: dense weights have no JIT kernel yet)\n", layer);
+    } else if (kernels) {
         qj_kbench_report rep;
         if (qj_gpu_kernel_bench(m, (int)layer, (int)batch, (int)iters, &rep)) goto fail;
         printf("device %s  copy ceiling %.1f GB/s (1 GiB device-to-device, read + write)\n", rep.device, rep.copy_gbs);

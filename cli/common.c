@@ -55,6 +55,7 @@ int cli_model_option(cli_model *c, int opt, const char *arg) {
         omp_set_num_threads((int)v);
         return 1;
     case CLI_OPT_DEVICE:
+        c->device_set = 1;
         if (!strcmp(arg, "cuda")) c->cuda = 1;
         else if (!strcmp(arg, "cpu")) c->cuda = 0;
         else {

@@ -22,6 +22,7 @@ typedef struct cli_model {
     const char *tokenizer; /* --tokenizer */
     int no_verify;         /* --no-verify: skip package checksums */
     int cuda;              /* --device cuda */
+    int device_set;        /* --device given */
     /* results of cli_model_open */
     qj_model *src;   /* as loaded (NULL for a package) */
     qj_model *run;   /* compiled with the plan, or the package */

@@ -87,6 +87,13 @@ expect_fail '--batch: "65" is not an integer in 1..64' "$Q" bench --synthetic ti
 expect_fail '--tokens: "0" is not an integer' "$Q" bench --synthetic tiny --tokens 0
 expect_fail 'unexpected argument "extra"' "$Q" bench --synthetic tiny extra
 expect_ok "$Q" bench --synthetic tiny --tokens 8
+# bench --kernels --device cpu: the LLVM kernels next to a read ceiling (builds with LLVM)
+if out=$("$Q" bench --kernels --device cpu --synthetic tiny --plan int4-g32 --iters 5 2>&1); then
+  case "$out" in *"read ceiling"*"layers.*.gate_proj"*) ok ;; *) bad "bench --kernels --device cpu output: $out" ;; esac
+else
+  case "$out" in *"built without LLVM"*) ok ;; *) bad "bench --kernels --device cpu failed: $out" ;; esac
+fi
+expect_fail '--layer 7 out of range' "$Q" bench --kernels --device cpu --synthetic tiny --plan int4-g32 --layer 7
 
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"

@@ -1,0 +1,126 @@
+/* cpu_bench.c — read ceiling and per-kernel timings on the CPU (cpu_bench.h). */
+#include "cpu_bench.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llvm_kernels.h"
+#include "qj_progress.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static qj_status read_ceiling(double *gbs) {
+    const size_t n = ((size_t)1 << 30) / sizeof(float);
+    float *buf = aligned_alloc(64, n * sizeof(float));
+    if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory (1 GiB for the read ceiling)");
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7); /* pages touched by the threads that read them */
+    double t[5], sink = 0;
+    for (int it = 0; it < 5; it++) {
+        double t0 = qj_now(), s = 0;
+        #pragma omp parallel for schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i += 16) {
+            float a = 0;
+            for (int k = 0; k < 16; k++) a += buf[i + k];
+            s += a;
+        }
+        t[it] = qj_now() - t0;
+        sink += s;
+    }
+    free(buf);
+    qsort(t, 5, sizeof t[0], cmp_double);
+    *gbs = (double)(n * sizeof(float)) / t[2] / 1e9 + (sink < 0 ? 1e-30 : 0); /* sink keeps the sums */
+    return QJ_OK;
+}
+
+/* A copy of a packed tensor's arrays (the descriptor points at them; free_copy frees them). */
+static qj_status copy_tensor(const qj_tensor *t, qj_tensor *c) {
+    *c = *t;
+    void *d = malloc(t->nbytes), *sc = malloc(t->scales_nbytes), *z = t->zeros_nbytes ? malloc(t->zeros_nbytes) : NULL;
+    c->data = d;
+    c->scales = sc;
+    c->zeros = z;
+    if (!d || !sc || (t->zeros_nbytes && !z)) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    memcpy(d, t->data, t->nbytes);
+    memcpy(sc, t->scales, t->scales_nbytes);
+    if (z) memcpy(z, t->zeros, t->zeros_nbytes);
+    return QJ_OK;
+}
+
+static void free_copy(qj_tensor *c) {
+    free((void *)(uintptr_t)c->data);
+    free((void *)(uintptr_t)c->scales);
+    free((void *)(uintptr_t)c->zeros);
+}
+
+static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, qj_cpu_kbench_row *row) {
+    memset(row, 0, sizeof *row);
+    snprintf(row->what, sizeof row->what, "%s", what);
+    qj_cpu_kspec ks;
+    qj_status s = qj_cpu_kspec_of(t, &ks);
+    if (s) return s;
+    row->N = ks.N;
+    row->K = ks.K;
+    row->bits = ks.bits;
+    row->group = ks.group;
+    row->weight_bytes = qj_tensor_bytes(t);
+    qj_cpu_gemv_fn fn = NULL;
+    double t0 = qj_now();
+    if ((s = qj_cpu_jit_gemv(j, &ks, &fn))) return s;
+    row->jit_ms = (qj_now() - t0) * 1e3;
+    int nrot = (int)(((size_t)256 << 20) / row->weight_bytes) + 1;
+    if (nrot > 16) nrot = 16;
+    qj_tensor rot[16];
+    int made = 0;
+    for (; made < nrot && !s; made++) s = copy_tensor(t, &rot[made]);
+    float *x = malloc((size_t)ks.K * sizeof *x), *y = malloc((size_t)ks.N * sizeof *y);
+    double *us = malloc((size_t)iters * sizeof *us);
+    if (!s && (!x || !y || !us)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    for (int64_t k = 0; !s && k < ks.K; k++) x[k] = (float)((k * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (int i = 0; i < 2 && !s; i++) s = qj_cpu_gemv_run(fn, &rot[i % nrot], x, y);
+    for (int i = 0; i < iters && !s; i++) {
+        double a = qj_now();
+        s = qj_cpu_gemv_run(fn, &rot[(i + 2) % nrot], x, y);
+        us[i] = (qj_now() - a) * 1e6;
+    }
+    if (!s) {
+        qsort(us, (size_t)iters, sizeof *us, cmp_double);
+        row->us = us[iters / 2];
+        row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
+    }
+    for (int i = 0; i < made; i++) free_copy(&rot[i]);
+    free(x);
+    free(y);
+    free(us);
+    return s;
+}
+
+qj_status qj_cpu_kernel_bench(const qj_model *m, int layer, int iters, qj_cpu_kbench_report *out) {
+    memset(out, 0, sizeof *out);
+    if (layer < 0 || layer >= m->cfg.n_layers)
+        return qj_fail(QJ_ERR_INVALID, "--layer %d out of range (model has %d layers)", layer, m->cfg.n_layers);
+    qj_cpu_jit *j = NULL;
+    qj_status s = qj_cpu_jit_create(&j);
+    if (s) return s;
+    snprintf(out->target, sizeof out->target, "%s", qj_cpu_jit_target(j));
+    out->threads = omp_get_max_threads();
+    s = read_ceiling(&out->read_gbs);
+    static const char *names[QJ_LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    for (int l = 0; l < QJ_LIN_COUNT && !s; l++) {
+        const qj_tensor *t = qj_layer_linear((qj_layer *)&m->layers[layer], (qj_linear)l);
+        if (t->dtype != QJ_DTYPE_Q) continue;
+        char what[64];
+        snprintf(what, sizeof what, "layers.*.%s", l < 7 ? names[l] : "?");
+        if (!(s = bench_tensor(j, t, what, iters, &out->rows[out->n]))) out->n++;
+    }
+    if (!s && m->lm_head.dtype == QJ_DTYPE_Q && !(s = bench_tensor(j, &m->lm_head, "lm_head", iters, &out->rows[out->n])))
+        out->n++;
+    qj_cpu_jit_free(j);
+    return s;
+}
