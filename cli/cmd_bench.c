@@ -67,6 +67,7 @@ int cmd_bench(int argc, char **argv) {
     int cpu_kernels = kernels && cm.device_set && !cm.cuda; /* --kernels --device cpu: the LLVM kernels */
     int want_cuda = cm.cuda || (kernels && !cpu_kernels);
     cm.cuda = want_cuda && !kernels; /* --kernels builds its own kernels, not the whole model */
+    cm.cpu_jit = !kernels;            /* CPU decode: the LLVM kernels (QJ_CPU_KERNELS=reference: the reference) */
     if (cli_model_open(&cm, 0, 1)) goto fail;
     const qj_model *m = cm.run;
     if (m->synthetic) printf("%s\n", cli_synthetic_label(m));
@@ -136,8 +137,10 @@ int cmd_bench(int argc, char **argv) {
         qj_state_free(st);
         qj_size_info z;
         qj_model_size(m, &z);
-        printf("device cpu: decode batch 1: %.2f tokens/s over %d tokens (reference forward); %.4f GB of weights\n",
-               n / el, n, z.gb);
+        printf("device cpu: decode batch 1: %.2f tokens/s over %d tokens (%s); %.4f GB of weights\n", n / el, n,
+               cm.cpu_kernels ? "packed linears on the LLVM kernels, the rest on the reference forward"
+                              : "reference forward",
+               z.gb);
     }
     cli_model_close(&cm);
     return 0;

@@ -68,6 +68,7 @@ int cmd_eval(int argc, char **argv) {
     int *ids = NULL;
     size_t n = 0;
     qj_eval_result res;
+    cm.cpu_jit = 1;
     if (cli_model_open(&cm, text != NULL, !json)) goto fail;
     if (tokens) {
         if (qj_read_token_file(tokens, cm.run->cfg.vocab_size, &ids, &n)) goto fail;

@@ -57,6 +57,7 @@ int cmd_generate(int argc, char **argv) {
     int *ids = NULL;
     size_t n = 0;
     qj_state *st = NULL;
+    cm.cpu_jit = 1;
     if (cli_model_open(&cm, 1, 0)) goto fail;
     if (qj_tokenizer_encode(cm.tok, prompt, strlen(prompt), 1, &ids, &n)) goto fail;
     const qj_config *c = &cm.run->cfg;

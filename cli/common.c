@@ -108,6 +108,14 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
     if (c->tok && qj_tokenizer_vocab_size(c->tok) > c->run->cfg.vocab_size)
         return qj_fail(QJ_ERR_INVALID, "tokenizer has %d tokens, the model's vocabulary only %d",
                        qj_tokenizer_vocab_size(c->tok), c->run->cfg.vocab_size);
+    const char *ck = getenv("QJ_CPU_KERNELS");
+    if (!c->cuda && c->cpu_jit && !(ck && !strcmp(ck, "reference")) && qj_cpu_llvm_available()) {
+        int nk = 0;
+        double secs = 0;
+        if ((s = qj_cpu_kernels_attach(c->run, &c->cpu_kernels, &nk, &secs))) return s;
+        if (progress && nk)
+            fprintf(stderr, "cpu: %d LLVM kernels for %s in %.2f s\n", nk, qj_cpu_kernels_target(c->cpu_kernels), secs);
+    }
     if (c->cuda) {
         qj_gpu_params gp = qj_gpu_default_params();
         gp.progress = progress;
@@ -142,6 +150,7 @@ qj_forward_fn cli_forward_fn(cli_model *c, void **ctx, int *max_ctx) {
 }
 
 void cli_model_close(cli_model *c) {
+    qj_cpu_kernels_free(c->run, c->cpu_kernels);
     qj_gpu_model_free(c->gpu);
     qj_tokenizer_free(c->tok);
     qj_model_free(c->run); /* before src: it may borrow from it */

@@ -7,6 +7,7 @@
 
 #include "compile.h"
 #include "gpu_model.h"
+#include "llvm_kernels.h"
 #include "plan.h"
 #include "qj_eval.h"
 #include "qj_model.h"
@@ -23,6 +24,8 @@ typedef struct cli_model {
     int no_verify;         /* --no-verify: skip package checksums */
     int cuda;              /* --device cuda */
     int device_set;        /* --device given */
+    int cpu_jit;           /* set before opening: run packed linears on the LLVM kernels (CPU), unless
+                            * QJ_CPU_KERNELS=reference or the build has no LLVM */
     /* results of cli_model_open */
     qj_model *src;   /* as loaded (NULL for a package) */
     qj_model *run;   /* compiled with the plan, or the package */
@@ -31,6 +34,7 @@ typedef struct cli_model {
     int is_package;
     qj_compile_stats stats;
     qj_gpu_model *gpu;     /* with --device cuda */
+    qj_cpu_kernels *cpu_kernels; /* attached to run (cpu_jit) */
     qj_gpu_build_stats gpu_stats;
 } cli_model;
 

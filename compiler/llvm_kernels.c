@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "qj_layout.h"
+#include "qj_model.h"
+#include "qj_progress.h"
 
 #ifdef QJ_HAVE_LLVM
 #include <llvm-c/Analysis.h>
@@ -54,27 +56,126 @@ qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x,
     qj_status st = qj_cpu_kspec_of(w, &s);
     if (st) return st;
     const int64_t nb = QJ_NBLOCKS(s.K), ng = QJ_NGROUPS(s.K, s.group);
-    float *xp = calloc((size_t)(nb * 32), sizeof *xp), *xs = calloc((size_t)ng, sizeof *xs);
+    float xp_local[1024], xs_local[64]; /* small layers: no allocation per call */
+    float *xp = nb * 32 <= 1024 ? xp_local : malloc((size_t)(nb * 32) * sizeof *xp);
+    float *xs = ng <= 64 ? xs_local : malloc((size_t)ng * sizeof *xs);
     if (!xp || !xs) {
-        free(xp);
-        free(xs);
+        if (xp != xp_local) free(xp);
+        if (xs != xs_local) free(xs);
         return qj_fail(QJ_ERR_NOMEM, "out of memory");
     }
     memcpy(xp, x, (size_t)s.K * sizeof *xp);
+    memset(xp + s.K, 0, (size_t)(nb * 32 - s.K) * sizeof *xp);
+    memset(xs, 0, (size_t)ng * sizeof *xs);
     for (int64_t k = 0; k < s.K; k++) xs[k / s.group] += x[k];
     const int64_t N = s.N;
-    #pragma omp parallel
-    {
-        /* contiguous rows per thread: each streams its own part of the weights */
-        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t r0 = N * t / nt, r1 = N * (t + 1) / nt;
-        if (r1 > r0)
-            fn((const uint32_t *)w->data, (const uint16_t *)w->scales, (const uint16_t *)w->zeros, xp, xs, y, r0, r1);
+    const uint32_t *codes = (const uint32_t *)w->data;
+    const uint16_t *sc = (const uint16_t *)w->scales, *zr = (const uint16_t *)w->zeros;
+    if (N * s.K < (1 << 16) || omp_in_parallel()) {
+        fn(codes, sc, zr, xp, xs, y, 0, N);
+    } else {
+        #pragma omp parallel
+        {
+            /* contiguous rows per thread: each streams its own part of the weights */
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t r0 = N * t / nt, r1 = N * (t + 1) / nt;
+            if (r1 > r0) fn(codes, sc, zr, xp, xs, y, r0, r1);
+        }
     }
-    free(xp);
-    free(xs);
+    if (xp != xp_local) free(xp);
+    if (xs != xs_local) free(xs);
     return QJ_OK;
 }
+
+/* ---- kernels attached to a model ---- */
+
+typedef struct cpu_entry {
+    const qj_tensor *t;
+    qj_cpu_gemv_fn fn;
+} cpu_entry;
+
+struct qj_cpu_kernels {
+    qj_cpu_jit *jit;
+    cpu_entry *e;
+    int n;
+};
+
+static int cpu_matvec(void *ctx, const qj_tensor *w, const float *x, float *y) {
+    const qj_cpu_kernels *k = ctx;
+    for (int i = 0; i < k->n; i++)
+        if (k->e[i].t == w) return qj_cpu_gemv_run(k->e[i].fn, w, x, y) == QJ_OK;
+    return 0;
+}
+
+static int same_kspec(const qj_cpu_kspec *a, const qj_cpu_kspec *b) {
+    return a->bits == b->bits && a->group == b->group && a->N == b->N && a->K == b->K && a->symmetric == b->symmetric &&
+           a->scale_bf16 == b->scale_bf16;
+}
+
+qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernels, double *seconds) {
+    *out = NULL;
+    double t0 = qj_now();
+    qj_cpu_kernels *k = calloc(1, sizeof *k);
+    const int cap = m->cfg.n_layers * QJ_LIN_COUNT + 1;
+    if (k) k->e = calloc((size_t)cap, sizeof *k->e);
+    qj_cpu_kspec *specs = calloc((size_t)cap, sizeof *specs);
+    if (!k || !k->e || !specs) {
+        if (k) free(k->e);
+        free(k);
+        free(specs);
+        return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    }
+    qj_status s = qj_cpu_jit_create(&k->jit);
+    int nd = 0;
+    for (int i = 0; !s && i < cap; i++) {
+        const qj_tensor *t = i < cap - 1 ? qj_layer_linear(&m->layers[i / QJ_LIN_COUNT], (qj_linear)(i % QJ_LIN_COUNT))
+                                         : &m->lm_head;
+        if (t->dtype != QJ_DTYPE_Q) continue;
+        qj_cpu_kspec ks;
+        if ((s = qj_cpu_kspec_of(t, &ks))) break;
+        int found = -1;
+        for (int d = 0; d < nd && found < 0; d++)
+            if (same_kspec(&specs[d], &ks)) found = d;
+        qj_cpu_gemv_fn fn = NULL;
+        if (found >= 0) { /* the kernel of an earlier tensor with this spec */
+            for (int e = 0; e < k->n && !fn; e++) {
+                qj_cpu_kspec o;
+                qj_cpu_kspec_of(k->e[e].t, &o);
+                if (same_kspec(&o, &ks)) fn = k->e[e].fn;
+            }
+        } else {
+            if ((s = qj_cpu_jit_gemv(k->jit, &ks, &fn))) break;
+            specs[nd++] = ks;
+        }
+        k->e[k->n++] = (cpu_entry){t, fn};
+    }
+    free(specs);
+    if (s) {
+        qj_cpu_jit_free(k->jit);
+        free(k->e);
+        free(k);
+        return s;
+    }
+    m->cpu_matvec = cpu_matvec;
+    m->cpu_matvec_ctx = k;
+    if (n_kernels) *n_kernels = nd;
+    if (seconds) *seconds = qj_now() - t0;
+    *out = k;
+    return QJ_OK;
+}
+
+void qj_cpu_kernels_free(qj_model *m, qj_cpu_kernels *k) {
+    if (!k) return;
+    if (m && m->cpu_matvec_ctx == k) {
+        m->cpu_matvec = NULL;
+        m->cpu_matvec_ctx = NULL;
+    }
+    qj_cpu_jit_free(k->jit);
+    free(k->e);
+    free(k);
+}
+
+const char *qj_cpu_kernels_target(const qj_cpu_kernels *k) { return qj_cpu_jit_target(k->jit); }
 
 #ifndef QJ_HAVE_LLVM
 

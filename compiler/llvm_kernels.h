@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "qj_model.h"
 #include "qj_status.h"
 #include "qj_tensor.h"
 
@@ -53,8 +54,19 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
 /* The spec of a packed tensor (QJ_ERR_INVALID for other dtypes). */
 qj_status qj_cpu_kspec_of(const qj_tensor *w, qj_cpu_kspec *s);
 /* y = W x with a kernel of W's spec, rows split across the OpenMP threads
- * (x: K floats; padding and group sums are made here). */
+ * when W is large and no parallel region is running (x: K floats; padding
+ * and group sums are made here). */
 qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x, float *y);
+
+/* JIT kernels for every packed linear of m (one per distinct spec) attached
+ * to m (m->cpu_matvec), so the CPU forward pass (qj_forward, eval, generate,
+ * bench --device cpu) runs them instead of the reference. *n_kernels and
+ * *seconds: distinct kernels compiled and the time it took (either may be
+ * NULL). Detach and free with qj_cpu_kernels_free before m is freed. */
+typedef struct qj_cpu_kernels qj_cpu_kernels;
+qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernels, double *seconds);
+void qj_cpu_kernels_free(qj_model *m, qj_cpu_kernels *k);
+const char *qj_cpu_kernels_target(const qj_cpu_kernels *k);
 
 #ifdef __cplusplus
 }

@@ -90,6 +90,12 @@ static float dot(const float *a, const float *b, int64_t n) {
     return acc;
 }
 
+/* y = W x: the model's CPU kernels when they take W, else the reference. */
+static void linear(const qj_model *m, const qj_tensor *w, const float *x, float *y, float *scratch) {
+    if (w->dtype == QJ_DTYPE_Q && m->cpu_matvec && m->cpu_matvec(m->cpu_matvec_ctx, w, x, y)) return;
+    qj_matvec(w, x, y, scratch);
+}
+
 /* One output row of y = W x. */
 static float row_dot(const qj_tensor *w, int64_t n, const float *x, float *scratch) {
     int64_t K = w->shape[1];
@@ -165,9 +171,9 @@ qj_status qj_forward(qj_state *s, int token, int pos, const float **logits) {
         float *k = kc + (size_t)pos * (size_t)kvd, *v = vc + (size_t)pos * (size_t)kvd;
 
         rmsnorm(s->xb, s->x, &L->attn_norm, dim, c->rms_eps);
-        qj_matvec(&L->wq, s->xb, s->q, s->row);
-        qj_matvec(&L->wk, s->xb, k, s->row);
-        qj_matvec(&L->wv, s->xb, v, s->row);
+        linear(m, &L->wq, s->xb, s->q, s->row);
+        linear(m, &L->wk, s->xb, k, s->row);
+        linear(m, &L->wv, s->xb, v, s->row);
         if (c->qkv_bias) {
             add_bias(s->q, &L->bq, qd);
             add_bias(k, &L->bk, kvd);
@@ -198,21 +204,21 @@ qj_status qj_forward(qj_state *s, int token, int pos, const float **logits) {
                 for (int i = 0; i < hd; i++) o[i] += a * vt[i];
             }
         }
-        qj_matvec(&L->wo, s->xb, s->xb2, s->row);
+        linear(m, &L->wo, s->xb, s->xb2, s->row);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
 
         rmsnorm(s->xb, s->x, &L->ffn_norm, dim, c->rms_eps);
-        qj_matvec(&L->w_gate, s->xb, s->hb, s->row);
-        qj_matvec(&L->w_up, s->xb, s->hb2, s->row);
+        linear(m, &L->w_gate, s->xb, s->hb, s->row);
+        linear(m, &L->w_up, s->xb, s->hb2, s->row);
         for (int i = 0; i < c->hidden_dim; i++) {
             float g = s->hb[i];
             s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
         }
-        qj_matvec(&L->w_down, s->hb, s->xb2, s->row);
+        linear(m, &L->w_down, s->hb, s->xb2, s->row);
         for (int i = 0; i < dim; i++) s->x[i] += s->xb2[i];
     }
     rmsnorm(s->xb, s->x, &m->final_norm, dim, c->rms_eps);
-    qj_matvec(&m->lm_head, s->xb, s->logits, s->row);
+    linear(m, &m->lm_head, s->xb, s->logits, s->row);
     *logits = s->logits;
     return QJ_OK;
 }

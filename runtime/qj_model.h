@@ -107,6 +107,11 @@ typedef struct qj_model {
     /* compiled kernels carried by a package; images borrow from the maps */
     qj_kernel_blob *kernels;
     int n_kernels;
+    /* optional CPU kernels for packed linears (compiler/llvm_kernels.h,
+     * qj_cpu_kernels_attach): y = W x, returning 1 when it handled W (0: the
+     * reference computes it). Borrowed; NULL = the reference everywhere. */
+    int (*cpu_matvec)(void *ctx, const qj_tensor *w, const float *x, float *y);
+    void *cpu_matvec_ctx;
 } qj_model;
 
 /* Allocate an empty model with n_layers layers (cfg copied). */
