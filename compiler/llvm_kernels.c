@@ -497,6 +497,16 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
         LLVMDisposePassBuilderOptions(po);
         if (e) st = llvm_fail(e, "optimising");
     }
+    const char *dump = getenv("QJ_LLVM_DUMP"); /* debugging: the optimised kernel's assembly on stderr */
+    if (!st && dump && !strcmp(dump, "1")) {
+        LLVMMemoryBufferRef mb = NULL;
+        char *em = NULL;
+        if (!LLVMTargetMachineEmitToMemoryBuffer(j->tm, g.m, LLVMAssemblyFile, &em, &mb)) {
+            fprintf(stderr, "%.*s\n", (int)LLVMGetBufferSize(mb), LLVMGetBufferStart(mb));
+            LLVMDisposeMemoryBuffer(mb);
+        }
+        LLVMDisposeMessage(em);
+    }
     if (st) {
         LLVMDisposeModule(g.m);
         LLVMOrcDisposeThreadSafeContext(tsc);
