@@ -113,6 +113,10 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
         int nk = 0;
         double secs = 0;
         if ((s = qj_cpu_kernels_attach(c->run, &c->cpu_kernels, &nk, &secs))) return s;
+        if (!nk) { /* nothing packed: the reference everywhere */
+            qj_cpu_kernels_free(c->run, c->cpu_kernels);
+            c->cpu_kernels = NULL;
+        }
         if (progress && nk)
             fprintf(stderr, "cpu: %d LLVM kernels for %s in %.2f s\n", nk, qj_cpu_kernels_target(c->cpu_kernels), secs);
     }

@@ -66,6 +66,16 @@ qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x,
     }
     memcpy(xp, x, (size_t)s.K * sizeof *xp);
     memset(xp + s.K, 0, (size_t)(nb * 32 - s.K) * sizeof *xp);
+    if (s.bits == 2 || s.bits == 4) { /* the byte-plane kernels' order: plane m's values contiguous */
+        const int per = 8 / s.bits, L = 4 * s.bits;
+        float blk[32];
+        for (int64_t b = 0; b < nb; b++) {
+            float *xb = xp + b * 32;
+            for (int m = 0; m < per; m++)
+                for (int i = 0; i < L; i++) blk[m * L + i] = xb[per * i + m];
+            memcpy(xb, blk, sizeof blk);
+        }
+    }
     memset(xs, 0, (size_t)ng * sizeof *xs);
     for (int64_t k = 0; k < s.K; k++) xs[k / s.group] += x[k];
     const int64_t N = s.N;
@@ -341,9 +351,40 @@ static LLVMValueRef unpack_block(irb *g, int B, LLVMValueRef p) {
     return LLVMBuildUIToFP(g->b, c, g->v32f32, "cf");
 }
 
-/* The sum of a <32 x float>'s lanes, halving with shuffles. */
+/* Widths 2, 4 and 8 read a block's 4B bytes as they are: byte i holds the
+ * codes of values (8/B) i + m, m = 0 .. 8/B - 1, at bits B m. Plane m (its
+ * code of every byte) meets x re-ordered so that plane m's values are
+ * contiguous (qj_cpu_gemv_run: xr[b*32 + m*4B + i] = x[b*32 + (8/B) i + m]):
+ * one zero-extending load, a shift and a mask per plane, no shuffles.
+ * Returns acc + sum over planes of codes * x, as <4B x float>. */
+static int byte_planes(int B) { return B == 2 || B == 4 || B == 8; }
+static LLVMValueRef gep(irb *g, LLVMTypeRef ty, LLVMValueRef p, LLVMValueRef idx);
+
+static LLVMValueRef planes_fma(irb *g, int B, LLVMValueRef p, LLVMValueRef xr, LLVMValueRef acc) {
+    const unsigned L = (unsigned)(4 * B), np = (unsigned)(8 / B);
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(g->c), vb = LLVMVectorType(i8, L), vi = LLVMVectorType(g->i32, L),
+                vf = LLVMVectorType(g->f32, L);
+    LLVMValueRef bytes = LLVMBuildLoad2(g->b, vb, LLVMBuildBitCast(g->b, p, LLVMPointerType(vb, 0), ""), "bytes");
+    LLVMSetAlignment(bytes, 4);
+    LLVMValueRef wide = LLVMBuildZExt(g->b, bytes, vi, "wide");
+    int64_t sh[32], mk[32];
+    for (unsigned m = 0; m < np; m++) {
+        for (unsigned i = 0; i < L; i++) sh[i] = (int64_t)(B * (int)m), mk[i] = (1 << B) - 1;
+        LLVMValueRef c = m ? LLVMBuildLShr(g->b, wide, cvec(g->i32, sh, (int)L), "") : wide;
+        if (m + 1 < np) c = LLVMBuildAnd(g->b, c, cvec(g->i32, mk, (int)L), ""); /* the top plane is < 2^B already */
+        LLVMValueRef cf = LLVMBuildUIToFP(g->b, c, vf, "");
+        LLVMValueRef xp = LLVMBuildBitCast(g->b, gep(g, g->f32, xr, ci64(g, (int64_t)(m * L))), LLVMPointerType(vf, 0), "");
+        LLVMValueRef xv = LLVMBuildLoad2(g->b, vf, xp, "");
+        LLVMSetAlignment(xv, 4);
+        LLVMValueRef fa[3] = {cf, xv, acc};
+        acc = call_intrinsic(g, "llvm.fmuladd", vf, fa, 3);
+    }
+    return acc;
+}
+
+/* The sum of a float vector's lanes (a power of two), halving with shuffles. */
 static LLVMValueRef tree_sum(irb *g, LLVMValueRef v) {
-    for (int n = 16; n >= 1; n /= 2) {
+    for (int n = (int)LLVMGetVectorSize(LLVMTypeOf(v)) / 2; n >= 1; n /= 2) {
         int64_t a[16], b[16];
         for (int i = 0; i < n; i++) a[i] = i, b[i] = i + n;
         LLVMValueRef undef = LLVMGetUndef(LLVMTypeOf(v));
@@ -397,7 +438,10 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
 
     /* group loop */
     LLVMPositionBuilderAtEnd(g->b, ghead);
-    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "g"), acc = LLVMBuildPhi(g->b, g->f32, "acc");
+    /* accv: the row's scaled products lane by lane (one horizontal sum per row); acc: its zero terms */
+    LLVMTypeRef vacc = byte_planes(B) ? LLVMVectorType(g->f32, (unsigned)(4 * B)) : g->v32f32;
+    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "g"), acc = LLVMBuildPhi(g->b, g->f32, "acc"),
+                 accv = LLVMBuildPhi(g->b, vacc, "accv");
     LLVMValueRef b0 = LLVMBuildMul(g->b, gi, ci64(g, gb), "b0");
     LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, gb), "");
     bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
@@ -405,26 +449,30 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
 
     /* block loop: v += codes * x */
     LLVMPositionBuilderAtEnd(g->b, bhead);
-    LLVMValueRef bi = LLVMBuildPhi(g->b, g->i64, "b"), v = LLVMBuildPhi(g->b, g->v32f32, "v");
-    LLVMValueRef cf = unpack_block(g, B, gep(g, g->i32, rowp, LLVMBuildMul(g->b, bi, ci64(g, B), "")));
-    LLVMValueRef xp = LLVMBuildBitCast(g->b, gep(g, g->f32, x, LLVMBuildMul(g->b, bi, ci64(g, 32), "")),
-                                       LLVMPointerType(g->v32f32, 0), "");
-    LLVMValueRef xv = LLVMBuildLoad2(g->b, g->v32f32, xp, "xv");
-    LLVMSetAlignment(xv, 4);
-    LLVMValueRef fa[3] = {cf, xv, v};
-    LLVMValueRef vn = call_intrinsic(g, "llvm.fmuladd", g->v32f32, fa, 3);
+    LLVMValueRef bi = LLVMBuildPhi(g->b, g->i64, "b"), v = LLVMBuildPhi(g->b, vacc, "v");
+    LLVMValueRef wp = gep(g, g->i32, rowp, LLVMBuildMul(g->b, bi, ci64(g, B), ""));
+    LLVMValueRef xb = gep(g, g->f32, x, LLVMBuildMul(g->b, bi, ci64(g, 32), ""));
+    LLVMValueRef vn;
+    if (byte_planes(B)) {
+        vn = planes_fma(g, B, wp, xb, v);
+    } else {
+        LLVMValueRef cf = unpack_block(g, B, wp);
+        LLVMValueRef xv = LLVMBuildLoad2(g->b, g->v32f32, LLVMBuildBitCast(g->b, xb, LLVMPointerType(g->v32f32, 0), ""), "xv");
+        LLVMSetAlignment(xv, 4);
+        LLVMValueRef fa[3] = {cf, xv, v};
+        vn = call_intrinsic(g, "llvm.fmuladd", g->v32f32, fa, 3);
+    }
     LLVMValueRef bn = LLVMBuildAdd(g->b, bi, ci64(g, 1), "");
     LLVMBasicBlockRef bexit = LLVMGetInsertBlock(g->b);
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bn, bend, ""), bhead, gend);
-    LLVMValueRef zero_v = LLVMConstNull(g->v32f32);
+    LLVMValueRef zero_v = LLVMConstNull(vacc);
     LLVMValueRef bin[2] = {b0, bn}, vin[2] = {zero_v, vn};
     LLVMBasicBlockRef bfrom[2] = {ghead, bexit};
     LLVMAddIncoming(bi, bin, bfrom, 2);
     LLVMAddIncoming(v, vin, bfrom, 2);
 
-    /* group end: acc += scale * dot + zero * xsum[g] */
+    /* group end: accv += scale * v, acc += zero * xsum[g] */
     LLVMPositionBuilderAtEnd(g->b, gend);
-    LLVMValueRef dot = tree_sum(g, vn);
     LLVMValueRef sidx = LLVMBuildAdd(g->b, sbase, gi, "");
     LLVMValueRef sc = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, scales, sidx), ""), s->scale_bf16);
     LLVMValueRef z;
@@ -434,19 +482,24 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
         z = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, zeros, sidx), ""), s->scale_bf16);
     LLVMValueRef xs = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, xsum, gi), "xs");
     LLVMValueRef a1[3] = {z, xs, acc};
-    LLVMValueRef t = call_intrinsic(g, "llvm.fmuladd", g->f32, a1, 3);
-    LLVMValueRef a2[3] = {sc, dot, t};
-    LLVMValueRef accn = call_intrinsic(g, "llvm.fmuladd", g->f32, a2, 3);
+    LLVMValueRef accn = call_intrinsic(g, "llvm.fmuladd", g->f32, a1, 3);
+    LLVMValueRef one = LLVMBuildInsertElement(g->b, LLVMGetUndef(vacc), sc, ci32(g, 0), "");
+    LLVMValueRef scv = LLVMBuildShuffleVector(g->b, one, LLVMGetUndef(vacc),
+                                              LLVMConstNull(LLVMVectorType(g->i32, LLVMGetVectorSize(vacc))), "scv");
+    LLVMValueRef a2[3] = {scv, vn, accv};
+    LLVMValueRef accvn = call_intrinsic(g, "llvm.fmuladd", vacc, a2, 3);
     LLVMValueRef gn = LLVMBuildAdd(g->b, gi, ci64(g, 1), "");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, ci64(g, ng), ""), ghead, rend);
-    LLVMValueRef gin[2] = {ci64(g, 0), gn}, ain[2] = {LLVMConstReal(g->f32, 0.0), accn};
+    LLVMValueRef gin[2] = {ci64(g, 0), gn}, ain[2] = {LLVMConstReal(g->f32, 0.0), accn},
+                 avin[2] = {LLVMConstNull(vacc), accvn};
     LLVMBasicBlockRef gfrom[2] = {rhead, gend};
     LLVMAddIncoming(gi, gin, gfrom, 2);
     LLVMAddIncoming(acc, ain, gfrom, 2);
+    LLVMAddIncoming(accv, avin, gfrom, 2);
 
     /* row end: store, next row */
     LLVMPositionBuilderAtEnd(g->b, rend);
-    LLVMBuildStore(g->b, accn, gep(g, g->f32, y, r));
+    LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, tree_sum(g, accvn), accn, ""), gep(g, g->f32, y, r));
     LLVMValueRef rn = LLVMBuildAdd(g->b, r, ci64(g, 1), "");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rn, row1, ""), rhead, done);
     LLVMValueRef rin[2] = {row0, rn};

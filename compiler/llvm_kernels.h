@@ -33,8 +33,10 @@ typedef struct qj_cpu_kspec {
 
 /* y[r] = sum_k W[r][k] x[k] for rows [row0, row1): codes uint32
  * [N][QJ_ROW_WORDS(K, bits)], scales (and zeros, asymmetric) uint16
- * [N][NGROUPS] as f16 or bf16, x fp32 [NBLOCKS*32] zero past K, xsum fp32
- * [NGROUPS] = the sums of x over each group. */
+ * [N][NGROUPS] as f16 or bf16, x fp32 [NBLOCKS*32] zero past K (for 2 and
+ * 4 bits each 32-value block re-ordered so that value (8/bits) i + m sits at
+ * m*4*bits + i: qj_cpu_gemv_run does it), xsum fp32 [NGROUPS] = the sums of x
+ * over each group. */
 typedef void (*qj_cpu_gemv_fn)(const uint32_t *codes, const uint16_t *scales, const uint16_t *zeros, const float *x,
                                const float *xsum, float *y, int64_t row0, int64_t row1);
 
