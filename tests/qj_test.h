@@ -6,9 +6,11 @@
 #define QJ_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int qj_test_pass, qj_test_fail;
 
@@ -54,6 +56,25 @@ static int qj_test_pass, qj_test_fail;
         QJ_CHECK_MSG(fabs(qj_a_ - qj_b_) <= (tol), "%.9g vs %.9g (tol %.3g)", qj_a_,   \
                      qj_b_, (double)(tol));                                            \
     } while (0)
+
+/* Random inputs: an xorshift state, and floats uniform in [-1, 1). */
+static inline uint64_t *qj_test_rng(void) {
+    static uint64_t state = 88172645463325252ull;
+    return &state;
+}
+static inline float qj_test_frand(void) {
+    uint64_t *r = qj_test_rng();
+    *r ^= *r << 13;
+    *r ^= *r >> 7;
+    *r ^= *r << 17;
+    return (float)(*r >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+/* Fresh inputs every run: seed from the clock, or argv[1] to repeat a run; printed. */
+static inline void qj_test_seed_fresh(int argc, char **argv) {
+    *qj_test_rng() = (uint64_t)time(NULL) * 2654435761u | 1;
+    if (argc > 1) *qj_test_rng() = strtoull(argv[1], NULL, 10);
+    printf("seed %llu\n", (unsigned long long)*qj_test_rng());
+}
 
 static inline int qj_test_finish(void) {
     printf("%d passed, %d failed\n", qj_test_pass, qj_test_fail);

@@ -17,6 +17,7 @@
 #include "qj_forward.h"
 #include "qj_io.h"
 #include "tokenizer.h"
+#include "qj_stories.h"
 #include "qj_test.h"
 
 static qj_status gpu_fn(void *ctx, int token, int pos, const float **logits) {
@@ -37,37 +38,14 @@ int main(void) {
     QJ_CHECK_OK(qj_load_llama2c(path, &src));
     if (!src) return qj_test_finish();
     /* real text, tokenized: the first 1500 ids of TinyStories */
-    const char *tokp = qj_test_shared("models/stories260K/tok512.bin"),
-               *textp = qj_test_shared("data/tinystories/valid_prefix.txt");
-    qj_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t tlen = 0, nids = 0;
-    int *all = NULL, ids[1500];
-    if (!tokp || !textp) {
+    int ids[1500];
+    if (!qj_stories_ids(ids, 1500)) {
         printf("SKIP: tokenizer or text not found (QJ_SHARED)\n");
         qj_model_free(src);
         return 77;
     }
-    QJ_CHECK_OK(qj_tokenizer_load(tokp, &tok));
-    QJ_CHECK_OK(qj_read_file(textp, &text, &tlen));
-    if (tok && text) QJ_CHECK_OK(qj_tokenizer_encode(tok, text, tlen < 20000 ? tlen : 20000, 0, &all, &nids));
-    QJ_CHECK(nids >= 1500);
-    for (int i = 0; i < 1500; i++) ids[i] = all && (size_t)i < nids ? all[i] : 1;
-    free(all);
-    free(text);
-    qj_tokenizer_free(tok);
-    const char *plans[] = {
-        "fp32",
-        "{\"bitwidth.0.\": 8, \"groupsize.0.\": 32, \"bitwidth.1.\": 3, \"groupsize.1.\": 64, \"bitwidth.2.\": 5,"
-        " \"groupsize.2.\": 128, \"bitwidth.3.\": 2, \"groupsize.3.\": 32, \"bitwidth.4.\": 6, \"groupsize.4.\": 256}",
-        "{\"bitwidth.0.\": 4, \"groupsize.0.\": 32, \"bitwidth.1.\": 7, \"groupsize.1.\": 0, \"bitwidth.2.\": 16,"
-        " \"bitwidth.3.\": 4, \"groupsize.3.\": 64, \"bitwidth.4.\": 5, \"groupsize.4.\": 32, \"symmetric\": true,"
-        " \"scale_dtype\": \"bf16\"}",
-        "{\"bitwidth.0.\": 6, \"groupsize.0.\": 32, \"bitwidth.1.\": 4, \"groupsize.1.\": 128, \"bitwidth.2.\": 3,"
-        " \"groupsize.2.\": 32, \"bitwidth.3.\": 8, \"groupsize.3.\": 512, \"bitwidth.4.\": 2, \"groupsize.4.\": 64,"
-        " \"overrides\": {\"layers.*.down_proj\": \"int8-g32\", \"lm_head\": \"int6-g64\", \"embed\": \"bf16\"}}",
-    };
-    for (size_t pi = 0; pi < sizeof plans / sizeof plans[0]; pi++) {
+    const char *const *plans = qj_stories_plans;
+    for (size_t pi = 0; pi < (size_t)QJ_STORIES_NPLANS; pi++) {
         qj_plan *plan = NULL;
         qj_model *m = NULL;
         qj_gpu_model *g = NULL;

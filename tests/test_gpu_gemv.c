@@ -20,14 +20,6 @@
 #include "qj_test.h"
 #include "quant.h"
 
-static uint64_t rng;
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)(rng >> 40) / 16777216.0f * 2.0f - 1.0f;
-}
-
 typedef struct built {
     void *img;
     size_t len;
@@ -49,9 +41,7 @@ int main(int argc, char **argv) {
     int has_mma = qj_gemv_arch_has_mma(arch);
     printf("%s (sm %d.%d, %d SMs), target %s%s\n", I->name, I->cc_major, I->cc_minor, I->sm_count, arch,
            has_mma ? "" : " (no tensor-core kernels: their cases are skipped)");
-    rng = (uint64_t)time(NULL) * 2654435761u | 1; /* fresh inputs every run */
-    if (argc > 1) rng = strtoull(argv[1], NULL, 10);
-    printf("seed %llu\n", (unsigned long long)rng);
+    qj_test_seed_fresh(argc, argv);
 
     int n = 0;
     qj_case cz;
@@ -104,7 +94,7 @@ int main(int argc, char **argv) {
         for (int p = 0; p < c.nparts; p++) {
             int64_t Np = c.N[p], shape[2] = {Np, K};
             w[p] = malloc((size_t)(Np * K) * sizeof(float));
-            for (int64_t j = 0; j < Np * K; j++) w[p][j] = frand() * (j % 7 == 0 ? 0.5f : 0.05f);
+            for (int64_t j = 0; j < Np * K; j++) w[p][j] = qj_test_frand() * (j % 7 == 0 ? 0.5f : 0.05f);
             qj_tensor src;
             qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w[p]);
             if (c.dtype == QJ_DTYPE_Q) {
@@ -124,7 +114,7 @@ int main(int argc, char **argv) {
         float *x = calloc((size_t)(B * stride), sizeof *x), *y = malloc((size_t)(B * N) * sizeof *y);
         /* activations of mixed magnitudes: the tensor-core path scales per 128-value tile */
         for (int64_t bb = 0; bb < B; bb++)
-            for (int64_t k = 0; k < K; k++) x[bb * stride + k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
+            for (int64_t k = 0; k < K; k++) x[bb * stride + k] = qj_test_frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
         /* reference in double from the dequantized rows */
         double *ref = calloc((size_t)(B * N), sizeof *ref), *mag = calloc((size_t)(B * N), sizeof *mag);
         float *row = malloc((size_t)K * sizeof *row);

@@ -14,9 +14,8 @@
 #include "loaders.h"
 #include "plan.h"
 #include "qj_eval.h"
-#include "qj_io.h"
+#include "qj_stories.h"
 #include "qj_test.h"
-#include "tokenizer.h"
 
 int main(void) {
     if (!qj_cpu_llvm_available()) {
@@ -24,39 +23,19 @@ int main(void) {
         return 77;
     }
     const char *path = qj_test_shared("models/stories260K/stories260K.bin");
-    const char *tokp = qj_test_shared("models/stories260K/tok512.bin"),
-               *textp = qj_test_shared("data/tinystories/valid_prefix.txt");
-    if (!path || !tokp || !textp) {
+    int ids[1500];
+    if (!path || !qj_stories_ids(ids, 1500)) {
         printf("SKIP: stories260K, its tokenizer or the text not found (QJ_SHARED)\n");
         return 77;
     }
     qj_model *src = NULL;
     QJ_CHECK_OK(qj_load_llama2c(path, &src));
     if (!src) return qj_test_finish();
-    qj_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t tlen = 0, nids = 0;
-    int *all = NULL, ids[1500];
-    QJ_CHECK_OK(qj_tokenizer_load(tokp, &tok));
-    QJ_CHECK_OK(qj_read_file(textp, &text, &tlen));
-    if (tok && text) QJ_CHECK_OK(qj_tokenizer_encode(tok, text, tlen < 20000 ? tlen : 20000, 0, &all, &nids));
-    QJ_CHECK(nids >= 1500);
-    for (int i = 0; i < 1500; i++) ids[i] = all && (size_t)i < nids ? all[i] : 1;
-    free(all);
-    free(text);
-    qj_tokenizer_free(tok);
-    const char *plans[] = {
-        "fp32",
-        "int4-g32",
-        "{\"bitwidth.0.\": 8, \"groupsize.0.\": 32, \"bitwidth.1.\": 3, \"groupsize.1.\": 64, \"bitwidth.2.\": 5,"
-        " \"groupsize.2.\": 128, \"bitwidth.3.\": 2, \"groupsize.3.\": 32, \"bitwidth.4.\": 6, \"groupsize.4.\": 256}",
-        "{\"bitwidth.0.\": 4, \"groupsize.0.\": 32, \"bitwidth.1.\": 7, \"groupsize.1.\": 0, \"bitwidth.2.\": 16,"
-        " \"bitwidth.3.\": 4, \"groupsize.3.\": 64, \"bitwidth.4.\": 5, \"groupsize.4.\": 32, \"symmetric\": true,"
-        " \"scale_dtype\": \"bf16\"}",
-        "{\"bitwidth.0.\": 6, \"groupsize.0.\": 32, \"bitwidth.1.\": 4, \"groupsize.1.\": 128, \"bitwidth.2.\": 3,"
-        " \"groupsize.2.\": 32, \"bitwidth.3.\": 8, \"groupsize.3.\": 512, \"bitwidth.4.\": 2, \"groupsize.4.\": 64,"
-        " \"overrides\": {\"layers.*.down_proj\": \"int8-g32\", \"lm_head\": \"int6-g64\", \"embed\": \"bf16\"}}",
-    };
+    /* the shared plans, and uniform int4-g32 */
+    const char *plans[QJ_STORIES_NPLANS + 1];
+    plans[0] = qj_stories_plans[0];
+    plans[1] = "int4-g32";
+    for (int i = 1; i < QJ_STORIES_NPLANS; i++) plans[i + 1] = qj_stories_plans[i];
     for (size_t pi = 0; pi < sizeof plans / sizeof plans[0]; pi++) {
         qj_plan *plan = NULL;
         qj_model *m = NULL;

@@ -17,14 +17,6 @@
 #include "qj_test.h"
 #include "quant.h"
 
-static uint64_t rng;
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)(rng >> 40) / 16777216.0f * 2.0f - 1.0f;
-}
-
 int main(int argc, char **argv) {
     if (!qj_cpu_llvm_available()) {
         qj_cpu_jit *none = NULL;
@@ -32,9 +24,7 @@ int main(int argc, char **argv) {
         printf("SKIP: built without LLVM\n");
         return 77;
     }
-    rng = (uint64_t)time(NULL) * 2654435761u | 1;
-    if (argc > 1) rng = strtoull(argv[1], NULL, 10);
-    printf("seed %llu\n", (unsigned long long)rng);
+    qj_test_seed_fresh(argc, argv);
     qj_cpu_jit *j = NULL;
     QJ_CHECK_OK(qj_cpu_jit_create(&j));
     if (!j) return qj_test_finish();
@@ -50,8 +40,8 @@ int main(int argc, char **argv) {
                 const int sym = (B + gi + si) % 2, bf16 = (B + si) % 3 == 0;
                 float *w = malloc((size_t)(N * K) * sizeof *w), *x = malloc((size_t)K * sizeof *x);
                 float *y = malloc((size_t)N * sizeof *y), *row = malloc((size_t)K * sizeof *row);
-                for (int64_t i = 0; i < N * K; i++) w[i] = frand() * (i % 7 == 0 ? 0.5f : 0.05f);
-                for (int64_t k = 0; k < K; k++) x[k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
+                for (int64_t i = 0; i < N * K; i++) w[i] = qj_test_frand() * (i % 7 == 0 ? 0.5f : 0.05f);
+                for (int64_t k = 0; k < K; k++) x[k] = qj_test_frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
                 qj_tensor src, qt;
                 int64_t shape[2] = {N, K};
                 qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w);

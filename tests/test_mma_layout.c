@@ -16,14 +16,6 @@
 #include "qj_test.h"
 #include "quant.h"
 
-static uint64_t rng = 88172645463325252ull;
-static float frand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)(rng >> 40) / 16777216.0f * 2.0f - 1.0f;
-}
-
 /* the code the kernel extracts for (lane, pair q, half) from a lane's words */
 static uint32_t decode(const uint32_t *w, int B, int q, int half) {
     if (B == 8) return (w[q >> 1] >> (16 * (q & 1) + 8 * half)) & 255u;
@@ -39,7 +31,7 @@ static uint32_t decode(const uint32_t *w, int B, int q, int half) {
 /* A random N x K weight quantized by the C quantizer into qt (arrays in qb). */
 static void random_quantized(int B, int group, int sym, int64_t N, int64_t K, qj_tensor *qt, qj_qbuf *qb) {
     float *w = malloc((size_t)(N * K) * sizeof *w);
-    for (int64_t i = 0; i < N * K; i++) w[i] = frand();
+    for (int64_t i = 0; i < N * K; i++) w[i] = qj_test_frand();
     qj_tensor src;
     int64_t shape[2] = {N, K};
     qj_tensor_set(&src, "w", QJ_DTYPE_F32, 2, shape, w);
@@ -146,7 +138,7 @@ static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
     qj_qbuf qb = {0};
     random_quantized(B, group, sym, N, K, &qt, &qb);
     float *x = malloc((size_t)K * sizeof *x);
-    for (int64_t k = 0; k < K; k++) x[k] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
+    for (int64_t k = 0; k < K; k++) x[k] = qj_test_frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
     const qj_tensor *parts[1] = {&qt};
     qj_gemv_spec s;
     QJ_CHECK_OK(qj_gemv_spec_parts(parts, 1, 1, 0, &s)); /* chips before sm_80 */
@@ -269,7 +261,7 @@ static void check_im(int B, int group, int sym, const int64_t *Ns, int n, int64_
     float *x = malloc((size_t)(batch * K) * sizeof *x);
     for (int64_t j = 0; j < batch * K; j++) {
         int64_t k = j % K;
-        x[j] = frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
+        x[j] = qj_test_frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
     }
     for (int64_t mt = 0; mt < mt_n; mt++) {
         /* codes and registers */
