@@ -120,9 +120,8 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * decode was 4-10% slower with it, for 8-bit the kernels were even: those keep the registers. */
     out->stages = env_int("QJ_IM_STAGES", 0, 8, out->bits == 4 ? 4 : 0);
     if (out->stages) {
-        const int fold = out->group % 128 == 0 ? 4 : out->group % 64 == 0 ? 2 : 1;
-        const int64_t slot = (int64_t)out->mt * (64 * out->bits + (4 / fold) * 16) * 4;
-        const int64_t smax = 28672 / ((int64_t)out->warps * slot);
+        const int64_t slot = (int64_t)QJ_IM_SLOT_WORDS(out->bits, out->group, out->mt) * 4;
+        const int64_t smax = QJ_IM_RING_BYTES / ((int64_t)out->warps * slot);
         out->unroll = 1;
         if (out->stages > smax) out->stages = (int)smax;
         if (out->stages < 2) out->stages = 0;

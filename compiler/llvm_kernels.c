@@ -128,11 +128,13 @@ qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernel
     qj_cpu_kernels *k = calloc(1, sizeof *k);
     const int cap = m->cfg.n_layers * QJ_LIN_COUNT + 1;
     if (k) k->e = calloc((size_t)cap, sizeof *k->e);
-    qj_cpu_kspec *specs = calloc((size_t)cap, sizeof *specs);
-    if (!k || !k->e || !specs) {
+    qj_cpu_kspec *specs = calloc((size_t)cap, sizeof *specs); /* the distinct specs and their kernels */
+    qj_cpu_gemv_fn *fns = calloc((size_t)cap, sizeof *fns);
+    if (!k || !k->e || !specs || !fns) {
         if (k) free(k->e);
         free(k);
         free(specs);
+        free(fns);
         return qj_fail(QJ_ERR_NOMEM, "out of memory");
     }
     qj_status s = qj_cpu_jit_create(&k->jit);
@@ -143,23 +145,16 @@ qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernel
         if (t->dtype != QJ_DTYPE_Q) continue;
         qj_cpu_kspec ks;
         if ((s = qj_cpu_kspec_of(t, &ks))) break;
-        int found = -1;
-        for (int d = 0; d < nd && found < 0; d++)
-            if (same_kspec(&specs[d], &ks)) found = d;
-        qj_cpu_gemv_fn fn = NULL;
-        if (found >= 0) { /* the kernel of an earlier tensor with this spec */
-            for (int e = 0; e < k->n && !fn; e++) {
-                qj_cpu_kspec o;
-                qj_cpu_kspec_of(k->e[e].t, &o);
-                if (same_kspec(&o, &ks)) fn = k->e[e].fn;
-            }
-        } else {
-            if ((s = qj_cpu_jit_gemv(k->jit, &ks, &fn))) break;
+        int d = 0;
+        while (d < nd && !same_kspec(&specs[d], &ks)) d++;
+        if (d == nd) { /* a spec not seen yet: compile its kernel */
+            if ((s = qj_cpu_jit_gemv(k->jit, &ks, &fns[d]))) break;
             specs[nd++] = ks;
         }
-        k->e[k->n++] = (cpu_entry){t, fn};
+        k->e[k->n++] = (cpu_entry){t, fns[d]};
     }
     free(specs);
+    free(fns);
     if (s) {
         qj_cpu_jit_free(k->jit);
         free(k->e);

@@ -57,7 +57,7 @@
 #define QJ_KTN QJ_IM_KT(QJ_K)
 #define QJ_MTN QJ_IM_MTILES(QJ_N)
 #define QJ_NJ ((QJ_BATCH + 1) / 2)
-#define QJ_FOLD (QJ_GROUP % 128 == 0 ? 4 : QJ_GROUP % 64 == 0 ? 2 : 1)
+#define QJ_FOLD QJ_IM_FOLD(QJ_GROUP)
 #define QJ_NFOLD (4 / QJ_FOLD)
 #define QJ_NGT ((QJ_KTN * 128 + QJ_GROUP - 1) / QJ_GROUP) /* groups per m-tile in the scale array */
 
@@ -66,9 +66,8 @@ static_assert(QJ_BITS >= 2 && QJ_BITS <= 8, "packed widths 2..8");
 static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 16, "batch 1..16");
 /* the shared-memory ring: per warp and stage, the weights then the scales of
  * its QJ_MT m-tiles (the global layouts, copied 16 bytes at a time) */
-#define QJ_IM_SLOT_WORDS (QJ_MT * (QJ_IM_TILE_WORDS(QJ_BITS) + QJ_NFOLD * 16))
-#define QJ_IM_RING_BYTES 28672
-#define QJ_IM_S_MAX (QJ_IM_RING_BYTES / (QJ_WARPS * QJ_IM_SLOT_WORDS * 4))
+#define QJ_IM_SLOT QJ_IM_SLOT_WORDS(QJ_BITS, QJ_GROUP, QJ_MT)
+#define QJ_IM_S_MAX (QJ_IM_RING_BYTES / (QJ_WARPS * QJ_IM_SLOT * 4))
 #define QJ_IM_S (QJ_IM_STAGES < QJ_IM_S_MAX ? QJ_IM_STAGES : QJ_IM_S_MAX)
 static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages (the compiler clamps)");
 
@@ -329,7 +328,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #if QJ_IM_STAGES
     /* a ring of QJ_IM_S stages per warp in shared memory: QJ_IM_S - 1 tiles in
      * flight (cp.async) while one computes; only the warp's own lanes touch its slots */
-    __shared__ __align__(16) uint32_t ring[QJ_WARPS][QJ_IM_S][QJ_IM_SLOT_WORDS];
+    __shared__ __align__(16) uint32_t ring[QJ_WARPS][QJ_IM_S][QJ_IM_SLOT];
 #pragma unroll
     for (int i = 0; i < QJ_IM_S - 1; i++) {
         if (warp + i * STEP < QJ_KTN) qj_issue(wq, sz, mt0, warp + i * STEP, lane, ring[warp][i]); /* weights only */

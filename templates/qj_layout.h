@@ -144,6 +144,13 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
 #define QJ_IM_OFF2(B) (32 * QJ_IM_WA(B))                           /* the 2-bit plane in a tile */
 #define QJ_IM_OFF1(B) (32 * QJ_IM_WA(B) + 128 * QJ_DQ_P2(B))       /* the 1-bit plane in a tile */
 #define QJ_IM_TILE_WORDS(B) (64 * (B))
+/* k-steps per scale fold of group G (a fold stays inside one group), and the
+ * per-warp shared-memory ring of the kernel's cp.async pipeline: a stage
+ * holds MT m-tiles' tile words and their scales (16 words per fold); at most
+ * QJ_IM_RING_BYTES per block, so ring stages = that / (warps * slot bytes). */
+#define QJ_IM_FOLD(G) ((G) % 128 == 0 ? 4 : (G) % 64 == 0 ? 2 : 1)
+#define QJ_IM_SLOT_WORDS(B, G, MT) ((MT) * (QJ_IM_TILE_WORDS(B) + (4 / QJ_IM_FOLD(G)) * 16))
+#define QJ_IM_RING_BYTES 28672
 
 /* Register r (0..3) of k-step s (0..3) of a lane's A fragment, from its words
  * of a tile: wa = its 8-/4-bit plane words, w2 its 2-bit plane words, w1 its
