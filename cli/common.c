@@ -109,6 +109,8 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
         return qj_fail(QJ_ERR_INVALID, "tokenizer has %d tokens, the model's vocabulary only %d",
                        qj_tokenizer_vocab_size(c->tok), c->run->cfg.vocab_size);
     const char *ck = getenv("QJ_CPU_KERNELS");
+    if (ck && *ck && strcmp(ck, "reference") && strcmp(ck, "jit"))
+        return qj_fail(QJ_ERR_INVALID, "QJ_CPU_KERNELS=\"%s\": expected jit (the default) or reference", ck);
     if (!c->cuda && c->cpu_jit && !(ck && !strcmp(ck, "reference")) && qj_cpu_llvm_available()) {
         int nk = 0;
         double secs = 0;

@@ -94,6 +94,8 @@ else
   case "$out" in *"built without LLVM"*) ok ;; *) bad "bench --kernels --device cpu failed: $out" ;; esac
 fi
 expect_fail '--layer 7 out of range' "$Q" bench --kernels --device cpu --synthetic tiny --plan int4-g32 --layer 7
+expect_fail 'QJ_CPU_KERNELS="llvm": expected jit' env QJ_CPU_KERNELS=llvm "$Q" bench --synthetic tiny --plan int4-g32 --tokens 4
+expect_ok env QJ_CPU_KERNELS=reference "$Q" bench --synthetic tiny --plan int4-g32 --tokens 4
 
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"

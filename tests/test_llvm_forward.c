@@ -1,6 +1,6 @@
 /* test_llvm_forward.c — the CPU forward pass through the LLVM-generated
  * kernels (qj_cpu_kernels_attach) against the reference forward on the real
- * stories260K: perplexity on 1500 TinyStories ids for a dense and four mixed
+ * stories260K: perplexity on 1500 TinyStories ids for a dense, a uniform int4 and three mixed
  * plans (widths 2-8, groups 32-512 and per channel, symmetric bf16 scales,
  * int6 head, per-tensor overrides) must agree within 1e-4 relative; detaching
  * restores the reference. Skips (77) without LLVM or without ../shared.
