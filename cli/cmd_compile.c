@@ -17,20 +17,25 @@ static void usage(FILE *f) {
                "Quantizes the model as the plan says and writes a package (manifest + packed tensors +\n"
                "tokenizer), atomically: on any failure no file is left at OUT.\n\n" CLI_MODEL_HELP
                "  -o, --output PATH     the package to write\n"
-               "  --target T            what the package carries: cpu (weights only, the default) or cpu,cuda\n"
-               "                        (also every CUDA kernel the model needs, compiled with NVRTC, so\n"
-               "                        running the package compiles nothing)\n"
+               "  --target T            what the package carries besides the weights (default: nothing):\n"
+               "                        cpu (CPU object code of every packed-linear kernel, compiled by LLVM\n"
+               "                        ahead of time), cuda (every CUDA kernel the model needs, compiled with\n"
+               "                        NVRTC), or cpu,cuda; running the package then compiles nothing\n"
+               "  --cpu-arch LIST       what the CPU code is for, comma-separated (default host): host,\n"
+               "                        x86-64, x86-64-v2, x86-64-v3, x86-64-v4, or TRIPLE:CPU[:FEATURES]\n"
+               "                        for another architecture; one object each\n"
                "  --arch A              CUDA target for --target cuda (default: this machine's GPU, else sm_90a)\n");
 }
 
 int cmd_compile(int argc, char **argv) {
     static const struct option opts[] = {CLI_MODEL_OPTIONS, {"output", required_argument, 0, 'o'},
                                          {"target", required_argument, 0, 'T'}, {"arch", required_argument, 0, 'A'},
+                                         {"cpu-arch", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
-    const char *out = NULL, *arch = NULL;
-    int o, r, cuda = 0;
+    const char *out = NULL, *arch = NULL, *cpu_arch = NULL;
+    int o, r, cuda = 0, cpu = 0;
     while ((o = getopt_long(argc, argv, "m:p:o:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
             if (r < 0) return cli_error("compile");
@@ -43,7 +48,8 @@ int cmd_compile(int argc, char **argv) {
             snprintf(buf, sizeof buf, "%s", optarg);
             for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
                 if (!strcmp(t, "cuda")) cuda = 1;
-                else if (strcmp(t, "cpu")) {
+                else if (!strcmp(t, "cpu")) cpu = 1;
+                else {
                     fprintf(stderr, "qjit compile: --target: \"%s\" is not cpu or cuda\n", t);
                     return 2;
                 }
@@ -51,6 +57,7 @@ int cmd_compile(int argc, char **argv) {
             break;
         }
         case 'A': arch = optarg; break;
+        case 'C': cpu_arch = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -103,6 +110,43 @@ int cmd_compile(int argc, char **argv) {
         cm.run->kernels = kb;
         cm.run->n_kernels = nk;
     }
+    double cpu_secs = 0;
+    if (cpu_arch && !cpu) {
+        cli_model_close(&cm);
+        fprintf(stderr, "qjit compile: --cpu-arch needs --target cpu\n");
+        return 2;
+    }
+    if (cpu && !qj_cpu_llvm_available()) {
+        fprintf(stderr, "qjit compile: this qjit was built without LLVM: the package carries no CPU code (it is "
+                        "JIT-compiled where it runs, if that qjit has LLVM)\n");
+    } else if (cpu) {
+        char list[1024];
+        snprintf(list, sizeof list, "%s", cpu_arch ? cpu_arch : "host");
+        int n = 1;
+        for (const char *p = list; *p; p++) n += *p == ',';
+        cm.run->cpu_code = calloc((size_t)n, sizeof *cm.run->cpu_code);
+        if (!cm.run->cpu_code) {
+            qj_fail(QJ_ERR_NOMEM, "out of memory");
+            cli_model_close(&cm);
+            return cli_error("compile");
+        }
+        char *save = NULL;
+        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            qj_cpu_target tg;
+            qj_cpu_code *c = &cm.run->cpu_code[cm.run->n_cpu_code];
+            double secs = 0;
+            if (qj_cpu_target_parse(t, &tg) || qj_cpu_aot_compile(cm.run, &tg, c, &secs)) {
+                cli_model_close(&cm);
+                return cli_error("compile");
+            }
+            cm.run->n_cpu_code++;
+            if (qj_model_adopt(cm.run, (void *)c->object, c->len, 0)) { /* the model frees the object */
+                cli_model_close(&cm);
+                return cli_error("compile");
+            }
+            cpu_secs += secs;
+        }
+    }
     if (qj_package_write(cm.run, cm.plan_obj, out)) {
         cli_model_close(&cm);
         return cli_error("compile");
@@ -117,6 +161,12 @@ int cmd_compile(int argc, char **argv) {
     printf("  size %llu bytes = %.6f GB = %.6f GiB, %.4f bits/weight\n", (unsigned long long)z.bytes, z.gb, z.gib,
            z.bits_per_weight);
     printf("  tokenizer %s\n", cm.run->tokenizer_blob ? cm.run->tokenizer_kind : "none (eval --text will need --tokenizer)");
+    for (int i = 0; i < cm.run->n_cpu_code; i++) {
+        const qj_cpu_code *c = &cm.run->cpu_code[i];
+        printf("  cpu code: %d kernels for %s %s (%s), %zu bytes of object code, LLVM %s\n", c->n_kernels, c->triple,
+               c->cpu, c->level, c->len, c->llvm);
+    }
+    if (cm.run->n_cpu_code) printf("  cpu code compiled in %.2f s\n", cpu_secs);
     if (cuda)
         printf("  cuda kernels: %d for %s in %.2f s (%d compiled with NVRTC, %d from the cache %s)\n", ks.kernels, ks.arch,
                ks.compile_seconds, ks.kernels - ks.cache_hits, ks.cache_hits, qj_kcache_dir());

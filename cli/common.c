@@ -63,6 +63,8 @@ int cli_model_option(cli_model *c, int opt, const char *arg) {
             return -1;
         }
         return 1;
+    case CLI_OPT_CPU_CODE:
+        return qj_cpu_code_mode_parse(arg, &c->cpu_code) ? -1 : 1;
     case CLI_OPT_SYNTH_DTYPE:
         if (qj_dtype_parse(arg, &c->synth_dtype)) {
             qj_fail_context(QJ_ERR_INVALID, "--synthetic-dtype");
@@ -112,15 +114,21 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
     if (ck && *ck && strcmp(ck, "reference") && strcmp(ck, "jit"))
         return qj_fail(QJ_ERR_INVALID, "QJ_CPU_KERNELS=\"%s\": expected jit (the default) or reference", ck);
     if (!c->cuda && c->cpu_jit && !(ck && !strcmp(ck, "reference")) && qj_cpu_llvm_available()) {
-        int nk = 0;
-        double secs = 0;
-        if ((s = qj_cpu_kernels_attach(c->run, &c->cpu_kernels, &nk, &secs))) return s;
-        if (!nk) { /* nothing packed: the reference everywhere */
+        qj_cpu_attach_info *ci = &c->cpu_info;
+        if ((s = qj_cpu_kernels_attach_ex(c->run, c->cpu_code, &c->cpu_kernels, ci))) return s;
+        if (ci->note[0]) fprintf(stderr, "%s\n", ci->note);
+        if (progress && ci->n_kernels)
+            fprintf(stderr, "cpu: %d kernels for %s: %s in %.4f s\n", ci->n_kernels,
+                    qj_cpu_kernels_target(c->cpu_kernels), ci->from_package ? "linked, nothing compiled" : "JIT-compiled",
+                    ci->seconds);
+        if (!ci->n_kernels) { /* nothing packed: the reference everywhere */
             qj_cpu_kernels_free(c->run, c->cpu_kernels);
             c->cpu_kernels = NULL;
         }
-        if (progress && nk)
-            fprintf(stderr, "cpu: %d LLVM kernels for %s in %.2f s\n", nk, qj_cpu_kernels_target(c->cpu_kernels), secs);
+    } else if (c->cpu_code == QJ_CPU_CODE_REQUIRE) {
+        return qj_fail(QJ_ERR_INVALID, "--cpu-code=require: %s", c->cuda ? "the CPU kernels do not run with --device cuda"
+                       : !qj_cpu_llvm_available() ? "this qjit was built without LLVM, so it cannot link CPU object code"
+                       : "QJ_CPU_KERNELS=reference runs the plain-C reference instead");
     }
     if (c->cuda) {
         qj_gpu_params gp = qj_gpu_default_params();

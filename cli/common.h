@@ -26,6 +26,7 @@ typedef struct cli_model {
     int device_set;        /* --device given */
     int cpu_jit;           /* set before opening: run packed linears on the LLVM kernels (CPU), unless
                             * QJ_CPU_KERNELS=reference or the build has no LLVM */
+    qj_cpu_code_mode cpu_code; /* --cpu-code: a package's CPU object code (auto, require, jit) */
     /* results of cli_model_open */
     qj_model *src;   /* as loaded (NULL for a package) */
     qj_model *run;   /* compiled with the plan, or the package */
@@ -35,6 +36,7 @@ typedef struct cli_model {
     qj_compile_stats stats;
     qj_gpu_model *gpu;     /* with --device cuda */
     qj_cpu_kernels *cpu_kernels; /* attached to run (cpu_jit) */
+    qj_cpu_attach_info cpu_info;
     qj_gpu_build_stats gpu_stats;
 } cli_model;
 
@@ -45,6 +47,7 @@ typedef struct cli_model {
 #define CLI_OPT_THREADS 1005
 #define CLI_OPT_SYNTH_DTYPE 1006
 #define CLI_OPT_DEVICE 1007
+#define CLI_OPT_CPU_CODE 1008
 
 #define CLI_MODEL_OPTIONS                                                                    \
     {"model", required_argument, 0, 'm'}, {"synthetic", required_argument, 0, CLI_OPT_SYNTHETIC}, \
@@ -53,7 +56,7 @@ typedef struct cli_model {
         {"no-verify", no_argument, 0, CLI_OPT_NO_VERIFY},                                     \
         {"threads", required_argument, 0, CLI_OPT_THREADS},                                   \
         {"synthetic-dtype", required_argument, 0, CLI_OPT_SYNTH_DTYPE},                       \
-        {"device", required_argument, 0, CLI_OPT_DEVICE}
+        {"device", required_argument, 0, CLI_OPT_DEVICE}, {"cpu-code", required_argument, 0, CLI_OPT_CPU_CODE}
 
 #define CLI_MODEL_HELP                                                                              \
     "  --model PATH          Hugging Face directory, llama2.c checkpoint or qjit package (.qjp)\n"   \
@@ -66,7 +69,10 @@ typedef struct cli_model {
     "  --tokenizer PATH      tokenizer.bin or tokenizer.json (default: found beside the model)\n"    \
     "  --no-verify           skip checking a package's checksums\n"                                \
     "  --threads N           CPU threads (default: all cores)\n"                                   \
-    "  --device D            cpu (default) or cuda (kernels generated and compiled with NVRTC)\n"
+    "  --device D            cpu (default) or cuda (kernels generated and compiled with NVRTC)\n"      \
+    "  --cpu-code M          a package's CPU object code: auto (default: linked when it matches this\n" \
+    "                        machine, else the kernels are JIT-compiled, with a note), require (refuse\n" \
+    "                        when it is missing or does not match), jit (ignore it)\n"
 
 void cli_model_init(cli_model *c);
 /* Handles a shared option; returns 1 when handled, 0 when not one, -1 on a bad value. */

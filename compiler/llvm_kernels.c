@@ -22,6 +22,7 @@
 
 #include "qj_layout.h"
 #include "qj_model.h"
+#include "qj_package.h"
 #include "qj_progress.h"
 
 #ifdef QJ_HAVE_LLVM
@@ -33,154 +34,243 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <llvm/Config/llvm-config.h>
 #include <pthread.h>
 #endif
 
-qj_status qj_cpu_kspec_of(const qj_tensor *w, qj_cpu_kspec *s) {
-    memset(s, 0, sizeof *s);
-    if (w->dtype != QJ_DTYPE_Q || w->ndim != 2)
-        return qj_fail(QJ_ERR_INVALID, "%s: the CPU kernels take packed 2-D weights, not %s", w->name, qj_dtype_name(w->dtype));
-    s->bits = w->q.bits;
-    s->group = w->q.group;
-    s->N = w->shape[0];
-    s->K = w->shape[1];
-    s->symmetric = w->q.symmetric;
-    s->scale_bf16 = w->q.scale_dtype == QJ_DTYPE_BF16;
-    if (s->bits < QJ_MIN_BITS || s->bits > QJ_MAX_BITS || s->group < 32 || s->group % 32)
-        return qj_fail(QJ_ERR_INVALID, "%s: no CPU kernel for %d bits, group %d", w->name, s->bits, s->group);
-    return QJ_OK;
-}
-
-qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x, float *y) {
-    qj_cpu_kspec s;
-    qj_status st = qj_cpu_kspec_of(w, &s);
-    if (st) return st;
-    const int64_t nb = QJ_NBLOCKS(s.K), ng = QJ_NGROUPS(s.K, s.group);
-    float xp_local[1024], xs_local[64]; /* small layers: no allocation per call */
-    float *xp = nb * 32 <= 1024 ? xp_local : malloc((size_t)(nb * 32) * sizeof *xp);
-    float *xs = ng <= 64 ? xs_local : malloc((size_t)ng * sizeof *xs);
-    if (!xp || !xs) {
-        if (xp != xp_local) free(xp);
-        if (xs != xs_local) free(xs);
-        return qj_fail(QJ_ERR_NOMEM, "out of memory");
-    }
-    memcpy(xp, x, (size_t)s.K * sizeof *xp);
-    memset(xp + s.K, 0, (size_t)(nb * 32 - s.K) * sizeof *xp);
-    if (s.bits == 2 || s.bits == 4) { /* the byte-plane kernels' order: plane m's values contiguous */
-        const int per = 8 / s.bits, L = 4 * s.bits;
-        float blk[32];
-        for (int64_t b = 0; b < nb; b++) {
-            float *xb = xp + b * 32;
-            for (int m = 0; m < per; m++)
-                for (int i = 0; i < L; i++) blk[m * L + i] = xb[per * i + m];
-            memcpy(xb, blk, sizeof blk);
-        }
-    }
-    memset(xs, 0, (size_t)ng * sizeof *xs);
-    for (int64_t k = 0; k < s.K; k++) xs[k / s.group] += x[k];
-    const int64_t N = s.N;
-    const uint32_t *codes = (const uint32_t *)w->data;
-    const uint16_t *sc = (const uint16_t *)w->scales, *zr = (const uint16_t *)w->zeros;
-    if (N * s.K < (1 << 16) || omp_in_parallel()) {
-        fn(codes, sc, zr, xp, xs, y, 0, N);
-    } else {
-        #pragma omp parallel
-        {
-            /* contiguous rows per thread: each streams its own part of the weights */
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t r0 = N * t / nt, r1 = N * (t + 1) / nt;
-            if (r1 > r0) fn(codes, sc, zr, xp, xs, y, r0, r1);
-        }
-    }
-    if (xp != xp_local) free(xp);
-    if (xs != xs_local) free(xs);
-    return QJ_OK;
-}
-
 /* ---- kernels attached to a model ---- */
-
-typedef struct cpu_entry {
-    const qj_tensor *t;
-    qj_cpu_gemv_fn fn;
-} cpu_entry;
 
 struct qj_cpu_kernels {
     qj_cpu_jit *jit;
-    cpu_entry *e;
-    int n;
+    qj_cpu_binding *bind;
+    char target[256];
 };
 
-static int cpu_matvec(void *ctx, const qj_tensor *w, const float *x, float *y) {
-    const qj_cpu_kernels *k = ctx;
-    for (int i = 0; i < k->n; i++)
-        if (k->e[i].t == w) return qj_cpu_gemv_run(k->e[i].fn, w, x, y) == QJ_OK;
+static qj_status jit_lookup(void *ctx, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn) {
+    return qj_cpu_jit_gemv((qj_cpu_jit *)ctx, s, fn);
+}
+
+/* The kernels of a package's object, by spec. */
+typedef struct aot_ctx {
+    qj_cpu_jit *jit;
+    const qj_cpu_code *code;
+} aot_ctx;
+
+static qj_status aot_lookup(void *ctx, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn) {
+    const aot_ctx *a = ctx;
+    for (int i = 0; i < a->code->n_kernels; i++) {
+        const qj_cpu_code_kernel *k = &a->code->kernels[i];
+        qj_cpu_kspec ks = {k->bits, k->group, k->N, k->K, k->symmetric, k->scale_bf16};
+        if (qj_cpu_kspec_equal(&ks, s)) return qj_cpu_jit_lookup(a->jit, k->symbol, fn);
+    }
+    char name[160];
+    qj_cpu_kspec_name(s, "", name, sizeof name);
+    return qj_fail(QJ_ERR_FORMAT, "cpu_code (%s %s): no kernel for %s, which the model needs", a->code->triple,
+                   a->code->cpu, name);
+}
+
+qj_status qj_cpu_code_mode_parse(const char *s, qj_cpu_code_mode *out) {
+    if (!strcmp(s, "auto")) *out = QJ_CPU_CODE_AUTO;
+    else if (!strcmp(s, "require")) *out = QJ_CPU_CODE_REQUIRE;
+    else if (!strcmp(s, "jit") || !strcmp(s, "rejit")) *out = QJ_CPU_CODE_JIT;
+    else return qj_fail(QJ_ERR_INVALID, "--cpu-code: \"%s\" is not auto, require or jit", s);
+    return QJ_OK;
+}
+
+/* "+a,+b,-c": is "+name" (len bytes) among its entries? */
+static int has_feature(const char *list, const char *name, size_t len) {
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == len + 1 && p[0] == '+' && !memcmp(p + 1, name, len)) return 1;
+        p += l;
+        if (*p == ',') p++;
+    }
     return 0;
 }
 
-static int same_kspec(const qj_cpu_kspec *a, const qj_cpu_kspec *b) {
-    return a->bits == b->bits && a->group == b->group && a->N == b->N && a->K == b->K && a->symmetric == b->symmetric &&
-           a->scale_bf16 == b->scale_bf16;
+static size_t arch_len(const char *triple) {
+    const char *d = strchr(triple, '-');
+    return d ? (size_t)(d - triple) : strlen(triple);
 }
 
-qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernels, double *seconds) {
-    *out = NULL;
-    double t0 = qj_now();
-    qj_cpu_kernels *k = calloc(1, sizeof *k);
-    const int cap = m->cfg.n_layers * QJ_LIN_COUNT + 1;
-    if (k) k->e = calloc((size_t)cap, sizeof *k->e);
-    qj_cpu_kspec *specs = calloc((size_t)cap, sizeof *specs); /* the distinct specs and their kernels */
-    qj_cpu_gemv_fn *fns = calloc((size_t)cap, sizeof *fns);
-    if (!k || !k->e || !specs || !fns) {
-        if (k) free(k->e);
-        free(k);
-        free(specs);
-        free(fns);
-        return qj_fail(QJ_ERR_NOMEM, "out of memory");
+int qj_cpu_code_matches(const qj_cpu_code *c, const qj_cpu_target *host, char *why, size_t why_len) {
+    size_t al = arch_len(c->triple);
+    if (al != arch_len(host->triple) || memcmp(c->triple, host->triple, al)) {
+        snprintf(why, why_len, "built for %s (%s), this machine is %s", c->triple, c->cpu, host->triple);
+        return 0;
     }
-    qj_status s = qj_cpu_jit_create(&k->jit);
-    int nd = 0;
-    for (int i = 0; !s && i < cap; i++) {
-        const qj_tensor *t = i < cap - 1 ? qj_layer_linear(&m->layers[i / QJ_LIN_COUNT], (qj_linear)(i % QJ_LIN_COUNT))
-                                         : &m->lm_head;
-        if (t->dtype != QJ_DTYPE_Q) continue;
-        qj_cpu_kspec ks;
-        if ((s = qj_cpu_kspec_of(t, &ks))) break;
-        int d = 0;
-        while (d < nd && !same_kspec(&specs[d], &ks)) d++;
-        if (d == nd) { /* a spec not seen yet: compile its kernel */
-            if ((s = qj_cpu_jit_gemv(k->jit, &ks, &fns[d]))) break;
-            specs[nd++] = ks;
+    if (c->abi != QJ_CPU_KERNEL_ABI) {
+        snprintf(why, why_len, "its kernels use calling convention %d, this qjit's is %d", c->abi, QJ_CPU_KERNEL_ABI);
+        return 0;
+    }
+    const char *f = c->features ? c->features : "";
+    for (const char *p = f; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l > 1 && p[0] == '+' && !has_feature(host->features, p + 1, l - 1)) {
+            snprintf(why, why_len, "compiled for %s (%s), needs +%.*s, which this CPU (%s) lacks", c->cpu, c->level,
+                     (int)(l - 1), p + 1, host->cpu);
+            return 0;
         }
-        k->e[k->n++] = (cpu_entry){t, fns[d]};
+        p += l;
+        if (*p == ',') p++;
     }
-    free(specs);
-    free(fns);
+    return 1;
+}
+
+static int count_plus(const char *f) {
+    int n = 0;
+    for (; f && *f; f++) n += *f == '+';
+    return n;
+}
+
+int qj_cpu_code_pick(const qj_model *m, const qj_cpu_target *host, char *why, size_t why_len) {
+    int best = -1, best_score = -1;
+    if (why_len) why[0] = '\0';
+    for (int i = 0; i < m->n_cpu_code; i++) {
+        const qj_cpu_code *c = &m->cpu_code[i];
+        char w[512];
+        if (!qj_cpu_code_matches(c, host, w, sizeof w)) {
+            if (why_len && !why[0]) snprintf(why, why_len, "%s", w);
+            continue;
+        }
+        int exact = !strcmp(c->cpu, host->cpu) && !strcmp(c->features ? c->features : "", host->features);
+        int score = exact ? 1 << 20 : count_plus(c->features);
+        if (score > best_score) best = i, best_score = score;
+    }
+    return best;
+}
+
+qj_status qj_cpu_kernels_attach_ex(qj_model *m, qj_cpu_code_mode mode, qj_cpu_kernels **out, qj_cpu_attach_info *info) {
+    *out = NULL;
+    qj_cpu_attach_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    double t0 = qj_now();
+    int pick = -1;
+    qj_cpu_target host;
+    qj_status s = QJ_OK;
+    if (mode != QJ_CPU_CODE_JIT && m->n_cpu_code) {
+        char why[512];
+        if ((s = qj_cpu_target_host(&host))) return s;
+        pick = qj_cpu_code_pick(m, &host, why, sizeof why);
+        if (pick < 0 && mode == QJ_CPU_CODE_REQUIRE)
+            return qj_fail(QJ_ERR_UNSUPPORTED,
+                           "%s: cpu_code: none of its %d CPU code entries runs here (%s %s, %s): the first is %s; "
+                           "expected code for %s (qjit compile --target cpu on this machine), or drop --cpu-code=require",
+                           m->origin, m->n_cpu_code, host.triple, host.cpu, host.level, why, host.triple);
+        if (pick < 0)
+            snprintf(info->note, sizeof info->note,
+                     "cpu: the package's CPU code does not run here (%.300s): compiling the kernels with LLVM instead "
+                     "(--cpu-code=require refuses)", why);
+    } else if (mode == QJ_CPU_CODE_REQUIRE) {
+        return qj_fail(QJ_ERR_UNSUPPORTED,
+                       "%s: the package carries no CPU code (manifest \"cpu_code\"); expected it with "
+                       "--cpu-code=require: compile it with qjit compile --target cpu", m->origin);
+    }
+    qj_cpu_kernels *k = calloc(1, sizeof *k);
+    if (!k) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    if ((s = qj_cpu_jit_create(&k->jit))) { free(k); return s; }
+    if (pick >= 0) {
+        const qj_cpu_code *c = &m->cpu_code[pick];
+        aot_ctx a = {k->jit, c};
+        if (!(s = qj_cpu_jit_add_object(k->jit, c->object, c->len, c->cpu)))
+            s = qj_cpu_bind(m, aot_lookup, &a, &k->bind, &info->n_kernels);
+        if (s) s = qj_fail_context(s, "%s: cpu_code[%d]", m->origin, pick);
+        info->from_package = 1;
+        snprintf(k->target, sizeof k->target, "%s (%s), from the package, compiled by LLVM %s", c->cpu, c->level, c->llvm);
+    } else {
+        s = qj_cpu_bind(m, jit_lookup, k->jit, &k->bind, &info->n_kernels);
+        snprintf(k->target, sizeof k->target, "%s", qj_cpu_jit_target(k->jit));
+    }
     if (s) {
         qj_cpu_jit_free(k->jit);
-        free(k->e);
         free(k);
         return s;
     }
-    m->cpu_matvec = cpu_matvec;
-    m->cpu_matvec_ctx = k;
-    if (n_kernels) *n_kernels = nd;
-    if (seconds) *seconds = qj_now() - t0;
+    info->seconds = qj_now() - t0;
     *out = k;
+    return QJ_OK;
+}
+
+qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernels, double *seconds) {
+    qj_cpu_attach_info info;
+    qj_status s = qj_cpu_kernels_attach_ex(m, QJ_CPU_CODE_JIT, out, &info);
+    if (s) return s;
+    if (n_kernels) *n_kernels = info.n_kernels;
+    if (seconds) *seconds = info.seconds;
     return QJ_OK;
 }
 
 void qj_cpu_kernels_free(qj_model *m, qj_cpu_kernels *k) {
     if (!k) return;
-    if (m && m->cpu_matvec_ctx == k) {
-        m->cpu_matvec = NULL;
-        m->cpu_matvec_ctx = NULL;
-    }
+    qj_cpu_binding_free(m, k->bind);
     qj_cpu_jit_free(k->jit);
-    free(k->e);
     free(k);
 }
 
-const char *qj_cpu_kernels_target(const qj_cpu_kernels *k) { return qj_cpu_jit_target(k->jit); }
+const char *qj_cpu_kernels_target(const qj_cpu_kernels *k) { return k->target; }
+
+/* x86-64 psABI levels, their features spelled out (LLVM's names). */
+static const struct {
+    const char *cpu, *features;
+} psabi[] = {
+    {"x86-64", "+sse,+sse2,+cx8,+fxsr,+mmx"},
+    {"x86-64-v2", "+sse,+sse2,+cx8,+fxsr,+mmx,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16,+sahf"},
+    {"x86-64-v3", "+sse,+sse2,+cx8,+fxsr,+mmx,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16,+sahf,+avx,+avx2,+bmi,"
+                  "+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"},
+    {"x86-64-v4", "+sse,+sse2,+cx8,+fxsr,+mmx,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16,+sahf,+avx,+avx2,+bmi,"
+                  "+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave,+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"},
+};
+
+static void set_level(qj_cpu_target *t) {
+    size_t al = arch_len(t->triple);
+    if ((al == 6 && !memcmp(t->triple, "x86_64", 6)) || (al == 4 && !memcmp(t->triple, "i686", 4)))
+        snprintf(t->level, sizeof t->level, "%s",
+                 has_feature(t->features, "avx512f", 7) ? "avx512" : has_feature(t->features, "avx2", 4) ? "avx2" : "sse");
+    else
+        snprintf(t->level, sizeof t->level, "%.*s", (int)(al < sizeof t->level ? al : sizeof t->level - 1), t->triple);
+}
+
+qj_status qj_cpu_target_parse(const char *spec, qj_cpu_target *t) {
+    memset(t, 0, sizeof *t);
+    if (!strcmp(spec, "host")) return qj_cpu_target_host(t);
+    for (size_t i = 0; i < sizeof psabi / sizeof psabi[0]; i++)
+        if (!strcmp(spec, psabi[i].cpu)) {
+            qj_status s = qj_cpu_target_host(t); /* for the triple */
+            if (s) return s;
+            if (arch_len(t->triple) != 6 || memcmp(t->triple, "x86_64", 6))
+                return qj_fail(QJ_ERR_INVALID, "--cpu-arch %s: an x86-64 level, but this machine is %s; give TRIPLE:CPU",
+                               spec, t->triple);
+            snprintf(t->cpu, sizeof t->cpu, "%s", psabi[i].cpu);
+            snprintf(t->features, sizeof t->features, "%s", psabi[i].features);
+            set_level(t);
+            return QJ_OK;
+        }
+    const char *c1 = strchr(spec, ':');
+    if (!c1 || c1 == spec || !c1[1])
+        return qj_fail(QJ_ERR_INVALID,
+                       "--cpu-arch \"%s\": expected host, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or TRIPLE:CPU[:FEATURES] "
+                       "(e.g. aarch64-unknown-linux-gnu:generic)", spec);
+    const char *c2 = strchr(c1 + 1, ':');
+    size_t tl = (size_t)(c1 - spec), cl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+    if (tl >= sizeof t->triple || cl >= sizeof t->cpu || !cl || (c2 && strlen(c2 + 1) >= sizeof t->features))
+        return qj_fail(QJ_ERR_INVALID, "--cpu-arch \"%s\": triple, CPU or features too long", spec);
+    memcpy(t->triple, spec, tl);
+    memcpy(t->cpu, c1 + 1, cl);
+    if (c2) snprintf(t->features, sizeof t->features, "%s", c2 + 1);
+    qj_cpu_target host;
+    qj_status s = qj_cpu_target_host(&host);
+    if (s) return s;
+    size_t al = arch_len(t->triple);
+    if (al == arch_len(host.triple) && !memcmp(host.triple, t->triple, al) && !c2)
+        return qj_fail(QJ_ERR_INVALID,
+                       "--cpu-arch \"%s\": for this machine's architecture give host, an x86-64 level or the CPU's "
+                       "features (TRIPLE:CPU:FEATURES), so the package records what its code needs", spec);
+    set_level(t);
+    return QJ_OK;
+}
 
 #ifndef QJ_HAVE_LLVM
 
@@ -202,6 +292,25 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
     (void)s;
     *fn = NULL;
     return qj_fail(QJ_ERR_UNSUPPORTED, "this qjit was built without LLVM: no CPU JIT kernels");
+}
+qj_status qj_cpu_jit_add_object(qj_cpu_jit *j, const void *obj, size_t len, const char *name) {
+    (void)j, (void)obj, (void)len, (void)name;
+    return qj_fail(QJ_ERR_UNSUPPORTED, "this qjit was built without LLVM: cannot link CPU object code");
+}
+qj_status qj_cpu_jit_lookup(qj_cpu_jit *j, const char *symbol, qj_cpu_gemv_fn *fn) {
+    (void)j, (void)symbol;
+    *fn = NULL;
+    return qj_fail(QJ_ERR_UNSUPPORTED, "this qjit was built without LLVM: cannot link CPU object code");
+}
+qj_status qj_cpu_target_host(qj_cpu_target *t) {
+    memset(t, 0, sizeof *t);
+    return qj_fail(QJ_ERR_UNSUPPORTED, "this qjit was built without LLVM: no CPU targets");
+}
+const char *qj_cpu_llvm_version(void) { return "none"; }
+qj_status qj_cpu_aot_compile(const qj_model *m, const qj_cpu_target *t, qj_cpu_code *out, double *seconds) {
+    (void)m, (void)t, (void)seconds;
+    memset(out, 0, sizeof *out);
+    return qj_fail(QJ_ERR_UNSUPPORTED, "this qjit was built without LLVM (llvm-14-dev or newer): no CPU object code");
 }
 
 #else
@@ -286,6 +395,42 @@ void qj_cpu_jit_free(qj_cpu_jit *j) {
 }
 
 const char *qj_cpu_jit_target(const qj_cpu_jit *j) { return j->target; }
+
+const char *qj_cpu_llvm_version(void) { return LLVM_VERSION_STRING; }
+
+qj_status qj_cpu_target_host(qj_cpu_target *t) {
+    memset(t, 0, sizeof *t);
+    pthread_once(&init_once, llvm_init);
+    if (init_failed) return qj_fail(QJ_ERR_UNSUPPORTED, "LLVM has no native target for this machine");
+    char *tr = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *f = LLVMGetHostCPUFeatures();
+    int fits = strlen(tr) < sizeof t->triple && strlen(cpu) < sizeof t->cpu && strlen(f) < sizeof t->features;
+    if (fits) {
+        snprintf(t->triple, sizeof t->triple, "%s", tr);
+        snprintf(t->cpu, sizeof t->cpu, "%s", cpu);
+        snprintf(t->features, sizeof t->features, "%s", f);
+    }
+    LLVMDisposeMessage(tr);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(f);
+    if (!fits) return qj_fail(QJ_ERR_INTERNAL, "LLVM's host triple, CPU name or feature string is too long");
+    set_level(t);
+    return QJ_OK;
+}
+
+qj_status qj_cpu_jit_add_object(qj_cpu_jit *j, const void *obj, size_t len, const char *name) {
+    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)obj, len, name);
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), mb); /* takes mb */
+    return e ? llvm_fail(e, "adding the package's object code") : QJ_OK;
+}
+
+qj_status qj_cpu_jit_lookup(qj_cpu_jit *j, const char *symbol, qj_cpu_gemv_fn *fn) {
+    LLVMOrcExecutorAddress addr = 0;
+    *fn = NULL;
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->jit, &addr, symbol);
+    if (e) return llvm_fail(e, "linking the package's object code");
+    *(void **)fn = (void *)(uintptr_t)addr;
+    return QJ_OK;
+}
 
 /* ---- IR ---- */
 
@@ -505,6 +650,52 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
     LLVMBuildRetVoid(g->b);
 }
 
+/* A module for triple/tm in context c, and the builder's types. */
+static void irb_begin(irb *g, LLVMContextRef c, const char *name, const char *triple, LLVMTargetMachineRef tm) {
+    g->c = c;
+    g->m = LLVMModuleCreateWithNameInContext(name, g->c);
+    g->b = LLVMCreateBuilderInContext(g->c);
+    g->i16 = LLVMInt16TypeInContext(g->c);
+    g->i32 = LLVMInt32TypeInContext(g->c);
+    g->i64 = LLVMInt64TypeInContext(g->c);
+    g->f32 = LLVMFloatTypeInContext(g->c);
+    g->f16 = LLVMHalfTypeInContext(g->c);
+    g->v32i32 = LLVMVectorType(g->i32, 32);
+    g->v32i64 = LLVMVectorType(g->i64, 32);
+    g->v32f32 = LLVMVectorType(g->f32, 32);
+    LLVMSetTarget(g->m, triple);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(g->m, dl);
+    LLVMDisposeTargetData(dl);
+}
+
+/* Verify and optimise the module (the builder is disposed; the module stays). */
+static qj_status irb_finish(irb *g, LLVMTargetMachineRef tm, const char *name) {
+    LLVMDisposeBuilder(g->b);
+    g->b = NULL;
+    qj_status st = QJ_OK;
+    char *msg = NULL;
+    if (LLVMVerifyModule(g->m, LLVMReturnStatusAction, &msg)) st = qj_fail(QJ_ERR_INTERNAL, "LLVM: %s does not verify: %s", name, msg);
+    LLVMDisposeMessage(msg);
+    if (!st) {
+        LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+        LLVMErrorRef e = LLVMRunPasses(g->m, "default<O3>", tm, po);
+        LLVMDisposePassBuilderOptions(po);
+        if (e) st = llvm_fail(e, "optimising");
+    }
+    const char *dump = getenv("QJ_LLVM_DUMP"); /* debugging: the optimised kernel's assembly on stderr */
+    if (!st && dump && !strcmp(dump, "1")) {
+        LLVMMemoryBufferRef mb = NULL;
+        char *em = NULL;
+        if (!LLVMTargetMachineEmitToMemoryBuffer(tm, g->m, LLVMAssemblyFile, &em, &mb)) {
+            fprintf(stderr, "%.*s\n", (int)LLVMGetBufferSize(mb), LLVMGetBufferStart(mb));
+            LLVMDisposeMemoryBuffer(mb);
+        }
+        LLVMDisposeMessage(em);
+    }
+    return st;
+}
+
 qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn) {
     *fn = NULL;
     if (s->bits < QJ_MIN_BITS || s->bits > QJ_MAX_BITS || s->group < 32 || s->group % 32 || s->N < 1 || s->K < 1)
@@ -513,48 +704,14 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
     pthread_mutex_lock(&j->lock);
     int id = j->next_id++;
     pthread_mutex_unlock(&j->lock);
-    char name[160];
-    snprintf(name, sizeof name, "qj_cpu_dqmv_b%d_g%d%s%s_n%lld_k%lld_%d", s->bits, s->group, s->symmetric ? "_sym" : "",
-             s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, id);
+    char name[160], suffix[16];
+    snprintf(suffix, sizeof suffix, "_%d", id);
+    qj_cpu_kspec_name(s, suffix, name, sizeof name);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     irb g;
-    g.c = LLVMOrcThreadSafeContextGetContext(tsc);
-    g.m = LLVMModuleCreateWithNameInContext(name, g.c);
-    g.b = LLVMCreateBuilderInContext(g.c);
-    g.i16 = LLVMInt16TypeInContext(g.c);
-    g.i32 = LLVMInt32TypeInContext(g.c);
-    g.i64 = LLVMInt64TypeInContext(g.c);
-    g.f32 = LLVMFloatTypeInContext(g.c);
-    g.f16 = LLVMHalfTypeInContext(g.c);
-    g.v32i32 = LLVMVectorType(g.i32, 32);
-    g.v32i64 = LLVMVectorType(g.i64, 32);
-    g.v32f32 = LLVMVectorType(g.f32, 32);
-    LLVMSetTarget(g.m, j->triple);
-    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(j->tm);
-    LLVMSetModuleDataLayout(g.m, dl);
-    LLVMDisposeTargetData(dl);
+    irb_begin(&g, LLVMOrcThreadSafeContextGetContext(tsc), name, j->triple, j->tm);
     build_gemv(&g, s, name);
-    LLVMDisposeBuilder(g.b);
-    qj_status st = QJ_OK;
-    char *msg = NULL;
-    if (LLVMVerifyModule(g.m, LLVMReturnStatusAction, &msg)) st = qj_fail(QJ_ERR_INTERNAL, "LLVM: %s does not verify: %s", name, msg);
-    LLVMDisposeMessage(msg);
-    if (!st) {
-        LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-        LLVMErrorRef e = LLVMRunPasses(g.m, "default<O3>", j->tm, po);
-        LLVMDisposePassBuilderOptions(po);
-        if (e) st = llvm_fail(e, "optimising");
-    }
-    const char *dump = getenv("QJ_LLVM_DUMP"); /* debugging: the optimised kernel's assembly on stderr */
-    if (!st && dump && !strcmp(dump, "1")) {
-        LLVMMemoryBufferRef mb = NULL;
-        char *em = NULL;
-        if (!LLVMTargetMachineEmitToMemoryBuffer(j->tm, g.m, LLVMAssemblyFile, &em, &mb)) {
-            fprintf(stderr, "%.*s\n", (int)LLVMGetBufferSize(mb), LLVMGetBufferStart(mb));
-            LLVMDisposeMemoryBuffer(mb);
-        }
-        LLVMDisposeMessage(em);
-    }
+    qj_status st = irb_finish(&g, j->tm, name);
     if (st) {
         LLVMDisposeModule(g.m);
         LLVMOrcDisposeThreadSafeContext(tsc);
@@ -570,6 +727,106 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
     LLVMOrcExecutorAddress addr = 0;
     if ((e = LLVMOrcLLJITLookup(j->jit, &addr, name))) return llvm_fail(e, "compiling the kernel");
     *(void **)fn = (void *)(uintptr_t)addr;
+    return QJ_OK;
+}
+
+/* ---- ahead of time ---- */
+
+static pthread_once_t all_once = PTHREAD_ONCE_INIT;
+static void llvm_init_all(void) { /* every target this LLVM has, for cross compiling */
+    LLVMInitializeAllTargetInfos();
+    LLVMInitializeAllTargets();
+    LLVMInitializeAllTargetMCs();
+    LLVMInitializeAllAsmPrinters();
+}
+
+qj_status qj_cpu_aot_compile(const qj_model *m, const qj_cpu_target *t, qj_cpu_code *out, double *seconds) {
+    memset(out, 0, sizeof *out);
+    double t0 = qj_now();
+    pthread_once(&init_once, llvm_init);
+    pthread_once(&all_once, llvm_init_all);
+    qj_cpu_kspec *specs = NULL;
+    int n = 0;
+    qj_status st = qj_cpu_model_specs(m, &specs, &n);
+    if (st) return st;
+    LLVMTargetRef T;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(t->triple, &T, &err)) {
+        st = qj_fail(QJ_ERR_UNSUPPORTED, "LLVM %s has no target for %s: %s", LLVM_VERSION_STRING, t->triple, err ? err : "?");
+        LLVMDisposeMessage(err);
+        free(specs);
+        return st;
+    }
+    /* position independent: the object links into PIE executables and shared libraries, and ORC loads it */
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(T, t->triple, t->cpu, t->features, LLVMCodeGenLevelAggressive,
+                                                      LLVMRelocPIC, LLVMCodeModelDefault);
+    if (!tm) {
+        free(specs);
+        return qj_fail(QJ_ERR_UNSUPPORTED, "LLVM: no target machine for %s, CPU %s", t->triple, t->cpu);
+    }
+    /* symbols unique per target: exports for two targets link into one program */
+    char key[4400], suffix[32];
+    snprintf(key, sizeof key, "%s|%s|%s|%d", t->triple, t->cpu, t->features, QJ_CPU_KERNEL_ABI);
+    snprintf(suffix, sizeof suffix, "_%08x", (unsigned)(qj_checksum(key, strlen(key)) & 0xffffffffu));
+    out->kernels = calloc((size_t)(n ? n : 1), sizeof *out->kernels);
+    out->features = strdup(t->features);
+    if (!out->kernels || !out->features) {
+        st = qj_fail(QJ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    LLVMContextRef ctx = LLVMContextCreate();
+    irb g;
+    irb_begin(&g, ctx, "qjit_cpu_code", t->triple, tm);
+    for (int i = 0; i < n; i++) {
+        qj_cpu_code_kernel *k = &out->kernels[i];
+        qj_cpu_kspec_name(&specs[i], suffix, k->symbol, sizeof k->symbol);
+        build_gemv(&g, &specs[i], k->symbol);
+        /* identical code under one name wherever it comes from: a program may link two exports */
+        LLVMSetLinkage(LLVMGetNamedFunction(g.m, k->symbol), LLVMWeakODRLinkage);
+        k->bits = specs[i].bits;
+        k->group = specs[i].group;
+        k->N = specs[i].N;
+        k->K = specs[i].K;
+        k->symmetric = specs[i].symmetric;
+        k->scale_bf16 = specs[i].scale_bf16;
+        out->n_kernels++;
+    }
+    st = irb_finish(&g, tm, "qjit_cpu_code");
+    if (!st) {
+        LLVMMemoryBufferRef mb = NULL;
+        char *em = NULL;
+        if (LLVMTargetMachineEmitToMemoryBuffer(tm, g.m, LLVMObjectFile, &em, &mb)) {
+            st = qj_fail(QJ_ERR_COMPILE, "LLVM: emitting object code for %s (%s): %s", t->triple, t->cpu, em ? em : "?");
+        } else {
+            size_t len = LLVMGetBufferSize(mb);
+            void *obj = malloc(len ? len : 1);
+            if (!obj) st = qj_fail(QJ_ERR_NOMEM, "out of memory");
+            else {
+                memcpy(obj, LLVMGetBufferStart(mb), len);
+                out->object = obj;
+                out->len = len;
+            }
+            LLVMDisposeMemoryBuffer(mb);
+        }
+        LLVMDisposeMessage(em);
+    }
+    LLVMDisposeModule(g.m);
+    LLVMContextDispose(ctx);
+done:
+    LLVMDisposeTargetMachine(tm);
+    free(specs);
+    if (st) {
+        free(out->kernels);
+        free(out->features);
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    snprintf(out->triple, sizeof out->triple, "%s", t->triple);
+    snprintf(out->cpu, sizeof out->cpu, "%s", t->cpu);
+    snprintf(out->level, sizeof out->level, "%s", t->level);
+    snprintf(out->llvm, sizeof out->llvm, "%s", LLVM_VERSION_STRING);
+    out->abi = QJ_CPU_KERNEL_ABI;
+    if (seconds) *seconds = qj_now() - t0;
     return QJ_OK;
 }
 

@@ -3,9 +3,19 @@
  * per kernel spec (bits, group, shape, symmetric, scale dtype), reading the
  * packed layout of templates/qj_layout.h unchanged.
  *
- * Ownership: a qj_cpu_jit owns every kernel it compiled; kernel function
- * pointers stay valid until qj_cpu_jit_free. A qj_cpu_jit may be used from
- * several threads; the kernels themselves are reentrant.
+ * Also ahead of time: qj_cpu_aot_compile emits one relocatable object with
+ * the kernels of a model for a target (the host, an x86-64 psABI level, or
+ * another architecture), which a package carries (qj_cpu_code); loading such
+ * a package links that object with ORC instead of compiling
+ * (qj_cpu_kernels_attach_ex), and `qjit export` links it into applications.
+ * The spec, calling convention and binding live in runtime/qj_cpu_kernels.h.
+ *
+ * Ownership: a qj_cpu_jit owns every kernel it compiled or linked; kernel
+ * function pointers stay valid until qj_cpu_jit_free. A qj_cpu_jit may be
+ * used from several threads; the kernels themselves are reentrant.
+ * qj_cpu_aot_compile fills a qj_cpu_code whose object, features and kernels
+ * are malloc'd and owned by the caller (qj_cpu_code_free frees all but the
+ * object, which is freed with free()); on failure nothing is left to free.
  *
  * Builds without LLVM (QJ_HAVE_LLVM undefined) keep these functions, which
  * then fail with QJ_ERR_UNSUPPORTED naming the missing LLVM.
@@ -15,6 +25,7 @@
 
 #include <stdint.h>
 
+#include "qj_cpu_kernels.h"
 #include "qj_model.h"
 #include "qj_status.h"
 #include "qj_tensor.h"
@@ -22,23 +33,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* One linear layer's CPU kernel: packed weights (bits 2..8), resolved group
- * (a multiple of 32; per channel = K rounded up to 32), shape N x K. */
-typedef struct qj_cpu_kspec {
-    int bits, group;
-    int64_t N, K;
-    int symmetric, scale_bf16;
-} qj_cpu_kspec;
-
-/* y[r] = sum_k W[r][k] x[k] for rows [row0, row1): codes uint32
- * [N][QJ_ROW_WORDS(K, bits)], scales (and zeros, asymmetric) uint16
- * [N][NGROUPS] as f16 or bf16, x fp32 [NBLOCKS*32] zero past K (for 2 and
- * 4 bits each 32-value block re-ordered so that value (8/bits) i + m sits at
- * m*4*bits + i: qj_cpu_gemv_run does it), xsum fp32 [NGROUPS] = the sums of x
- * over each group. */
-typedef void (*qj_cpu_gemv_fn)(const uint32_t *codes, const uint16_t *scales, const uint16_t *zeros, const float *x,
-                               const float *xsum, float *y, int64_t row0, int64_t row1);
 
 typedef struct qj_cpu_jit qj_cpu_jit;
 
@@ -53,12 +47,39 @@ const char *qj_cpu_jit_target(const qj_cpu_jit *j);
 /* The kernel of a spec: IR built, verified, optimised (default<O3>), JIT
  * compiled; LLVM's messages become qjit errors. */
 qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn);
-/* The spec of a packed tensor (QJ_ERR_INVALID for other dtypes). */
-qj_status qj_cpu_kspec_of(const qj_tensor *w, qj_cpu_kspec *s);
-/* y = W x with a kernel of W's spec, rows split across the OpenMP threads
- * when W is large and no parallel region is running (x: K floats; padding
- * and group sums are made here). */
-qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x, float *y);
+/* Links a relocatable object (copied) into the JIT; nothing is compiled. */
+qj_status qj_cpu_jit_add_object(qj_cpu_jit *j, const void *obj, size_t len, const char *name);
+/* The address of a symbol of an added object, as a kernel. */
+qj_status qj_cpu_jit_lookup(qj_cpu_jit *j, const char *symbol, qj_cpu_gemv_fn *fn);
+
+/* What CPU code is compiled for. features: LLVM's feature string. */
+typedef struct qj_cpu_target {
+    char triple[64];    /* x86_64-pc-linux-gnu */
+    char cpu[64];       /* znver4 (the host), x86-64-v3, generic */
+    char level[16];     /* avx512, avx2, sse on x86-64; the architecture elsewhere */
+    char features[4096];
+} qj_cpu_target;
+/* This machine, from LLVM's host queries. */
+qj_status qj_cpu_target_host(qj_cpu_target *t);
+/* "host"; an x86-64 psABI level "x86-64", "x86-64-v2", "x86-64-v3",
+ * "x86-64-v4" (their features spelled out, so a package says what it needs);
+ * or "TRIPLE:CPU[:FEATURES]" for another architecture (cross compiling, e.g.
+ * "aarch64-unknown-linux-gnu:generic"). Errors say what was expected. */
+qj_status qj_cpu_target_parse(const char *spec, qj_cpu_target *t);
+/* The LLVM version qjit was built with ("14.0.6"). */
+const char *qj_cpu_llvm_version(void);
+
+/* Object code for every distinct packed-linear spec of m, compiled for t
+ * (position independent, so it links into executables and shared libraries). */
+qj_status qj_cpu_aot_compile(const qj_model *m, const qj_cpu_target *t, qj_cpu_code *out, double *seconds);
+
+/* Can the package's code c run on host with this qjit? 1 yes; 0 no, and why
+ * (one clause: "built for aarch64-unknown-linux-gnu, this machine is x86_64-...",
+ * "needs +avx512f, which this CPU (znver3) lacks", "kernel ABI 0, this qjit's is 1"). */
+int qj_cpu_code_matches(const qj_cpu_code *c, const qj_cpu_target *host, char *why, size_t why_len);
+/* The entry of m->cpu_code that runs best on host (exact CPU first, then the
+ * most features), or -1; why explains the first entry's mismatch. */
+int qj_cpu_code_pick(const qj_model *m, const qj_cpu_target *host, char *why, size_t why_len);
 
 /* JIT kernels for every packed linear of m (one per distinct spec) attached
  * to m (m->cpu_matvec), so the CPU forward pass (qj_forward, eval, generate,
@@ -67,6 +88,25 @@ qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x,
  * NULL). Detach and free with qj_cpu_kernels_free before m is freed. */
 typedef struct qj_cpu_kernels qj_cpu_kernels;
 qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernels, double *seconds);
+
+/* What to do with a package's CPU code (qjit --cpu-code): */
+typedef enum qj_cpu_code_mode {
+    QJ_CPU_CODE_AUTO = 0, /* link it when it matches this machine, else JIT (and say why) */
+    QJ_CPU_CODE_REQUIRE,  /* link it; fail when it is missing or does not match */
+    QJ_CPU_CODE_JIT       /* ignore it: compile the kernels with LLVM */
+} qj_cpu_code_mode;
+/* "auto", "require", "jit"; an error names the value and the choices. */
+qj_status qj_cpu_code_mode_parse(const char *s, qj_cpu_code_mode *out);
+
+typedef struct qj_cpu_attach_info {
+    int n_kernels;      /* distinct kernels bound */
+    int from_package;   /* 1: the package's object code was linked, nothing compiled */
+    double seconds;     /* creating the JIT + linking or compiling + binding */
+    char note[512];     /* AUTO when the package has CPU code it could not use: why,
+                         * and that the kernels were compiled instead ("" otherwise) */
+} qj_cpu_attach_info;
+/* qj_cpu_kernels_attach, taking m->cpu_code (a package's) into account. */
+qj_status qj_cpu_kernels_attach_ex(qj_model *m, qj_cpu_code_mode mode, qj_cpu_kernels **out, qj_cpu_attach_info *info);
 void qj_cpu_kernels_free(qj_model *m, qj_cpu_kernels *k);
 const char *qj_cpu_kernels_target(const qj_cpu_kernels *k);
 

@@ -139,6 +139,34 @@ qj_status qj_package_write(const qj_model *m, const qj_plan *plan, const char *p
             cJSON_AddItemToArray(ka, kb);
         }
     }
+    if (m->n_cpu_code) {
+        cJSON *ca = cJSON_AddArrayToObject(root, "cpu_code");
+        for (int i = 0; i < m->n_cpu_code; i++) {
+            const qj_cpu_code *c = &m->cpu_code[i];
+            cJSON *cb = add_blob(&L, c->object, c->len);
+            if (!cb) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto done; }
+            cJSON_AddStringToObject(cb, "triple", c->triple);
+            cJSON_AddStringToObject(cb, "cpu", c->cpu);
+            cJSON_AddStringToObject(cb, "level", c->level);
+            cJSON_AddStringToObject(cb, "features", c->features ? c->features : "");
+            cJSON_AddStringToObject(cb, "llvm", c->llvm);
+            cJSON_AddNumberToObject(cb, "abi", c->abi);
+            cJSON *kk = cJSON_AddArrayToObject(cb, "kernels");
+            for (int k = 0; k < c->n_kernels; k++) {
+                const qj_cpu_code_kernel *e = &c->kernels[k];
+                cJSON *ko = cJSON_CreateObject();
+                cJSON_AddStringToObject(ko, "symbol", e->symbol);
+                cJSON_AddNumberToObject(ko, "bits", e->bits);
+                cJSON_AddNumberToObject(ko, "group", e->group);
+                cJSON_AddNumberToObject(ko, "N", (double)e->N);
+                cJSON_AddNumberToObject(ko, "K", (double)e->K);
+                cJSON_AddBoolToObject(ko, "symmetric", e->symmetric);
+                cJSON_AddStringToObject(ko, "scale_dtype", e->scale_bf16 ? "bf16" : "f16");
+                cJSON_AddItemToArray(kk, ko);
+            }
+            cJSON_AddItemToArray(ca, cb);
+        }
+    }
     qj_size_info z;
     qj_model_size(m, &z);
     cJSON_AddItemToObject(root, "size", qj_size_to_cjson(&z));

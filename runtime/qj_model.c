@@ -76,6 +76,7 @@ void qj_model_free(qj_model *m) {
     }
     free(m->maps);
     free(m->kernels);
+    qj_cpu_code_free(m->cpu_code, m->n_cpu_code);
     free(m->layers);
     free(m->tokenizer_blob);
     free(m);
@@ -228,4 +229,13 @@ void qj_kernel_blobs_free(qj_kernel_blob *b, int n) {
     if (!b) return;
     for (int i = 0; i < n; i++) free((void *)b[i].image);
     free(b);
+}
+
+void qj_cpu_code_free(qj_cpu_code *c, int n) {
+    if (!c) return;
+    for (int i = 0; i < n; i++) {
+        free(c[i].features);
+        free(c[i].kernels);
+    }
+    free(c);
 }

@@ -81,6 +81,29 @@ typedef struct qj_kernel_blob {
     size_t len;
 } qj_kernel_blob;
 
+/* Ahead-of-time CPU object code carried by a package (qjit compile --target
+ * cpu): one relocatable object holding a kernel per distinct spec, compiled
+ * by LLVM for one target (see docs/FORMATS.md, "cpu_code"). */
+typedef struct qj_cpu_code_kernel {
+    int bits, group;
+    int64_t N, K;
+    int symmetric, scale_bf16;
+    char symbol[160];
+} qj_cpu_code_kernel;
+
+typedef struct qj_cpu_code {
+    char triple[64];     /* x86_64-pc-linux-gnu */
+    char cpu[64];        /* LLVM CPU name: znver4, skylake-avx512, x86-64-v3, generic */
+    char level[16];      /* avx512, avx2, sse (x86), or the architecture elsewhere */
+    char *features;      /* LLVM feature string the code was compiled with (owned) */
+    char llvm[32];       /* LLVM version that compiled it, e.g. 14.0.6 */
+    int abi;             /* QJ_CPU_KERNEL_ABI of the kernels */
+    const void *object;  /* ELF relocatable object; borrows from the model's maps */
+    size_t len;
+    qj_cpu_code_kernel *kernels; /* (n_kernels), owned */
+    int n_kernels;
+} qj_cpu_code;
+
 typedef struct qj_mapping {
     void *addr;
     size_t len;
@@ -107,6 +130,9 @@ typedef struct qj_model {
     /* compiled kernels carried by a package; images borrow from the maps */
     qj_kernel_blob *kernels;
     int n_kernels;
+    /* ahead-of-time CPU code carried by a package (objects borrow from the maps) */
+    qj_cpu_code *cpu_code;
+    int n_cpu_code;
     /* optional CPU kernels for packed linears (compiler/llvm_kernels.h,
      * qj_cpu_kernels_attach): y = W x, returning 1 when it handled W (0: the
      * reference computes it). Borrowed; NULL = the reference everywhere. */
@@ -148,6 +174,8 @@ extern "C" {
 qj_tensor *qj_model_slot(qj_model *m, const char *name);
 /* The carried kernel of that name and target, or NULL. */
 const qj_kernel_blob *qj_model_find_kernel(const qj_model *m, const char *name, const char *arch);
+/* Frees the owned parts of n entries and the array (NULL is a no-op). */
+void qj_cpu_code_free(qj_cpu_code *c, int n);
 /* Free an array of blobs whose images are malloc'd (from qj_gpu_compile_kernels). */
 void qj_kernel_blobs_free(qj_kernel_blob *b, int n);
 #ifdef __cplusplus

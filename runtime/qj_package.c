@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,15 +244,93 @@ static qj_status read_config(const cJSON *mj, qj_config *c, int *synthetic) {
     return QJ_OK;
 }
 
+/* One cpu_code entry: target, kernels (symbol + spec), object. */
+static qj_status read_cpu_code(const reader *r, const cJSON *e, int index, qj_cpu_code *c) {
+    char where[64];
+    snprintf(where, sizeof where, "cpu_code[%d]", index);
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } strs[] = {{"triple", offsetof(qj_cpu_code, triple), sizeof c->triple},
+                {"cpu", offsetof(qj_cpu_code, cpu), sizeof c->cpu},
+                {"level", offsetof(qj_cpu_code, level), sizeof c->level},
+                {"llvm", offsetof(qj_cpu_code, llvm), sizeof c->llvm}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        const char *v = get_str(e, strs[i].key);
+        if (!v || strlen(v) >= strs[i].size)
+            return qj_fail(QJ_ERR_FORMAT, "manifest.%s.%s: missing, not a string or longer than %zu bytes", where,
+                           strs[i].key, strs[i].size - 1);
+        snprintf((char *)c + strs[i].off, strs[i].size, "%s", v);
+    }
+    const char *feat = get_str(e, "features");
+    if (!feat) return qj_fail(QJ_ERR_FORMAT, "manifest.%s.features: missing or not a string", where);
+    if (!(c->features = strdup(feat))) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    int64_t abi, bytes;
+    qj_status s;
+    if ((s = get_int(e, "abi", where, 0, 1 << 30, &abi)) || (s = get_int(e, "bytes", where, 1, INT64_MAX, &bytes))) return s;
+    c->abi = (int)abi;
+    const cJSON *ks = cJSON_GetObjectItemCaseSensitive(e, "kernels");
+    if (!cJSON_IsArray(ks)) return qj_fail(QJ_ERR_FORMAT, "manifest.%s.kernels: missing or not an array", where);
+    int nk = cJSON_GetArraySize(ks);
+    c->kernels = calloc((size_t)(nk ? nk : 1), sizeof *c->kernels);
+    if (!c->kernels) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < nk; k++) {
+        const cJSON *ke = cJSON_GetArrayItem(ks, k);
+        qj_cpu_code_kernel *q = &c->kernels[k];
+        char kw[96];
+        snprintf(kw, sizeof kw, "manifest.%s.kernels[%d]", where, k);
+        const char *sym = get_str(ke, "symbol"), *sd = get_str(ke, "scale_dtype");
+        int64_t bits, group, N, K;
+        int sym_ = 0;
+        if (!sym || strlen(sym) >= sizeof q->symbol || !*sym)
+            return qj_fail(QJ_ERR_FORMAT, "%s.symbol: missing, empty or longer than %zu bytes", kw, sizeof q->symbol - 1);
+        if ((s = get_int(ke, "bits", kw, QJ_MIN_BITS, QJ_MAX_BITS, &bits)) || (s = get_int(ke, "group", kw, 32, 1 << 30, &group)) ||
+            (s = get_int(ke, "N", kw, 1, 1 << 30, &N)) || (s = get_int(ke, "K", kw, 1, 1 << 30, &K)) ||
+            (s = get_bool(ke, "symmetric", kw, &sym_)))
+            return s;
+        if (!sd || (strcmp(sd, "f16") && strcmp(sd, "bf16")))
+            return qj_fail(QJ_ERR_FORMAT, "%s.scale_dtype: expected \"f16\" or \"bf16\"", kw);
+        snprintf(q->symbol, sizeof q->symbol, "%s", sym);
+        q->bits = (int)bits;
+        q->group = (int)group;
+        q->N = N;
+        q->K = K;
+        q->symmetric = sym_;
+        q->scale_bf16 = !strcmp(sd, "bf16");
+        c->n_kernels++;
+    }
+    cJSON *wrap = cJSON_CreateObject(); /* get_blob looks up a key: wrap the entry */
+    if (!wrap) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    cJSON_AddItemReferenceToObject(wrap, "object", (cJSON *)e);
+    s = get_blob(r, wrap, "object", where, (uint64_t)bytes, &c->object);
+    cJSON_Delete(wrap);
+    c->len = (size_t)bytes;
+    return s;
+}
+
+static qj_status load_image(const unsigned char *b, size_t len, void *map, const char *path, const qj_load_params *p,
+                            qj_model **out);
+
 qj_status qj_package_load(const char *path, const qj_load_params *p, qj_model **out) {
     *out = NULL;
-    qj_load_params defaults = qj_load_default_params();
-    if (!p) p = &defaults;
     void *map;
     size_t len;
     qj_status s = qj_map_file(path, &map, &len);
     if (s) return s;
-    const unsigned char *b = map;
+    return load_image(map, len, map, path, p, out);
+}
+
+qj_status qj_package_load_mem(const void *data, size_t len, const char *name, const qj_load_params *p, qj_model **out) {
+    *out = NULL;
+    return load_image(data, len, NULL, name, p, out);
+}
+
+/* map: the file's mapping, which the model takes (NULL: b is borrowed). */
+static qj_status load_image(const unsigned char *b, size_t len, void *map, const char *path, const qj_load_params *p,
+                            qj_model **out) {
+    qj_load_params defaults = qj_load_default_params();
+    if (!p) p = &defaults;
+    qj_status s;
     cJSON *root = NULL;
     qj_model *m = NULL;
     if (len < QJ_PACKAGE_HEADER || !qj_package_sniff(b, len)) {
@@ -285,8 +364,10 @@ qj_status qj_package_load(const char *path, const qj_load_params *p, qj_model **
     int synthetic = 0;
     if ((s = read_config(cJSON_GetObjectItemCaseSensitive(root, "model"), &cfg, &synthetic))) goto fail;
     if ((s = qj_model_alloc(&m, &cfg))) goto fail;
-    if ((s = qj_model_adopt(m, map, len, 1))) goto fail;
-    map = NULL; /* owned by m now */
+    if (map) {
+        if ((s = qj_model_adopt(m, map, len, 1))) goto fail;
+        map = NULL; /* owned by m now */
+    }
     m->source = QJ_SOURCE_PACKAGE;
     m->synthetic = synthetic;
     snprintf(m->origin, sizeof m->origin, "%s", path);
@@ -344,6 +425,17 @@ qj_status qj_package_load(const char *path, const qj_load_params *p, qj_model **
             snprintf(m->kernels[k].arch, sizeof m->kernels[k].arch, "%s", ka);
             m->kernels[k].len = (size_t)kbytes;
             m->n_kernels++;
+        }
+    }
+    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(root, "cpu_code");
+    if (cc) {
+        int nc = cJSON_GetArraySize(cc);
+        if (!cJSON_IsArray(cc)) { s = qj_fail(QJ_ERR_FORMAT, "manifest.cpu_code: not an array"); goto fail; }
+        m->cpu_code = calloc((size_t)(nc ? nc : 1), sizeof *m->cpu_code);
+        if (!m->cpu_code) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
+        for (int k = 0; k < nc; k++) {
+            m->n_cpu_code++; /* counted first: a half-read entry is freed with the model */
+            if ((s = read_cpu_code(&r, cJSON_GetArrayItem(cc, k), k, &m->cpu_code[k]))) goto fail;
         }
     }
     if ((s = qj_model_validate(m))) goto fail;

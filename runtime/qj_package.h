@@ -11,7 +11,8 @@
  *   data: tensor arrays, each 64-byte aligned, offsets relative to the data offset
  * docs/FORMATS.md describes the manifest fields.
  *
- * Ownership: qj_package_load returns a qj_model that owns the file's memory map.
+ * Ownership: qj_package_load returns a qj_model that owns the file's memory map;
+ * qj_package_load_mem's model borrows the caller's bytes.
  */
 #ifndef QJ_PACKAGE_H
 #define QJ_PACKAGE_H
@@ -40,6 +41,10 @@ typedef struct qj_load_params {
 qj_load_params qj_load_default_params(void);
 
 qj_status qj_package_load(const char *path, const qj_load_params *p, qj_model **out);
+/* The same from a package image in memory (an exported application's
+ * embedded bytes): data is borrowed and must outlive the model; name is what
+ * messages call it. */
+qj_status qj_package_load_mem(const void *data, size_t len, const char *name, const qj_load_params *p, qj_model **out);
 
 /* The manifest of a package file as JSON text (malloc'd, caller frees). */
 qj_status qj_package_manifest(const char *path, char **json);

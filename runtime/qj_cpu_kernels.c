@@ -1,0 +1,220 @@
+/* qj_cpu_kernels.c — running generated CPU kernels and binding them to a
+ * model's packed linears (see qj_cpu_kernels.h); no LLVM. */
+#include "qj_cpu_kernels.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qj_layout.h"
+
+qj_status qj_cpu_kspec_of(const qj_tensor *w, qj_cpu_kspec *s) {
+    memset(s, 0, sizeof *s);
+    if (w->dtype != QJ_DTYPE_Q || w->ndim != 2)
+        return qj_fail(QJ_ERR_INVALID, "%s: the CPU kernels take packed 2-D weights, not %s", w->name, qj_dtype_name(w->dtype));
+    s->bits = w->q.bits;
+    s->group = w->q.group;
+    s->N = w->shape[0];
+    s->K = w->shape[1];
+    s->symmetric = w->q.symmetric;
+    s->scale_bf16 = w->q.scale_dtype == QJ_DTYPE_BF16;
+    if (s->bits < QJ_MIN_BITS || s->bits > QJ_MAX_BITS || s->group < 32 || s->group % 32)
+        return qj_fail(QJ_ERR_INVALID, "%s: no CPU kernel for %d bits, group %d", w->name, s->bits, s->group);
+    return QJ_OK;
+}
+
+int qj_cpu_kspec_equal(const qj_cpu_kspec *a, const qj_cpu_kspec *b) {
+    return a->bits == b->bits && a->group == b->group && a->N == b->N && a->K == b->K && a->symmetric == b->symmetric &&
+           a->scale_bf16 == b->scale_bf16;
+}
+
+void qj_cpu_kspec_name(const qj_cpu_kspec *s, const char *suffix, char *buf, size_t n) {
+    snprintf(buf, n, "qj_cpu_dqmv_b%d_g%d%s%s_n%lld_k%lld%s", s->bits, s->group, s->symmetric ? "_sym" : "",
+             s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, suffix ? suffix : "");
+}
+
+/* The packed linears in the order the forward pass meets them, then the head. */
+static const qj_tensor *model_linear(const qj_model *m, int i) {
+    const int n = m->cfg.n_layers * QJ_LIN_COUNT;
+    if (i == n) return &m->lm_head;
+    return qj_layer_linear(&m->layers[i / QJ_LIN_COUNT], (qj_linear)(i % QJ_LIN_COUNT));
+}
+
+qj_status qj_cpu_model_specs(const qj_model *m, qj_cpu_kspec **specs, int *n) {
+    *specs = NULL;
+    *n = 0;
+    const int cap = m->cfg.n_layers * QJ_LIN_COUNT + 1;
+    qj_cpu_kspec *sp = calloc((size_t)cap, sizeof *sp);
+    if (!sp) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    int nd = 0;
+    for (int i = 0; i < cap; i++) {
+        const qj_tensor *t = model_linear(m, i);
+        if (t->dtype != QJ_DTYPE_Q) continue;
+        qj_cpu_kspec ks;
+        qj_status s = qj_cpu_kspec_of(t, &ks);
+        if (s) { free(sp); return s; }
+        int d = 0;
+        while (d < nd && !qj_cpu_kspec_equal(&sp[d], &ks)) d++;
+        if (d == nd) sp[nd++] = ks;
+    }
+    *specs = sp;
+    *n = nd;
+    return QJ_OK;
+}
+
+qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x, float *y) {
+    qj_cpu_kspec s;
+    qj_status st = qj_cpu_kspec_of(w, &s);
+    if (st) return st;
+    const int64_t nb = QJ_NBLOCKS(s.K), ng = QJ_NGROUPS(s.K, s.group);
+    float xp_local[1024], xs_local[64]; /* small layers: no allocation per call */
+    float *xp = nb * 32 <= 1024 ? xp_local : malloc((size_t)(nb * 32) * sizeof *xp);
+    float *xs = ng <= 64 ? xs_local : malloc((size_t)ng * sizeof *xs);
+    if (!xp || !xs) {
+        if (xp != xp_local) free(xp);
+        if (xs != xs_local) free(xs);
+        return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    }
+    memcpy(xp, x, (size_t)s.K * sizeof *xp);
+    memset(xp + s.K, 0, (size_t)(nb * 32 - s.K) * sizeof *xp);
+    if (s.bits == 2 || s.bits == 4) { /* the byte-plane kernels' order: plane m's values contiguous */
+        const int per = 8 / s.bits, L = 4 * s.bits;
+        float blk[32];
+        for (int64_t b = 0; b < nb; b++) {
+            float *xb = xp + b * 32;
+            for (int m = 0; m < per; m++)
+                for (int i = 0; i < L; i++) blk[m * L + i] = xb[per * i + m];
+            memcpy(xb, blk, sizeof blk);
+        }
+    }
+    memset(xs, 0, (size_t)ng * sizeof *xs);
+    for (int64_t k = 0; k < s.K; k++) xs[k / s.group] += x[k];
+    const int64_t N = s.N;
+    const uint32_t *codes = (const uint32_t *)w->data;
+    const uint16_t *sc = (const uint16_t *)w->scales, *zr = (const uint16_t *)w->zeros;
+    if (N * s.K < (1 << 16) || omp_in_parallel()) {
+        fn(codes, sc, zr, xp, xs, y, 0, N);
+    } else {
+        #pragma omp parallel
+        {
+            /* contiguous rows per thread: each streams its own part of the weights */
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t r0 = N * t / nt, r1 = N * (t + 1) / nt;
+            if (r1 > r0) fn(codes, sc, zr, xp, xs, y, r0, r1);
+        }
+    }
+    if (xp != xp_local) free(xp);
+    if (xs != xs_local) free(xs);
+    return QJ_OK;
+}
+
+/* ---- binding ---- */
+
+typedef struct cpu_entry {
+    const qj_tensor *t;
+    qj_cpu_gemv_fn fn;
+} cpu_entry;
+
+struct qj_cpu_binding {
+    cpu_entry *e;
+    int n;
+};
+
+static int cpu_matvec(void *ctx, const qj_tensor *w, const float *x, float *y) {
+    const qj_cpu_binding *b = ctx;
+    for (int i = 0; i < b->n; i++)
+        if (b->e[i].t == w) return qj_cpu_gemv_run(b->e[i].fn, w, x, y) == QJ_OK;
+    return 0;
+}
+
+qj_status qj_cpu_bind(qj_model *m, qj_cpu_kernel_lookup lookup, void *ctx, qj_cpu_binding **out, int *n_distinct) {
+    *out = NULL;
+    const int cap = m->cfg.n_layers * QJ_LIN_COUNT + 1;
+    qj_cpu_binding *b = calloc(1, sizeof *b);
+    if (b) b->e = calloc((size_t)cap, sizeof *b->e);
+    qj_cpu_kspec *specs = calloc((size_t)cap, sizeof *specs); /* the distinct specs and their kernels */
+    qj_cpu_gemv_fn *fns = calloc((size_t)cap, sizeof *fns);
+    qj_status s = QJ_OK;
+    int nd = 0;
+    if (!b || !b->e || !specs || !fns) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    for (int i = 0; !s && i < cap; i++) {
+        const qj_tensor *t = model_linear(m, i);
+        if (t->dtype != QJ_DTYPE_Q) continue;
+        qj_cpu_kspec ks;
+        if ((s = qj_cpu_kspec_of(t, &ks))) break;
+        int d = 0;
+        while (d < nd && !qj_cpu_kspec_equal(&specs[d], &ks)) d++;
+        if (d == nd) { /* a spec not seen yet: ask for its kernel */
+            if ((s = lookup(ctx, &ks, &fns[d]))) break;
+            specs[nd++] = ks;
+        }
+        b->e[b->n++] = (cpu_entry){t, fns[d]};
+    }
+    free(specs);
+    free(fns);
+    if (s) {
+        if (b) free(b->e);
+        free(b);
+        return s;
+    }
+    m->cpu_matvec = cpu_matvec;
+    m->cpu_matvec_ctx = b;
+    if (n_distinct) *n_distinct = nd;
+    *out = b;
+    return QJ_OK;
+}
+
+void qj_cpu_binding_free(qj_model *m, qj_cpu_binding *b) {
+    if (!b) return;
+    if (m && m->cpu_matvec_ctx == b) {
+        m->cpu_matvec = NULL;
+        m->cpu_matvec_ctx = NULL;
+    }
+    free(b->e);
+    free(b);
+}
+
+/* ---- host features without LLVM (for exported applications) ---- */
+
+int qj_cpu_host_has(const char *features, char *missing, size_t missing_len) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    /* the features that decide which instructions the kernels may use */
+    const struct {
+        const char *name;
+        int has;
+    } known[] = {
+        {"sse2", __builtin_cpu_supports("sse2")},         {"sse3", __builtin_cpu_supports("sse3")},
+        {"ssse3", __builtin_cpu_supports("ssse3")},       {"sse4.1", __builtin_cpu_supports("sse4.1")},
+        {"sse4.2", __builtin_cpu_supports("sse4.2")},     {"popcnt", __builtin_cpu_supports("popcnt")},
+        {"avx", __builtin_cpu_supports("avx")},           {"avx2", __builtin_cpu_supports("avx2")},
+        {"fma", __builtin_cpu_supports("fma")},           {"bmi", __builtin_cpu_supports("bmi")},
+        {"bmi2", __builtin_cpu_supports("bmi2")},         {"avx512f", __builtin_cpu_supports("avx512f")},
+        {"avx512bw", __builtin_cpu_supports("avx512bw")}, {"avx512dq", __builtin_cpu_supports("avx512dq")},
+        {"avx512vl", __builtin_cpu_supports("avx512vl")}, {"avx512cd", __builtin_cpu_supports("avx512cd")},
+        {"avx512vnni", __builtin_cpu_supports("avx512vnni")},
+        {"avx512bf16", __builtin_cpu_supports("avx512bf16")},
+        {"avx512vbmi", __builtin_cpu_supports("avx512vbmi")},
+    };
+    const char *p = features ? features : "";
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len > 1 && p[0] == '+') {
+            for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+                if (strlen(known[k].name) == len - 1 && !memcmp(known[k].name, p + 1, len - 1) && !known[k].has) {
+                    if (missing) snprintf(missing, missing_len, "%s", known[k].name);
+                    return 0;
+                }
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 1;
+#else
+    (void)features;
+    if (missing) snprintf(missing, missing_len, "?");
+    return -1;
+#endif
+}
