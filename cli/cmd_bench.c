@@ -17,8 +17,9 @@ static void usage(FILE *f) {
                "Decode: tokens/s of batch-1 steps (CUDA: replays of one captured graph), the weight bytes\n"
                "one token reads, and the achieved weight bandwidth next to the device's copy ceiling.\n"
                "--kernels: each linear kernel of one layer (fused groups as the runtime launches them)\n"
-               "and the head, median of --iters event-timed launches over rotating weight copies (every\n"
-               "launch reads DRAM), with GB/s, the copy ceiling measured in the same run, and two dense\n"
+               "and the head over rotating weight copies (every launch reads DRAM), timed two ways with\n"
+               "CUDA events: cold (each launch alone between two events, median of --iters) and\n"
+               "back-to-back (intervals of 16 launches, as a decode step runs them), with GB/s, the copy ceiling measured in the same run, and two dense\n"
                "bf16 baselines of the same shape timed in the same run: qjit's own kernel (CUDA cores;\n"
                "\"bf16 us\", speedup = bf16 us / us) and cuBLAS's GEMM (tensor cores, fp32 accumulate;\n"
                "\"cuBLAS us\", vs cuBLAS = cuBLAS us / us). cuBLAS is loaded at run time (libcublas.so.13,\n"
@@ -29,7 +30,8 @@ static void usage(FILE *f) {
                "                        CPU kernels next to a memory-read ceiling of the same run)\n"
                "  --layer L             layer whose kernels are timed (default 0)\n"
                "  --batch B             activations per kernel launch, 1..64 (default 1)\n"
-               "  --iters N             timed launches per kernel (default 200)\n");
+               "  --iters N             timed launches per kernel (default 200)\n"
+               "  --no-baselines        --kernels on CUDA: time only qjit's kernels (no dense bf16, no cuBLAS)\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -39,12 +41,13 @@ int cmd_bench(int argc, char **argv) {
                                          {"layer", required_argument, 0, 'l'},
                                          {"batch", required_argument, 0, 'b'},
                                          {"iters", required_argument, 0, 'i'},
+                                         {"no-baselines", no_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
     long tokens = 256, layer = 0, batch = 1, iters = 200;
-    int kernels = 0, o, r;
+    int kernels = 0, baselines = 1, o, r;
     while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
             if (r < 0) return cli_error("bench");
@@ -53,6 +56,7 @@ int cmd_bench(int argc, char **argv) {
         switch (o) {
         case 'n': if (cli_parse_long(optarg, "tokens", 1, 1 << 20, &tokens)) return cli_error("bench"); break;
         case 'k': kernels = 1; break;
+        case 'B': baselines = 0; break;
         case 'l': if (cli_parse_long(optarg, "layer", 0, 4095, &layer)) return cli_error("bench"); break;
         case 'b': if (cli_parse_long(optarg, "batch", 1, 64, &batch)) return cli_error("bench"); break;
         case 'i': if (cli_parse_long(optarg, "iters", 5, 100000, &iters)) return cli_error("bench"); break;
@@ -89,24 +93,39 @@ int cmd_bench(int argc, char **argv) {
         if (!rep.n) printf("(no packed linear in layer %ld: dense weights have no JIT kernel yet)\n", layer);
     } else if (kernels) {
         qj_kbench_report rep;
-        if (qj_gpu_kernel_bench(m, (int)layer, (int)batch, (int)iters, &rep)) goto fail;
+        if (qj_gpu_kernel_bench(m, (int)layer, (int)batch, (int)iters, baselines, &rep)) goto fail;
         printf("device %s  copy ceiling %.1f GB/s (1 GiB device-to-device, read + write)\n", rep.device, rep.copy_gbs);
         printf("%s\n", rep.cublas);
-        printf("layer %ld, batch %ld, median of %ld launches, rotating weight copies (> 3x L2)\n", layer, batch, iters);
-        printf("%-28s %6s %6s %4s %5s %9s %9s %6s %8s %7s %9s %8s %7s %9s %9s\n", "kernel", "N", "K", "bits", "group", "MiB",
-               "us", "prep", "GB/s", "%ceil", "bf16 us", "bf16GB/s", "speedup", "cuBLAS us", "vs cuBLAS");
-        for (int i = 0; i < rep.n; i++) {
-            const qj_kbench_row *w = &rep.rows[i];
-            char cub_us[32] = "-", cub_x[32] = "-";
-            if (w->cublas_us > 0) {
-                snprintf(cub_us, sizeof cub_us, "%.2f", w->cublas_us);
-                snprintf(cub_x, sizeof cub_x, "%.2fx", w->cublas_us / w->us);
+        for (int t = 0; t < QJ_KTIME_N; t++) {
+            printf("\nlayer %ld, batch %ld, rotating weight copies (> 3x L2), PDL %s; ", layer, batch, rep.pdl ? "on" : "off");
+            if (t == QJ_KTIME_COLD)
+                printf("cold: median of %ld launches, each alone between two CUDA events", iters);
+            else
+                printf("back-to-back: median of %ld intervals of %d launches between two events, per launch", iters,
+                       QJ_KBENCH_B2B);
+            printf("\n%-28s %6s %6s %4s %5s %9s %9s %6s %8s %7s %9s %8s %7s %9s %9s\n", "kernel", "N", "K", "bits", "group",
+                   "MiB", "us", "prep", "GB/s", "%ceil", "bf16 us", "bf16GB/s", "speedup", "cuBLAS us", "vs cuBLAS");
+            for (int i = 0; i < rep.n; i++) {
+                const qj_kbench_row *w = &rep.rows[i];
+                const qj_ktimes *k = &w->t[t];
+                double gbs = (double)w->weight_bytes / (k->us * 1e-6) / 1e9;
+                char cub_us[32] = "-", cub_x[32] = "-", d_us[32] = "-", d_gbs[32] = "-", d_x[32] = "-";
+                if (k->dense_us > 0) {
+                    snprintf(d_us, sizeof d_us, "%.2f", k->dense_us);
+                    snprintf(d_gbs, sizeof d_gbs, "%.1f", (double)w->dense_bytes / (k->dense_us * 1e-6) / 1e9);
+                    snprintf(d_x, sizeof d_x, "%.2fx", k->dense_us / k->us);
+                }
+                if (k->cublas_us > 0) {
+                    snprintf(cub_us, sizeof cub_us, "%.2f", k->cublas_us);
+                    snprintf(cub_x, sizeof cub_x, "%.2fx", k->cublas_us / k->us);
+                }
+                printf("%-28s %6lld %6lld %4d %5d %9.2f %9.2f %6.2f %8.1f %6.1f%% %9s %8s %7s %9s %9s\n", w->what,
+                       (long long)w->N, (long long)w->K, w->bits, w->bits <= 8 ? w->group : 0,
+                       (double)w->weight_bytes / 1048576.0, k->us, k->prep_us, gbs, 100.0 * gbs / rep.copy_gbs, d_us, d_gbs,
+                       d_x, cub_us, cub_x);
             }
-            printf("%-28s %6lld %6lld %4d %5d %9.2f %9.2f %6.2f %8.1f %6.1f%% %9.2f %8.1f %6.2fx %9s %9s\n", w->what,
-                   (long long)w->N, (long long)w->K, w->bits, w->bits <= 8 ? w->group : 0,
-                   (double)w->weight_bytes / 1048576.0, w->us, w->prep_us, w->gbs, 100.0 * w->gbs / rep.copy_gbs,
-                   w->dense_us, w->dense_gbs, w->dense_us / w->us, cub_us, cub_x);
         }
+        printf("\n");
         for (int i = 0; i < rep.n; i++) printf("  %s\n", rep.rows[i].name);
     } else if (cm.gpu) {
         qj_decode_bench db;

@@ -120,8 +120,13 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * decode was 4-10% slower with it, for 8-bit the kernels were even: those keep the registers. */
     out->stages = env_int("QJ_IM_STAGES", 0, 8, out->bits == 4 ? 4 : 0);
     if (out->stages) {
+        /* the ring's budget (QJ_IM_RING bytes overrides), within the 48 KiB of static shared memory
+         * a block may have beside the kernel's reduction buffer */
         const int64_t slot = (int64_t)QJ_IM_SLOT_WORDS(out->bits, out->group, out->mt) * 4;
-        const int64_t smax = QJ_IM_RING_BYTES / ((int64_t)out->warps * slot);
+        const int64_t red = out->warps > 1 ? (int64_t)out->warps * out->mt * 16 * batch * 4 : 0;
+        int64_t ring = env_int("QJ_IM_RING", 4096, QJ_IM_SMEM_MAX, QJ_IM_RING_BYTES);
+        if (ring > QJ_IM_SMEM_MAX - red) ring = QJ_IM_SMEM_MAX - red;
+        const int64_t smax = ring / ((int64_t)out->warps * slot);
         out->unroll = 1;
         if (out->stages > smax) out->stages = (int)smax;
         if (out->stages < 2) out->stages = 0;

@@ -58,7 +58,7 @@ typedef struct qj_gemv_spec {
  * kernel whenever the format allows. Parts of different formats fuse only on
  * the f16 tensor-core path; QJ_ERR_UNSUPPORTED when they cannot share a
  * launch. Knobs for experiments: QJ_GEMV_IM=0 (no integer-MMA GEMV),
- * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL, QJ_IM_STAGES; QJ_GEMV_MMA=0|1, QJ_MMA_RT,
+ * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL, QJ_IM_STAGES, QJ_IM_RING (ring bytes); QJ_GEMV_MMA=0|1, QJ_MMA_RT,
  * QJ_MMA_SPLITK, QJ_MMA_STAGES. */
 qj_status qj_gemv_spec_parts(const qj_tensor *const *parts, int n, int batch, int allow_mma, qj_gemv_spec *out);
 

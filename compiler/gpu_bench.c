@@ -67,23 +67,32 @@ static uint32_t rnd32(void) {
 /* One call of what is timed: call i (0..4 warm-up, 5.. timed). */
 typedef qj_status (*timed_fn)(void *ctx, int i);
 
-/* 5 warm-up calls, the head start, then `iters` calls each between two of
- * the 2 * iters events in ev; *us = the median (ms: iters floats). */
+/* 5 warm-up calls, then both timings of fn into us[QJ_KTIME_N] (medians):
+ * cold, the head start then `iters` calls each between two of the 2 * iters
+ * events in ev; back-to-back, `iters` intervals of QJ_KBENCH_B2B calls, each
+ * interval behind its own head start (so the host has queued all its calls
+ * before the device reaches them) between two events, divided by
+ * QJ_KBENCH_B2B. ms: iters floats. */
 static qj_status time_calls(qj_cuda *cu, qj_custream st, int iters, qj_cuevent *ev, float *ms, qj_dptr head_a,
                             qj_dptr head_b, timed_fn fn, void *ctx, double *us) {
     qj_status s = QJ_OK;
+    int call = 5;
     for (int i = 0; i < 5 && !s; i++) s = fn(ctx, i);
-    for (int i = 0; i < 8 && !s; i++) s = qj_cuda_copy(cu, head_b, head_a, QJ_HEAD_BYTES, st); /* the head start */
-    for (int i = 0; i < iters && !s; i++) {
-        s = qj_cuda_event_record(cu, ev[2 * i], st);
-        if (!s) s = fn(ctx, i + 5);
-        if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
-    }
-    if (!s) s = qj_cuda_stream_sync(cu, st);
-    for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
-    if (!s) {
-        qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
-        *us = ms[iters / 2] * 1e3;
+    for (int mode = 0; mode < QJ_KTIME_N && !s; mode++) {
+        int per = mode == QJ_KTIME_B2B ? QJ_KBENCH_B2B : 1;
+        for (int i = 0; i < iters && !s; i++) {
+            if (i == 0 || per > 1) /* the head start */
+                for (int c = 0; c < 8 && !s; c++) s = qj_cuda_copy(cu, head_b, head_a, QJ_HEAD_BYTES, st);
+            if (!s) s = qj_cuda_event_record(cu, ev[2 * i], st);
+            for (int j = 0; j < per && !s; j++) s = fn(ctx, call++);
+            if (!s) s = qj_cuda_event_record(cu, ev[2 * i + 1], st);
+        }
+        if (!s) s = qj_cuda_stream_sync(cu, st);
+        for (int i = 0; i < iters && !s; i++) s = qj_cuda_event_ms(cu, ev[2 * i], ev[2 * i + 1], &ms[i]);
+        if (!s) {
+            qsort(ms, (size_t)iters, sizeof *ms, cmp_float);
+            us[mode] = ms[iters / 2] * 1e3 / per;
+        }
     }
     return s;
 }
@@ -105,8 +114,8 @@ static qj_status kernel_call(void *p, int i) {
 }
 
 static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const qj_gemv_spec *spec,
-                           const qj_tensor *const *parts, int l2, int iters, qj_dptr head_a, qj_dptr head_b, double *us,
-                           double *prep_us) {
+                           const qj_tensor *const *parts, int l2, int iters, qj_dptr head_a, qj_dptr head_b,
+                           double us[QJ_KTIME_N], double prep_us[QJ_KTIME_N]) {
     char *src = NULL;
     void *img = NULL;
     size_t len = 0;
@@ -149,7 +158,7 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
     float *ms = malloc((size_t)iters * sizeof *ms);
     if (!s && (!ev || !ms)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n_ev && !s; i++) s = qj_cuda_event_create(cu, &ev[i]);
-    *prep_us = 0;
+    prep_us[0] = prep_us[1] = 0;
     for (int pass = 0; pass < (qj_gemv_prep_kind(spec) ? 2 : 1) && !s; pass++) {
         kernel_ctx kc = {cu, st, L, nrot, (int)stride, pass, dx, dy, &act};
         s = time_calls(cu, st, iters, ev, ms, head_a, head_b, kernel_call, &kc, pass ? prep_us : us);
@@ -189,7 +198,7 @@ static qj_status cublas_call(void *p, int i) {
 }
 
 static qj_status bench_cublas(qj_cuda *cu, qj_custream st, qj_cublas *cb, int64_t N, int64_t K, int batch, int l2,
-                              int iters, qj_dptr head_a, qj_dptr head_b, double *us) {
+                              int iters, qj_dptr head_a, qj_dptr head_b, double us[QJ_KTIME_N]) {
     size_t wbytes = (size_t)(N * K) * 2;
     int nrot = (int)(3 * (size_t)l2 / wbytes) + 2;
     if (nrot > 64) nrot = 64;
@@ -252,7 +261,7 @@ typedef struct kgroup {
     int n;
 } kgroup;
 
-qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters, qj_kbench_report *out) {
+qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters, int baselines, qj_kbench_report *out) {
     memset(out, 0, sizeof *out);
     if (layer < 0 || layer >= m->cfg.n_layers)
         return qj_fail(QJ_ERR_INVALID, "--layer %d out of range (model has %d layers)", layer, m->cfg.n_layers);
@@ -266,6 +275,10 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
     snprintf(out->device, sizeof out->device, "%s", I->name);
     char arch[32];
     qj_cuda_arch_string(I->cc_major, I->cc_minor, I->cc_major * 10 + I->cc_minor > 120, arch, sizeof arch);
+    {
+        const char *e = getenv("QJ_PDL"); /* as the GPU model does */
+        out->pdl = qj_cuda_set_pdl(cu, !(e && !strcmp(e, "0")));
+    }
     if ((s = qj_cuda_stream_create(cu, &st))) goto done;
     if ((s = qj_gpu_copy_ceiling(cu, st, &out->copy_gbs))) goto done;
     if ((s = qj_cuda_alloc(cu, QJ_HEAD_BYTES, &head_a)) || (s = qj_cuda_alloc(cu, QJ_HEAD_BYTES, &head_b))) goto done;
@@ -316,10 +329,11 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
         row->batch = batch;
         row->weight_bytes = 0;
         for (int i = 0; i < G->n; i++) row->weight_bytes += qj_tensor_bytes(G->t[i]);
-        s = bench_one(cu, st, arch, &spec, G->t, I->l2_bytes, iters, head_a, head_b, &row->us, &row->prep_us);
-        row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
+        double us[QJ_KTIME_N], prep[QJ_KTIME_N], dus[QJ_KTIME_N] = {0, 0}, cus[QJ_KTIME_N] = {0, 0}, unused[QJ_KTIME_N];
+        s = bench_one(cu, st, arch, &spec, G->t, I->l2_bytes, iters, head_a, head_b, us, prep);
+        row->dense_bytes = (uint64_t)(spec.N * spec.K) * 2;
         /* the dense bf16 kernel of the same shape, random weights */
-        if (!s) {
+        if (!s && baselines) {
             qj_tensor d;
             memset(&d, 0, sizeof d);
             snprintf(d.name, sizeof d.name, "dense");
@@ -327,31 +341,26 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
             d.ndim = 2;
             d.shape[0] = spec.N;
             d.shape[1] = spec.K;
-            size_t db = (size_t)(spec.N * spec.K) * 2;
+            size_t db = row->dense_bytes;
             uint16_t *dw = malloc(db);
             if (!dw) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
             for (size_t i = 0; !s && i < db / 2; i++) dw[i] = qj_f32_to_bf16(((float)(rnd32() >> 8) / 16777216.0f - 0.5f) * 0.05f);
             d.data = dw;
             d.nbytes = db;
             const qj_tensor *dp[1] = {&d};
-            double unused = 0;
             if (!s) s = qj_gemv_spec_parts(dp, 1, batch, 0, &dspec);
-            if (!s) s = bench_one(cu, st, arch, &dspec, dp, I->l2_bytes, iters, head_a, head_b, &row->dense_us, &unused);
-            row->dense_gbs = (double)db / (row->dense_us * 1e-6) / 1e9;
+            if (!s) s = bench_one(cu, st, arch, &dspec, dp, I->l2_bytes, iters, head_a, head_b, dus, unused);
             free(dw);
         }
         /* cuBLAS on the same shape and batch; a failure here is reported, not fatal */
-        if (!s && cb) {
-            if (bench_cublas(cu, st, cb, spec.N, spec.K, batch, I->l2_bytes, iters, head_a, head_b, &row->cublas_us) ==
-                QJ_OK)
-                row->cublas_gbs = (double)(spec.N * spec.K * 2) / (row->cublas_us * 1e-6) / 1e9;
-            else {
-                row->cublas_us = 0;
-                size_t used = strlen(out->cublas);
-                snprintf(out->cublas + used, sizeof out->cublas - used, "; %s: %s", row->what, qj_last_error());
-                qj_clear_error();
-            }
+        if (!s && cb && baselines &&
+            bench_cublas(cu, st, cb, spec.N, spec.K, batch, I->l2_bytes, iters, head_a, head_b, cus) != QJ_OK) {
+            cus[0] = cus[1] = 0;
+            size_t used = strlen(out->cublas);
+            snprintf(out->cublas + used, sizeof out->cublas - used, "; %s: %s", row->what, qj_last_error());
+            qj_clear_error();
         }
+        for (int t = 0; t < QJ_KTIME_N; t++) row->t[t] = (qj_ktimes){us[t], prep[t], dus[t], cus[t]};
         if (!s) out->n++;
     }
 done:

@@ -5,8 +5,15 @@
  *
  * Method: each kernel reads one of R rotating copies of its weights, with R
  * chosen so the copies together exceed 3x the L2 cache (every launch reads from
- * DRAM); each launch is timed with CUDA events; the median of `iters` launches
- * is reported after a warm-up.
+ * DRAM). Two timings of each, medians after a warm-up, both behind ~1 ms of
+ * device copies so the host has queued what is timed before the device gets
+ * there:
+ *  - cold: `iters` launches, each alone between two CUDA events;
+ *  - back-to-back: `iters` intervals of QJ_KBENCH_B2B launches between two
+ *    events, each launch on the next copy, interval / QJ_KBENCH_B2B; this is
+ *    how the kernels run in a decode step (a graph of launches with
+ *    programmatic dependent launch when QJ_PDL allows it), without the
+ *    per-launch event cost.
  */
 #ifndef QJ_GPU_BENCH_H
 #define QJ_GPU_BENCH_H
@@ -17,33 +24,41 @@
 extern "C" {
 #endif
 
+enum { QJ_KTIME_COLD, QJ_KTIME_B2B, QJ_KTIME_N };
+#define QJ_KBENCH_B2B 16 /* launches per back-to-back interval */
+
+/* Median microseconds of one launch, in one timing mode. */
+typedef struct qj_ktimes {
+    double us;        /* the qjit kernel */
+    double prep_us;   /* tensor-core kernels: the activation prep, timed alone (one per input vector) */
+    double dense_us;  /* qjit's bf16 kernel of the same shape */
+    double cublas_us; /* cuBLAS bf16 GEMM of the same shape and batch (Y f32); 0 when cuBLAS is unavailable */
+} qj_ktimes;
+
 typedef struct qj_kbench_row {
     char name[160];   /* kernel name, e.g. qj_dqmv_b4_g128_n28672_k4096_bt1_sm90a */
     char what[64];    /* "layers.*.gate_proj+up_proj" */
     int64_t N, K;
     int bits, group, batch;
     uint64_t weight_bytes; /* packed codes + scales + zeros */
-    double us;        /* median microseconds */
-    double prep_us;   /* tensor-core kernels: the activation prep, timed alone (one per input vector) */
-    double gbs;       /* weight bytes / time */
-    double dense_us;  /* the bf16 kernel of the same shape */
-    double dense_gbs;
-    double cublas_us; /* cuBLAS bf16 GEMM of the same shape and batch (Y f32); 0 when cuBLAS is unavailable */
-    double cublas_gbs; /* bf16 weight bytes / cublas_us; 0 likewise */
+    uint64_t dense_bytes;  /* N * K * 2: the bf16 baselines' weights */
+    qj_ktimes t[QJ_KTIME_N]; /* cold and back-to-back */
 } qj_kbench_row;
 
 typedef struct qj_kbench_report {
     char device[256];
     double copy_gbs;  /* device-to-device copy, bytes read + written per second */
+    int pdl;          /* launches allowed programmatic dependent launch */
     char cublas[256]; /* the cuBLAS baseline: "cuBLAS 13.1.0 (libcublas.so.13) ..." or why there is none */
     int n;
     qj_kbench_row rows[64];
 } qj_kbench_report;
 
 /* Kernels of one layer (layer index `layer`; its fused groups as the GPU model
- * builds them) plus the head, at a batch size (1..64). A missing or failing
+ * builds them) plus the head, at a batch size (1..64). baselines = 0 skips
+ * the two dense bf16 baselines (their times stay 0). A missing or failing
  * cuBLAS does not fail the bench: its columns are 0 and out->cublas says why. */
-qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters, qj_kbench_report *out);
+qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters, int baselines, qj_kbench_report *out);
 
 typedef struct qj_decode_bench {
     double tokens_per_s;     /* graph-replayed decode steps, batch 1 */

@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# device_sweep.sh — on the GPU machine: time the packed GEMV kernels of a
-# one-layer Llama-3-8B-shaped model over the tuning knobs (rows per block,
-# warps, activation staging) for several plans; prints one line per setting.
+# device_sweep.sh — on the GPU machine (after device_env.sh has built): time
+# the integer-MMA GEMV of a one-layer Llama-3-8B-shaped model
+# (examples/configs/llama3-8b-1layer.json, the same shapes as every layer of
+# llama3-8b) over its knobs, for each plan given. One line per setting and
+# timing mode: kernel us (%ceil) of each linear and the head. Full bench
+# output in $out/sweep/.
+#   scripts/device_sweep.sh PLAN... ; the settings: $SWEEP_SET (one per line) or the defaults below
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-} QJ_CACHE_DIR=${QJ_CACHE_DIR:-/tmp/qjcache}
-cat > /tmp/l3_1layer.json <<'JSON'
-{"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 1,
- "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 8192,
- "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "hidden_act": "silu"}
-JSON
+out=${out:-${OUT:-/tmp/out}}
+mkdir -p "$out/sweep"
+SETS=${SWEEP_SET:-"default
+QJ_IM_MT=1
+QJ_IM_STAGES=0
+QJ_IM_STAGES=4
+QJ_IM_STAGES=8 QJ_IM_RING=45056
+QJ_IM_MT=1 QJ_IM_STAGES=8 QJ_IM_RING=45056
+QJ_IM_UNROLL=2 QJ_IM_STAGES=0
+QJ_IM_WARPS=8 QJ_IM_STAGES=6 QJ_IM_RING=45056"}
 for plan in "$@"; do
-  for rows in 4 8 16; do for warps in 4 8; do for stage in 0 1; do
-    [ $rows -eq 16 ] && [ $warps -eq 8 ] && continue
-    line=$(QJ_GEMV_ROWS=$rows QJ_GEMV_WARPS=$warps QJ_GEMV_STAGE=$stage ./build-gpu/qjit bench --kernels \
-      --synthetic /tmp/l3_1layer.json --plan "$plan" --iters 60 2>&1 | grep -E "^layers" | awk '{printf "%s %s%% ", $1, $9}')
-    echo "$plan rows=$rows warps=$warps stage=$stage | $line"
-  done; done; done
+  while IFS= read -r set; do
+    [ -z "$set" ] && continue
+    vars=$set; [ "$set" = default ] && vars=""
+    log="$out/sweep/$(basename "$plan" .json)_$(echo "$set" | tr ' =' '_-').log"
+    env $vars ./build-gpu/qjit bench --kernels --synthetic examples/configs/llama3-8b-1layer.json --plan "$plan" \
+      --iters 30 --no-baselines > "$log" 2>&1
+    awk -v p="$(basename "$plan" .json)" -v s="$set" '
+      /^cold:|cold: median/ {m="cold"} /back-to-back: median/ {m="b2b"}
+      /^layers|^lm_head/ {sub(/^layers\.\*\./, "", $1); r[m] = r[m] sprintf(" %s %s (%s)", $1, $7, $10)}
+      /rror/ {e = e " " $0}
+      END {printf "%-10s %-45s cold:%s\n%-10s %-45s b2b: %s%s\n", p, s, r["cold"], p, s, r["b2b"], e}' "$log"
+  done <<< "$SETS"
 done

@@ -67,9 +67,11 @@ static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 16, "batch 1..16");
 /* the shared-memory ring: per warp and stage, the weights then the scales of
  * its QJ_MT m-tiles (the global layouts, copied 16 bytes at a time) */
 #define QJ_IM_SLOT QJ_IM_SLOT_WORDS(QJ_BITS, QJ_GROUP, QJ_MT)
-#define QJ_IM_S_MAX (QJ_IM_RING_BYTES / (QJ_WARPS * QJ_IM_SLOT * 4))
-#define QJ_IM_S (QJ_IM_STAGES < QJ_IM_S_MAX ? QJ_IM_STAGES : QJ_IM_S_MAX)
-static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages (the compiler clamps)");
+#define QJ_IM_S QJ_IM_STAGES /* the compiler chose a depth that fits (compiler/cuda_codegen.c im_spec) */
+#define QJ_IM_RED_BYTES (QJ_WARPS > 1 ? QJ_WARPS * QJ_MT * 16 * QJ_BATCH * 4 : 0)
+static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages");
+static_assert(QJ_IM_STAGES == 0 || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT * 4 + QJ_IM_RED_BYTES <= QJ_IM_SMEM_MAX,
+              "the ring and the reduction buffer fit a block's static shared memory");
 
 /* streamed weights: not kept in L1 (the activations live there) */
 __device__ __forceinline__ uint4 qj_ld4(const uint32_t *p) {

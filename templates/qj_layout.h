@@ -147,10 +147,12 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
 /* k-steps per scale fold of group G (a fold stays inside one group), and the
  * per-warp shared-memory ring of the kernel's cp.async pipeline: a stage
  * holds MT m-tiles' tile words and their scales (16 words per fold); at most
- * QJ_IM_RING_BYTES per block, so ring stages = that / (warps * slot bytes). */
+ * QJ_IM_RING_BYTES per block by default, so ring stages = that / (warps *
+ * slot bytes); the compiler clamps the stages it asks for to that. */
 #define QJ_IM_FOLD(G) ((G) % 128 == 0 ? 4 : (G) % 64 == 0 ? 2 : 1)
 #define QJ_IM_SLOT_WORDS(B, G, MT) ((MT) * (QJ_IM_TILE_WORDS(B) + (4 / QJ_IM_FOLD(G)) * 16))
-#define QJ_IM_RING_BYTES 28672
+#define QJ_IM_RING_BYTES 28672 /* the compiler's default budget (QJ_IM_RING overrides) */
+#define QJ_IM_SMEM_MAX 49152   /* static shared memory of one block: the ring + the reduction buffer */
 
 /* Register r (0..3) of k-step s (0..3) of a lane's A fragment, from its words
  * of a tile: wa = its 8-/4-bit plane words, w2 its 2-bit plane words, w1 its

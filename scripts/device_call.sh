@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# device_call.sh — one device call in stages, each skipped once the call has
+# run $BUDGET seconds (default 540), so a call always returns its logs:
+#   STEPS="tests kernels sweep decode" (default all), SWEEP_PLANS, DECODE_PLANS.
+# Logs in $OUT; every line of the summary carries the elapsed time.
+set -uo pipefail
+T0=$(date +%s)
+BUDGET=${BUDGET:-540}
+source "$(dirname "$0")/device_env.sh"
+t() { echo "[t=$(($(date +%s) - T0))s] $*"; }
+left() { [ $(($(date +%s) - T0)) -lt "$BUDGET" ]; }
+if [ -z "${QJ_CUBLAS:-}" ]; then
+  QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
+  [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS
+fi
+t "built; cuBLAS: ${QJ_CUBLAS:-none found}"
+STEPS=${STEPS:-tests kernels sweep decode}
+L1=examples/configs/llama3-8b-1layer.json
+for step in $STEPS; do
+  left || { t "skipped $step (budget)"; continue; }
+  case $step in
+  tests) gpu_tests ;;
+  kernels)
+    for p in ${KERNEL_PLANS:-int4-g128}; do
+      ./build-gpu/qjit bench --kernels --synthetic $L1 --plan $p --iters 30 ${KERNEL_ARGS:-} > "$out/kernels_$p.log" 2>&1
+      grep -E "copy ceiling|cuBLAS|median|^layers|^lm_head|rror" "$out/kernels_$p.log"
+    done ;;
+  sweep) bash scripts/device_sweep.sh ${SWEEP_PLANS:-int4-g128 int3-g128 int2-g128 int5-g128 int8-g128} | tee "$out/sweep.txt" ;;
+  decode)
+    for p in ${DECODE_PLANS:-examples/plans/int4-g128_all.json int4-g128 int3-g128 int5-g128}; do
+      left || break
+      ./build-gpu/qjit bench --synthetic llama3-8b --plan $p --device cuda --tokens 256 2>&1 | grep -E "^decode|^weights|rror" |
+        sed "s|^|[$(basename $p)] |" | tee -a "$out/decode.log"
+    done ;;
+  esac
+  t "$step done"
+done
