@@ -16,6 +16,7 @@ static const struct {
     {"generate", cmd_generate, "sample text"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"convert", cmd_convert, "write a model as a Hugging Face safetensors directory"},
+    {"export", cmd_export, "turn a package into C source + object code an application links"},
     {"bench", cmd_bench, "decode tokens/s, weight bandwidth, per-kernel timings (--kernels)"},
 };
 
