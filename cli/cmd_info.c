@@ -134,6 +134,12 @@ int cmd_info(int argc, char **argv) {
         printf("size:       %llu bytes = %.6f GB = %.6f GiB, %.4f bits/weight over %llu weights\n",
                (unsigned long long)z.bytes, z.gb, z.gib, z.bits_per_weight, (unsigned long long)z.params);
         printf("model_size: %.4f\n", z.gb);
+        for (int i = 0; i < m->n_cpu_code; i++) {
+            const qj_cpu_code *cc = &m->cpu_code[i];
+            printf("%s %d kernels for %s %s (%s), %zu bytes of object code, LLVM %s\n", i ? "           " : "cpu code:  ",
+                   cc->n_kernels, cc->triple, cc->cpu, cc->level, cc->len, cc->llvm);
+        }
+        if (m->n_kernels) printf("cuda code:  %d kernels for %s\n", m->n_kernels, m->kernels[0].arch);
     }
     cli_model_close(&cm);
     return 0;
