@@ -6,7 +6,7 @@
  *     64 on the ragged shapes, and fused launches whose parts differ in
  *     format (segments) or share one;
  *   integer-MMA (the automatic choice, allow_mma 1): every format x shape at
- *     batch 1, batch 2 and 16 on the ragged shapes, batch 5 on a regular
+ *     batch 1, batch 2 and 16 on the ragged shapes, batch 5 and 4 on a regular
  *     one, and stacked parts of one format whose row counts are not
  *     multiples of 16. */
 #ifndef QJ_GEMV_CASES_H
@@ -95,13 +95,13 @@ static inline int qj_gemv_case_get(int i, qj_case *c) {
         sh = (i / fmts) % ns;
         c->batch = 1;
         c->allow_mma = 1;
-    } else if ((i -= fmts * ns) < fmts * 5) { /* integer-MMA, batch 2 / 16 ragged, 5 regular */
-        static const int bs[5] = {2, 2, 16, 16, 5}, shs[5] = {1, 3, 1, 3, 4};
+    } else if ((i -= fmts * ns) < fmts * 6) { /* integer-MMA, batch 2 / 16 ragged, 5 and 4 regular */
+        static const int bs[6] = {2, 2, 16, 16, 5, 4}, shs[6] = {1, 3, 1, 3, 4, 4};
         fi = i % fmts;
         sh = shs[i / fmts];
         c->batch = bs[i / fmts];
         c->allow_mma = 1;
-    } else if ((i -= fmts * 5) < 7) { /* integer-MMA, stacked parts of one format */
+    } else if ((i -= fmts * 6) < 7) { /* integer-MMA, stacked parts of one format */
         static const int64_t rows[7][3] = {{33, 16, 7}, {64, 48, 0}, {8, 8, 8}, {100, 20, 20}, {24, 24, 0}, {40, 0, 0}, {17, 31, 0}};
         static const int64_t ks[7] = {172, 256, 64, 1536, 100, 4096, 300};
         static const int bts[7] = {1, 2, 1, 16, 3, 1, 5};
