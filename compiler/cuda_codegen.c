@@ -122,7 +122,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     if (out->stages) {
         /* the ring's budget (QJ_IM_RING bytes overrides), within the 48 KiB of static shared memory
          * a block may have beside the kernel's reduction buffer */
-        const int64_t slot = (int64_t)(QJ_IM_SLOT_WORDS(out->bits, out->group, out->mt) + QJ_IM_SLOT_XWORDS(batch)) * 4;
+        const int64_t slot = (int64_t)QJ_IM_SLOT_WORDS(out->bits, out->group, out->mt) * 4;
         const int64_t red = out->warps > 1 ? (int64_t)out->warps * out->mt * 16 * batch * 4 : 0;
         int64_t ring = env_int("QJ_IM_RING", 4096, QJ_IM_SMEM_MAX, QJ_IM_RING_BYTES);
         if (ring > QJ_IM_SMEM_MAX - red) ring = QJ_IM_SMEM_MAX - red;

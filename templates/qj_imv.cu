@@ -66,12 +66,7 @@ static_assert(QJ_BITS >= 2 && QJ_BITS <= 8, "packed widths 2..8");
 static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 16, "batch 1..16");
 /* the shared-memory ring: per warp and stage, the weights then the scales of
  * its QJ_MT m-tiles (the global layouts, copied 16 bytes at a time) */
-/* Activations are held per stage at batch <= 4 (two n-tiles), else loaded
- * from L1 when used (16 batch rows of fragments would not fit registers). */
-#define QJ_XPF QJ_IM_XSTAGED(QJ_BATCH)
-static_assert(QJ_XPF == (QJ_NJ <= 2), "staged activations: one or two n-tiles");
-#define QJ_IM_WSLOT QJ_IM_SLOT_WORDS(QJ_BITS, QJ_GROUP, QJ_MT) /* a slot's weights and scales */
-#define QJ_IM_SLOT (QJ_IM_WSLOT + QJ_IM_SLOT_XWORDS(QJ_BATCH))
+#define QJ_IM_SLOT QJ_IM_SLOT_WORDS(QJ_BITS, QJ_GROUP, QJ_MT)
 #define QJ_IM_S QJ_IM_STAGES /* the compiler chose a depth that fits (compiler/cuda_codegen.c im_spec) */
 #define QJ_IM_RED_BYTES (QJ_WARPS > 1 ? QJ_WARPS * QJ_MT * 16 * QJ_BATCH * 4 : 0)
 static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages");
@@ -127,6 +122,10 @@ __device__ __forceinline__ void qj_load_tile(const uint32_t *__restrict__ tile, 
 
 __device__ __forceinline__ unsigned qj_u4(const uint4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 __device__ __forceinline__ float qj_f4(const float4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+/* Activations are held per stage at batch <= 4 (two n-tiles), else loaded
+ * from L1 when used (16 batch rows of fragments would not fit registers). */
+#define QJ_XPF (QJ_NJ <= 2)
 
 /* One pipeline stage: QJ_UNROLL k-tiles of this warp, weights and scales of
  * its QJ_MT m-tiles, and (QJ_XPF) the activations. */
@@ -283,48 +282,6 @@ __device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const 
     }
 }
 
-#if QJ_XPF
-/* ... and the prepared activations of k-tile T, after the slot's weights:
- * per batch row 32 x 16 bytes of B fragments, then 2 x 16 of digit weights
- * and block sums (written by the kernel before: only after qj_pdl_wait). */
-__device__ __forceinline__ void qj_issue_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int lane,
-                                           uint32_t *slot) {
-    uint32_t *sx = slot + QJ_IM_WSLOT;
-#pragma unroll
-    for (int b = 0; b < QJ_BATCH; b++) {
-        qj_cp16(sx + b * 128 + 4 * lane, reinterpret_cast<const uint32_t *>(xi + ((size_t)b * QJ_KTN + T) * 32 + lane));
-        if (lane < 2)
-            qj_cp16(sx + QJ_BATCH * 128 + b * 8 + 4 * lane,
-                    reinterpret_cast<const uint32_t *>(xw + ((size_t)b * QJ_KTN + T) * 2 + lane));
-    }
-}
-
-/* A stage's activations from its ring slot: qj_load_x's fragments. */
-__device__ __forceinline__ void qj_x_from_smem(const uint32_t *slot, int lane, qj_stage &S) {
-    const uint32_t *sx = slot + QJ_IM_WSLOT;
-    const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int j = 0; j < QJ_NJ; j++) {
-        const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
-        if (bl < QJ_BATCH) {
-            const uint4 *p = reinterpret_cast<const uint4 *>(sx + bl * 128) + ((g & 3) * 4 + t) * 2;
-            S.X[0][j][0] = p[0];
-            S.X[0][j][1] = p[1];
-        } else {
-            S.X[0][j][0] = S.X[0][j][1] = make_uint4(0, 0, 0, 0);
-        }
-        S.PW[0][j] = make_float2(0.0f, 0.0f);
-        S.BS[0][j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (bd < QJ_BATCH) {
-            const float4 *w = reinterpret_cast<const float4 *>(sx + QJ_BATCH * 128 + bd * 8);
-            const float4 w0 = w[0];
-            S.PW[0][j] = (t & 1) ? make_float2(w0.z, w0.w) : make_float2(w0.x, w0.y);
-            if (!(t & 1)) S.BS[0][j] = w[1];
-        }
-    }
-}
-#endif
-
 /* A stage's weights and scales from its ring slot (the lane's words of each tile). */
 __device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lane, qj_stage &S) {
     constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS), WA = QJ_IM_WA(QJ_BITS);
@@ -380,37 +337,16 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_cp_commit();
     }
     qj_pdl_wait();
-#if QJ_XPF
-    /* the activations of the tiles in flight, one more group (so the first wait below waits for all but the newest) */
-#pragma unroll
-    for (int i = 0; i < QJ_IM_S - 1; i++)
-        if (warp + i * STEP < QJ_KTN) qj_issue_x(xi, xw, warp + i * STEP, lane, ring[warp][i]);
-    qj_cp_commit();
-#endif
     int slot = 0;
     for (int T0 = warp; T0 < QJ_KTN; T0 += STEP) {
         const int Tn = T0 + (QJ_IM_S - 1) * STEP, refill = slot == 0 ? QJ_IM_S - 1 : slot - 1;
-        if (Tn < QJ_KTN) {
-            qj_issue(wq, sz, mt0, Tn, lane, ring[warp][refill]);
-#if QJ_XPF
-            qj_issue_x(xi, xw, Tn, lane, ring[warp][refill]);
-#endif
-        }
+        if (Tn < QJ_KTN) qj_issue(wq, sz, mt0, Tn, lane, ring[warp][refill]);
         qj_cp_commit();
-        /* this lane's copies of tile T0 have landed: all but the newest S - 1 groups (the first
-         * time, all but the newest one: the prologue's activations were committed after its weights) */
-#if QJ_XPF
-        if (T0 == warp)
-            qj_cp_wait<1>();
-        else
-#endif
-            qj_cp_wait<QJ_IM_S - 1>();
-        __syncwarp(); /* and every lane's */
+        qj_cp_wait<QJ_IM_S - 1>(); /* this lane's copies of tile T0 have landed */
+        __syncwarp();              /* and every lane's */
         qj_stage St;
         qj_stage_from_smem(ring[warp][slot], lane, St);
-#if QJ_XPF
-        qj_x_from_smem(ring[warp][slot], lane, St);
-#endif
+        qj_load_xs(xi, xw, T0, lane, St);
         qj_compute(St, xi, xw, T0, lane, acc);
         __syncwarp(); /* the slot is read before the next iteration refills it */
         slot = slot == QJ_IM_S - 1 ? 0 : slot + 1;
