@@ -90,10 +90,20 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
 /* The integer-MMA GEMV for n packed parts of one format stacked by rows.
  * Geometry: two m-tiles per block where there are many (each activation
  * load serves 32 rows), then enough warps splitting K for ~3072 warps in
- * all, each with at least two k-tiles; one k-tile per pipeline stage (two
- * stages in registers). Measured on the H200 before the kernel was
- * pipelined: two k-tiles per stage, int4 gate+up 59.9% of the copy ceiling;
- * one, 70.5%; four, 59.2%. */
+ * all, each with at least two k-tiles; one k-tile per pipeline stage, two
+ * stages in registers. At batch 1 the pipeline and split then follow the
+ * layer's shape class and width, from a sweep of every setting on the H200
+ * (docs/PERFORMANCE.md, 2026-12-01, back-to-back timing, us):
+ *  - wide (>= 1024 m-tiles: gate|up): a 4-stage shared-memory ring for 4-
+ *    and 5-bit (int4 18.6 against 21.0 on registers; int5 21.5 / 23.7), 8
+ *    warps and a 44 KiB ring for 3-bit (17.4 / 20.9), registers for 2-, 6-
+ *    and 8-bit (no ring setting was faster);
+ *  - long K (>= 64 k-tiles: down): two k-tiles per register stage up to
+ *    5-bit (int4 12.6 / 14.5, int3 12.0 / 16.0, int2 10.6 / 14.0);
+ *  - short (q|k|v, o): 16 warps and two k-tiles per stage for 2- and
+ *    3-bit, and for 4- and 5-bit where there are <= 256 m-tiles (int4 o 4.9
+ *    / 5.8, int3 q|k|v 6.3 / 7.2).
+ * Other batches keep the ring for 4-bit only (measured before, at batch 1). */
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
     const qj_tensor *t = parts[0];
     memset(out, 0, sizeof *out);
@@ -105,28 +115,38 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     out->K = t->shape[1];
     out->batch = batch;
     for (int i = 0; i < n; i++) out->N += parts[i]->shape[0];
-    int64_t mtn = QJ_IM_MTILES(out->N), kt = QJ_IM_KT(out->K);
+    const int64_t mtn = QJ_IM_MTILES(out->N), kt = QJ_IM_KT(out->K);
+    const int b = out->bits;
     int mt = mtn >= 1024 && batch <= 4 ? 2 : 1;
     out->mt = env_int("QJ_IM_MT", 1, 4, mt);
     int64_t blocks = (mtn + out->mt - 1) / out->mt, w = (3072 + blocks - 1) / blocks, wmax = (kt + 1) / 2;
     if (w > 8) w = 8;
+    int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES;
+    if (batch == 1) {
+        stages = 0;
+        if (mtn >= 1024) {
+            if (b == 4 || b == 5) stages = 4;
+            if (b == 3) w = 8, stages = 6, ring = 45056;
+        } else if (kt >= 64) {
+            if (b <= 5) unroll = 2;
+        } else if (b <= 3 || (b <= 5 && mtn <= 256)) {
+            w = 16, unroll = 2;
+        }
+    }
     if (w > wmax) w = wmax;
     if (w < 1) w = 1;
     out->warps = env_int("QJ_IM_WARPS", 1, 16, (int)w);
-    out->unroll = env_int("QJ_IM_UNROLL", 1, 4, 1);
-    /* stages > 0: a per-warp cp.async ring in shared memory (templates/qj_imv.cu), as many stages as fit.
-     * Default from the H200 measurements (docs/PERFORMANCE.md, 2026-12-01): for 4-bit the ring made
-     * gate+up 23.8 -> 21.1 us and decode 452.6 -> 457.6 tokens/s in one run; for 3-, 5- and 6-bit
-     * decode was 4-10% slower with it, for 8-bit the kernels were even: those keep the registers. */
-    out->stages = env_int("QJ_IM_STAGES", 0, 8, out->bits == 4 ? 4 : 0);
+    out->unroll = env_int("QJ_IM_UNROLL", 1, 4, unroll);
+    /* stages > 0: a per-warp cp.async ring in shared memory (templates/qj_imv.cu), as many stages as fit */
+    out->stages = env_int("QJ_IM_STAGES", 0, 8, stages);
     if (out->stages) {
         /* the ring's budget (QJ_IM_RING bytes overrides), within the 48 KiB of static shared memory
          * a block may have beside the kernel's reduction buffer */
         const int64_t slot = (int64_t)QJ_IM_SLOT_WORDS(out->bits, out->group, out->mt) * 4;
         const int64_t red = out->warps > 1 ? (int64_t)out->warps * out->mt * 16 * batch * 4 : 0;
-        int64_t ring = env_int("QJ_IM_RING", 4096, QJ_IM_SMEM_MAX, QJ_IM_RING_BYTES);
-        if (ring > QJ_IM_SMEM_MAX - red) ring = QJ_IM_SMEM_MAX - red;
-        const int64_t smax = ring / ((int64_t)out->warps * slot);
+        int64_t rb = env_int("QJ_IM_RING", 4096, QJ_IM_SMEM_MAX, ring);
+        if (rb > QJ_IM_SMEM_MAX - red) rb = QJ_IM_SMEM_MAX - red;
+        const int64_t smax = rb / ((int64_t)out->warps * slot);
         out->unroll = 1;
         if (out->stages > smax) out->stages = (int)smax;
         if (out->stages < 2) out->stages = 0;
