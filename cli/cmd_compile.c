@@ -122,8 +122,10 @@ int cmd_compile(int argc, char **argv) {
     } else if (cpu) {
         char list[1024];
         snprintf(list, sizeof list, "%s", cpu_arch ? cpu_arch : "host");
+        /* targets are comma-separated; a comma before '+' or '-' belongs to a FEATURES string */
         int n = 1;
-        for (const char *p = list; *p; p++) n += *p == ',';
+        for (char *p = list; *p; p++)
+            if (*p == ',' && p[1] != '+' && p[1] != '-') *p = '\n', n++;
         cm.run->cpu_code = calloc((size_t)n, sizeof *cm.run->cpu_code);
         if (!cm.run->cpu_code) {
             qj_fail(QJ_ERR_NOMEM, "out of memory");
@@ -131,7 +133,7 @@ int cmd_compile(int argc, char **argv) {
             return cli_error("compile");
         }
         char *save = NULL;
-        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        for (char *t = strtok_r(list, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
             qj_cpu_target tg;
             qj_cpu_code *c = &cm.run->cpu_code[cm.run->n_cpu_code];
             double secs = 0;

@@ -136,7 +136,8 @@ int qj_cpu_code_pick(const qj_model *m, const qj_cpu_target *host, char *why, si
             continue;
         }
         int exact = !strcmp(c->cpu, host->cpu) && !strcmp(c->features ? c->features : "", host->features);
-        int score = exact ? 1 << 20 : count_plus(c->features);
+        int rank = !strcmp(c->level, "avx512") ? 3 : !strcmp(c->level, "avx2") ? 2 : 1; /* then the widest vectors */
+        int score = exact ? 1 << 20 : rank * 10000 + count_plus(c->features);
         if (score > best_score) best = i, best_score = score;
     }
     return best;
@@ -439,6 +440,7 @@ typedef struct irb {
     LLVMModuleRef m;
     LLVMBuilderRef b;
     LLVMTypeRef i16, i32, i64, f32, f16, v32i32, v32i64, v32f32;
+    int soft_f16; /* x86 without F16C: f16 -> f32 in integer ops (LLVM would call __gnu_h2f_ieee) */
 } irb;
 
 static LLVMValueRef ci32(irb *g, int64_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 0); }
@@ -539,7 +541,17 @@ static LLVMValueRef tree_sum(irb *g, LLVMValueRef v) {
 static LLVMValueRef half_to_float(irb *g, LLVMValueRef h16, int bf16) {
     if (bf16)
         return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildZExt(g->b, h16, g->i32, ""), ci32(g, 16), ""), g->f32, "");
-    return LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h16, g->f16, ""), g->f32, "");
+    if (!g->soft_f16) return LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h16, g->f16, ""), g->f32, "");
+    /* exponent and mantissa moved into place read as f32 are the value times 2^-112 (subnormals
+     * included); times 2^112 is exact; what lands at or above 2^16 was inf/NaN; then the sign */
+    LLVMValueRef h = LLVMBuildZExt(g->b, h16, g->i32, "");
+    LLVMValueRef o = LLVMBuildShl(g->b, LLVMBuildAnd(g->b, h, ci32(g, 0x7fff), ""), ci32(g, 13), "");
+    LLVMValueRef f = LLVMBuildFMul(g->b, LLVMBuildBitCast(g->b, o, g->f32, ""), LLVMConstReal(g->f32, 0x1p112), "");
+    LLVMValueRef fb = LLVMBuildBitCast(g->b, f, g->i32, "");
+    LLVMValueRef infnan = LLVMBuildFCmp(g->b, LLVMRealOGE, f, LLVMConstReal(g->f32, 65536.0), "");
+    fb = LLVMBuildSelect(g->b, infnan, LLVMBuildOr(g->b, fb, ci32(g, 0x7f800000), ""), fb, "");
+    fb = LLVMBuildOr(g->b, fb, LLVMBuildShl(g->b, LLVMBuildAnd(g->b, h, ci32(g, 0x8000), ""), ci32(g, 16), ""), "");
+    return LLVMBuildBitCast(g->b, fb, g->f32, "");
 }
 
 static LLVMValueRef gep(irb *g, LLVMTypeRef ty, LLVMValueRef p, LLVMValueRef idx) {
@@ -651,8 +663,10 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
 }
 
 /* A module for triple/tm in context c, and the builder's types. */
-static void irb_begin(irb *g, LLVMContextRef c, const char *name, const char *triple, LLVMTargetMachineRef tm) {
+static void irb_begin(irb *g, LLVMContextRef c, const char *name, const char *triple, const char *features,
+                      LLVMTargetMachineRef tm) {
     g->c = c;
+    g->soft_f16 = (!strncmp(triple, "x86_64", 6) || !strncmp(triple, "i686", 4)) && !has_feature(features, "f16c", 4);
     g->m = LLVMModuleCreateWithNameInContext(name, g->c);
     g->b = LLVMCreateBuilderInContext(g->c);
     g->i16 = LLVMInt16TypeInContext(g->c);
@@ -709,7 +723,7 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
     qj_cpu_kspec_name(s, suffix, name, sizeof name);
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     irb g;
-    irb_begin(&g, LLVMOrcThreadSafeContextGetContext(tsc), name, j->triple, j->tm);
+    irb_begin(&g, LLVMOrcThreadSafeContextGetContext(tsc), name, j->triple, j->features, j->tm);
     build_gemv(&g, s, name);
     qj_status st = irb_finish(&g, j->tm, name);
     if (st) {
@@ -776,7 +790,7 @@ qj_status qj_cpu_aot_compile(const qj_model *m, const qj_cpu_target *t, qj_cpu_c
     }
     LLVMContextRef ctx = LLVMContextCreate();
     irb g;
-    irb_begin(&g, ctx, "qjit_cpu_code", t->triple, tm);
+    irb_begin(&g, ctx, "qjit_cpu_code", t->triple, t->features, tm);
     for (int i = 0; i < n; i++) {
         qj_cpu_code_kernel *k = &out->kernels[i];
         qj_cpu_kspec_name(&specs[i], suffix, k->symbol, sizeof k->symbol);
