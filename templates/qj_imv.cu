@@ -50,6 +50,9 @@
 #ifndef QJ_IM_STAGES
 #define QJ_IM_STAGES 0 /* 0: two stages in registers; S >= 2: a per-warp ring of S stages in shared memory (cp.async) */
 #endif
+#ifndef QJ_IM_XSMEM
+#define QJ_IM_XSMEM 0 /* 1 (ring, batch <= 4): the block copies the prepared activations into dynamic shared memory */
+#endif
 #define QJ_CAT2(a, b) a##b
 #define QJ_CAT(a, b) QJ_CAT2(a, b)
 #define QJ_XKERNEL QJ_CAT(QJ_KERNEL, _x)
@@ -126,6 +129,14 @@ __device__ __forceinline__ float qj_f4(const float4 &v, int i) { return i == 0 ?
 /* Activations are held per stage at batch <= 4 (two n-tiles), else loaded
  * from L1 when used (16 batch rows of fragments would not fit registers). */
 #define QJ_XPF (QJ_NJ <= 2)
+static_assert(QJ_XPF == QJ_IM_XSTAGED(QJ_BATCH), "the compiler's notion of staged activations");
+static_assert(!QJ_IM_XSMEM || (QJ_IM_STAGES && QJ_XPF), "activations in shared memory: ring kernels at batch <= 4");
+/* activation loads: from shared memory (QJ_IM_XSMEM, plain loads) or through the read-only path */
+#if QJ_IM_XSMEM
+#define QJ_XLD(p) (*(p))
+#else
+#define QJ_XLD(p) __ldg(p)
+#endif
 
 /* One pipeline stage: QJ_UNROLL k-tiles of this warp, weights and scales of
  * its QJ_MT m-tiles, and (QJ_XPF) the activations. */
@@ -146,17 +157,17 @@ __device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const fl
     const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
     if (bl < QJ_BATCH) {
         const uint4 *p = xi + (((size_t)bl * QJ_KTN + T) * 16 + (g & 3) * 4 + t) * 2;
-        X[0] = __ldg(p);
-        X[1] = __ldg(p + 1);
+        X[0] = QJ_XLD(p);
+        X[1] = QJ_XLD(p + 1);
     } else {
         X[0] = X[1] = make_uint4(0, 0, 0, 0);
     }
     PW = make_float2(0.0f, 0.0f);
     BS = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (bd < QJ_BATCH) {
-        const float4 w = __ldg(xw + ((size_t)bd * QJ_KTN + T) * 2);
+        const float4 w = QJ_XLD(xw + ((size_t)bd * QJ_KTN + T) * 2);
         PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
-        if (!(t & 1)) BS = __ldg(xw + ((size_t)bd * QJ_KTN + T) * 2 + 1); /* the zero term: once per digit pair */
+        if (!(t & 1)) BS = QJ_XLD(xw + ((size_t)bd * QJ_KTN + T) * 2 + 1); /* the zero term: once per digit pair */
     }
 }
 
@@ -337,6 +348,23 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_cp_commit();
     }
     qj_pdl_wait();
+#if QJ_IM_XSMEM
+    /* every k-tile's prepared activations, copied once by the whole block (the prologue's weight
+     * groups complete with them) */
+    extern __shared__ __align__(16) uint4 qj_xs[];
+    constexpr int NXI = QJ_BATCH * QJ_IM_XI_WORDS(QJ_KTN) / 4, NXW = QJ_BATCH * QJ_IM_XW_FLOAT4(QJ_KTN);
+    for (int c = threadIdx.x; c < NXI + NXW; c += QJ_WARPS * 32)
+        qj_cp16(reinterpret_cast<uint32_t *>(qj_xs + c),
+                reinterpret_cast<const uint32_t *>(c < NXI ? xi + c : reinterpret_cast<const uint4 *>(xw) + (c - NXI)));
+    qj_cp_commit();
+    qj_cp_wait<0>();
+    __syncthreads();
+    const uint4 *XI = qj_xs;
+    const float4 *XW = reinterpret_cast<const float4 *>(qj_xs + NXI);
+#else
+    const uint4 *XI = xi;
+    const float4 *XW = xw;
+#endif
     int slot = 0;
     for (int T0 = warp; T0 < QJ_KTN; T0 += STEP) {
         const int Tn = T0 + (QJ_IM_S - 1) * STEP, refill = slot == 0 ? QJ_IM_S - 1 : slot - 1;
@@ -346,8 +374,8 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         __syncwarp();              /* and every lane's */
         qj_stage St;
         qj_stage_from_smem(ring[warp][slot], lane, St);
-        qj_load_xs(xi, xw, T0, lane, St);
-        qj_compute(St, xi, xw, T0, lane, acc);
+        qj_load_xs(XI, XW, T0, lane, St);
+        qj_compute(St, XI, XW, T0, lane, acc);
         __syncwarp(); /* the slot is read before the next iteration refills it */
         slot = slot == QJ_IM_S - 1 ? 0 : slot + 1;
     }

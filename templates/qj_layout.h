@@ -151,6 +151,8 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
  * slot bytes); the compiler clamps the stages it asks for to that. */
 #define QJ_IM_FOLD(G) ((G) % 128 == 0 ? 4 : (G) % 64 == 0 ? 2 : 1)
 #define QJ_IM_SLOT_WORDS(B, G, MT) ((MT) * (QJ_IM_TILE_WORDS(B) + (4 / QJ_IM_FOLD(G)) * 16))
+/* batches whose activations a warp holds per pipeline stage (one or two n-tiles) */
+#define QJ_IM_XSTAGED(NB) ((NB) <= 4)
 #define QJ_IM_RING_BYTES 28672 /* the compiler's default budget (QJ_IM_RING overrides) */
 #define QJ_IM_SMEM_MAX 49152   /* static shared memory of one block: the ring + the reduction buffer */
 
