@@ -121,7 +121,7 @@ qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dp
     if (L->spec.im) {
         qj_dptr w = L->w[0], s = L->s[0], xi = a->xi, xw = a->xw;
         void *args[] = {&w, &s, &xi, &xw, &y, &y_stride};
-        return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, 0, st, args);
+        return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, L->smem, st, args); /* QJ_IM_XSMEM: the activations */
     }
     if (L->spec.dq) {
         qj_dptr w = L->w[0], s = L->s[0], xq = a->xq, xc = a->xc;

@@ -409,9 +409,43 @@ int main(void) {
     QJ_CHECK(s.mma == 1 && s.nseg == 2 && s.seg[0].N == 64 && s.seg[1].N == 64 && s.seg[1].nparts == 2 && s.N == 128);
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s)); /* one format, sm_80+: the integer-MMA GEMV */
     QJ_CHECK(s.mma == 0 && s.dq == 0 && s.im == 1 && s.N == 128 && s.seg[0].nparts == 2);
-    QJ_CHECK(s.stages == 4 && s.unroll == 1); /* 4-bit: the shared-memory ring by default */
+    QJ_CHECK(s.stages == 0 && s.unroll == 2 && s.warps == 1); /* a short layer at batch 1: two k-tiles per register stage */
+    QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 2, 1, &s));
+    QJ_CHECK(s.stages == 4 && s.unroll == 1 && !s.xsmem); /* 4-bit at other batches: the shared-memory ring */
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
     QJ_CHECK(s.im == 1 && s.mma == 0);
+    { /* batch 1 by shape class (compiler/cuda_codegen.c im_spec) */
+        qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), gu3 = desc("gu3", 3, 128, 28672, 4096);
+        qj_tensor dn4 = desc("dn4", 4, 128, 4096, 14336), dn6 = desc("dn6", 6, 128, 4096, 14336);
+        qj_tensor o4 = desc("o4", 4, 128, 4096, 4096), qkv4 = desc("qkv4", 4, 128, 6144, 4096);
+        const qj_tensor *p[1];
+        p[0] = &gu4; /* wide: the ring, as deep as 28 KiB allows (2 m-tiles x 1088 B per stage and warp) */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 3 && s.unroll == 1 && !s.xsmem);
+        p[0] = &gu3; /* wide 3-bit: 8 warps, a 44 KiB ring */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 3);
+        p[0] = &dn4; /* long K: registers, two k-tiles per stage */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 0 && s.unroll == 2);
+        p[0] = &dn6; /* ... up to 5-bit */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.stages == 0 && s.unroll == 1);
+        p[0] = &o4; /* short, <= 256 m-tiles: 16 warps x two k-tiles */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.warps == 16 && s.unroll == 2 && s.stages == 0);
+        p[0] = &qkv4; /* short, 384 m-tiles, 4-bit: the plain split */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.warps == 8 && s.unroll == 1 && s.stages == 0);
+        setenv("QJ_IM_XSMEM", "1", 1); /* the activations in shared memory: ring kernels only, <= 96 KiB */
+        p[0] = &gu4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.xsmem && qj_gemv_smem_bytes(&s) == 32 * 544);
+        p[0] = &dn4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(!s.xsmem && qj_gemv_smem_bytes(&s) == 0);
+        unsetenv("QJ_IM_XSMEM");
+    }
     {
         const qj_tensor *three[1] = {&k};
         QJ_CHECK_OK(qj_gemv_spec_parts(three, 1, 1, 1, &s));
