@@ -104,8 +104,10 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  *    and 5-bit (int4 18.6 against 21.0 on registers; int5 21.5 / 23.7), 8
  *    warps and a 44 KiB ring for 3-bit (17.4 / 20.9), registers for 2-, 6-
  *    and 8-bit (no ring setting was faster);
- *  - long K (>= 64 k-tiles: down): two k-tiles per register stage up to
- *    5-bit (int4 12.6 / 14.5, int3 12.0 / 16.0, int2 10.6 / 14.0);
+ *  - long K (>= 64 k-tiles: down): for 4-bit the ring with the block's
+ *    activations in shared memory (xsmem; int4 10.7 against 12.6 with two
+ *    k-tiles per register stage, 14.5 with one), else two k-tiles per
+ *    register stage up to 5-bit (int3 12.0 / 16.0, int2 10.6 / 14.0);
  *  - short (q|k|v, o): 16 warps and two k-tiles per stage for 2- and
  *    3-bit, and for 4- and 5-bit where there are <= 256 m-tiles (int4 o 4.9
  *    / 5.8, int3 q|k|v 6.3 / 7.2).
@@ -127,14 +129,15 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     out->mt = env_int("QJ_IM_MT", 1, 4, mt);
     int64_t blocks = (mtn + out->mt - 1) / out->mt, w = (3072 + blocks - 1) / blocks, wmax = (kt + 1) / 2;
     if (w > 8) w = 8;
-    int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES;
+    int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES, xsmem = 0;
     if (batch == 1) {
         stages = 0;
         if (mtn >= 1024) {
             if (b == 4 || b == 5) stages = 4;
             if (b == 3) w = 8, stages = 6, ring = 45056;
         } else if (kt >= 64) {
-            if (b <= 5) unroll = 2;
+            if (b == 4) stages = 4, xsmem = 1;
+            else if (b <= 5) unroll = 2;
         } else if (b <= 3 || (b <= 5 && mtn <= 256)) {
             w = 16, unroll = 2;
         }
@@ -157,10 +160,10 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         if (out->stages > smax) out->stages = (int)smax;
         if (out->stages < 2) out->stages = 0;
     }
-    /* QJ_IM_XSMEM=1: ring kernels at batch <= 4 read the activations from dynamic shared memory
-     * (copied once per block after griddepcontrol.wait) rather than through L1, up to 96 KiB */
+    /* xsmem: ring kernels at batch <= 4 read the activations from dynamic shared memory (copied
+     * once per block after griddepcontrol.wait) rather than through L1, up to 96 KiB of them */
     out->xsmem = out->stages && QJ_IM_XSTAGED(batch) && im_xsmem_bytes(out->K, batch) <= 96 * 1024 &&
-                 env_int("QJ_IM_XSMEM", 0, 1, 0);
+                 env_int("QJ_IM_XSMEM", 0, 1, xsmem);
     out->nseg = 1;
     out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, n};
     return QJ_OK;

@@ -31,7 +31,11 @@
  * Work split: a block owns QJ_MT m-tiles (16 QJ_MT rows); its QJ_WARPS warps
  * split the k-tiles (warp w takes w, w + QJ_WARPS, ...), QJ_UNROLL tiles in
  * flight per warp; partial sums meet in shared memory.
- * Launch: grid = ceil(MTILES / QJ_MT), block = QJ_WARPS * 32;
+ * QJ_IM_XSMEM (ring kernels, batch <= 4): the block first copies every
+ * k-tile's prepared activations into dynamic shared memory (BATCH * KT * 544
+ * bytes) and reads them from there.
+ * Launch: grid = ceil(MTILES / QJ_MT), block = QJ_WARPS * 32, dynamic shared
+ * memory = the activations' bytes with QJ_IM_XSMEM, else 0;
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
  */
 #include "qj_imprep.cuh"

@@ -417,6 +417,7 @@ int main(void) {
     { /* batch 1 by shape class (compiler/cuda_codegen.c im_spec) */
         qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), gu3 = desc("gu3", 3, 128, 28672, 4096);
         qj_tensor dn4 = desc("dn4", 4, 128, 4096, 14336), dn6 = desc("dn6", 6, 128, 4096, 14336);
+        qj_tensor dn3 = desc("dn3", 3, 128, 4096, 14336), dn4w = desc("dn4w", 4, 128, 4096, 28672);
         qj_tensor o4 = desc("o4", 4, 128, 4096, 4096), qkv4 = desc("qkv4", 4, 128, 6144, 4096);
         const qj_tensor *p[1];
         p[0] = &gu4; /* wide: the ring, as deep as 28 KiB allows (2 m-tiles x 1088 B per stage and warp) */
@@ -425,25 +426,36 @@ int main(void) {
         p[0] = &gu3; /* wide 3-bit: 8 warps, a 44 KiB ring */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 3);
-        p[0] = &dn4; /* long K: registers, two k-tiles per stage */
+        p[0] = &dn4; /* long K, 4-bit: the ring, activations in shared memory (112 k-tiles x 544 B) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
-        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 0 && s.unroll == 2);
+        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem);
+        QJ_CHECK(qj_gemv_smem_bytes(&s) == 112 * 544);
+        p[0] = &dn3; /* other long-K widths up to 5-bit: registers, two k-tiles per stage */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 0 && s.unroll == 2 && !s.xsmem);
         p[0] = &dn6; /* ... up to 5-bit */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.stages == 0 && s.unroll == 1);
+        p[0] = &dn4w; /* activations past 96 KiB (224 k-tiles) stay in global memory */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.stages >= 2 && !s.xsmem && qj_gemv_smem_bytes(&s) == 0);
         p[0] = &o4; /* short, <= 256 m-tiles: 16 warps x two k-tiles */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.warps == 16 && s.unroll == 2 && s.stages == 0);
         p[0] = &qkv4; /* short, 384 m-tiles, 4-bit: the plain split */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.warps == 8 && s.unroll == 1 && s.stages == 0);
-        setenv("QJ_IM_XSMEM", "1", 1); /* the activations in shared memory: ring kernels only, <= 96 KiB */
+        setenv("QJ_IM_XSMEM", "1", 1); /* forced: ring kernels only */
         p[0] = &gu4;
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.xsmem && qj_gemv_smem_bytes(&s) == 32 * 544);
-        p[0] = &dn4;
+        p[0] = &dn3;
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(!s.xsmem && qj_gemv_smem_bytes(&s) == 0);
+        setenv("QJ_IM_XSMEM", "0", 1); /* refused */
+        p[0] = &dn4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.stages == 3 && !s.xsmem && qj_gemv_smem_bytes(&s) == 0);
         unsetenv("QJ_IM_XSMEM");
     }
     {
