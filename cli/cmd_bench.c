@@ -31,7 +31,23 @@ static void usage(FILE *f) {
                "  --layer L             layer whose kernels are timed (default 0)\n"
                "  --batch B             activations per kernel launch, 1..64 (default 1)\n"
                "  --iters N             timed launches per kernel (default 200)\n"
-               "  --no-baselines        --kernels on CUDA: time only qjit's kernels (no dense bf16, no cuBLAS)\n");
+               "  --no-baselines        --kernels on CUDA: time only qjit's kernels (no dense bf16, no cuBLAS)\n"
+               "  --fp32-baseline       CPU decode: also time the same model compiled dense fp32 on the\n"
+               "                        reference forward, in this run, and print the speed-up\n");
+}
+
+/* tokens/s of n batch-1 decode steps of m on the CPU forward it has (reference, or m->cpu_matvec) */
+static qj_status cpu_decode(const qj_model *m, int n, double *tps) {
+    qj_state *st = NULL;
+    qj_status s = qj_state_alloc(m, 0, &st);
+    if (s) return s;
+    const float *lg;
+    double t0 = qj_now();
+    for (int i = 0; i < n && !s; i++) s = qj_forward(st, 1 + i % 100, i, &lg);
+    double el = qj_now() - t0;
+    qj_state_free(st);
+    if (!s) *tps = n / el;
+    return s;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -42,12 +58,13 @@ int cmd_bench(int argc, char **argv) {
                                          {"batch", required_argument, 0, 'b'},
                                          {"iters", required_argument, 0, 'i'},
                                          {"no-baselines", no_argument, 0, 'B'},
+                                         {"fp32-baseline", no_argument, 0, 'F'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
     long tokens = 256, layer = 0, batch = 1, iters = 200;
-    int kernels = 0, baselines = 1, o, r;
+    int kernels = 0, baselines = 1, fp32_baseline = 0, o, r;
     while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
             if (r < 0) return cli_error("bench");
@@ -57,6 +74,7 @@ int cmd_bench(int argc, char **argv) {
         case 'n': if (cli_parse_long(optarg, "tokens", 1, 1 << 20, &tokens)) return cli_error("bench"); break;
         case 'k': kernels = 1; break;
         case 'B': baselines = 0; break;
+        case 'F': fp32_baseline = 1; break;
         case 'l': if (cli_parse_long(optarg, "layer", 0, 4095, &layer)) return cli_error("bench"); break;
         case 'b': if (cli_parse_long(optarg, "batch", 1, 64, &batch)) return cli_error("bench"); break;
         case 'i': if (cli_parse_long(optarg, "iters", 5, 100000, &iters)) return cli_error("bench"); break;
@@ -79,16 +97,17 @@ int cmd_bench(int argc, char **argv) {
     if (cpu_kernels) {
         qj_cpu_kbench_report rep;
         if (qj_cpu_kernel_bench(m, (int)layer, (int)iters, &rep)) goto fail;
-        printf("device cpu: %s, %d threads; read ceiling %.1f GB/s (1 GiB, OpenMP sum)\n", rep.target, rep.threads,
-               rep.read_gbs);
-        printf("layer %ld, median of %ld calls, rotating weight copies (> 256 MiB); LLVM-generated kernels\n", layer, iters);
-        printf("%-22s %6s %6s %4s %5s %9s %8s %9s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "jit ms", "us",
-               "GB/s", "%ceil");
+        printf("device cpu: %s, %d threads; read ceiling %.1f GB/s (median of the rows' ceilings)\n", rep.target,
+               rep.threads, rep.read_gbs);
+        printf("layer %ld, median of %ld calls, rotating weight copies (> 256 MiB); LLVM-generated kernels; before each\n"
+               "call a 256 MiB integer-sum read pass, whose median is the row's ceiling\n", layer, iters);
+        printf("%-22s %6s %6s %4s %5s %9s %8s %9s %8s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "jit ms", "us",
+               "GB/s", "ceil", "%ceil");
         for (int i = 0; i < rep.n; i++) {
             const qj_cpu_kbench_row *w = &rep.rows[i];
-            printf("%-22s %6lld %6lld %4d %5d %9.2f %8.1f %9.1f %8.2f %6.1f%%\n", w->what, (long long)w->N, (long long)w->K,
-                   w->bits, w->group, (double)w->weight_bytes / 1048576.0, w->jit_ms, w->us, w->gbs,
-                   100.0 * w->gbs / rep.read_gbs);
+            printf("%-22s %6lld %6lld %4d %5d %9.2f %8.1f %9.1f %8.2f %8.2f %6.1f%%\n", w->what, (long long)w->N,
+                   (long long)w->K, w->bits, w->group, (double)w->weight_bytes / 1048576.0, w->jit_ms, w->us, w->gbs,
+                   w->ceil_gbs, 100.0 * w->gbs / w->ceil_gbs);
         }
         if (!rep.n) printf("(no packed linear in layer %ld: dense weights have no JIT kernel yet)\n", layer);
     } else if (kernels) {
@@ -142,24 +161,34 @@ int cmd_bench(int argc, char **argv) {
         printf("weights read per token %.4f GB; achieved weight bandwidth %.1f GB/s = %.1f%% of the copy ceiling %.1f GB/s\n",
                (double)db.bytes_per_token / 1e9, db.weight_gbs, 100.0 * db.weight_gbs / ceil_gbs, ceil_gbs);
     } else {
-        qj_state *st = NULL;
-        if (qj_state_alloc(m, 0, &st)) goto fail;
-        const float *lg;
         int n = (int)(tokens < m->cfg.seq_len ? tokens : m->cfg.seq_len);
-        double t0 = qj_now();
-        for (int i = 0; i < n; i++)
-            if (qj_forward(st, 1 + i % 100, i, &lg)) {
-                qj_state_free(st);
-                goto fail;
-            }
-        double el = qj_now() - t0;
-        qj_state_free(st);
+        double tps = 0, tps32 = 0;
+        if (cpu_decode(m, n, &tps)) goto fail;
         qj_size_info z;
         qj_model_size(m, &z);
-        printf("device cpu: decode batch 1: %.2f tokens/s over %d tokens (%s); %.4f GB of weights\n", n / el, n,
+        printf("device cpu: decode batch 1: %.2f tokens/s over %d tokens (%s); %.4f GB of weights\n", tps, n,
                cm.cpu_kernels ? "packed linears on the LLVM kernels, the rest on the reference forward"
                               : "reference forward",
                z.gb);
+        if (fp32_baseline) { /* the same model compiled dense fp32, on the reference forward, in this run */
+            if (!cm.src) {
+                fprintf(stderr, "qjit bench: --fp32-baseline needs the source model (--model checkpoint or "
+                                "--synthetic), not a package\n");
+                cli_model_close(&cm);
+                return 2;
+            }
+            qj_plan *p32 = NULL;
+            qj_model *m32 = NULL;
+            qj_compile_stats cs;
+            qj_status st = qj_plan_parse("fp32", cm.src->cfg.n_layers, &p32);
+            if (!st) st = qj_compile_model(cm.src, p32, 0, &m32, &cs);
+            if (!st) st = cpu_decode(m32, n, &tps32);
+            qj_plan_free(p32);
+            qj_model_free(m32);
+            if (st) goto fail;
+            printf("device cpu: fp32 reference forward of the same model, same run: %.2f tokens/s; this plan is %.2fx\n",
+                   tps32, tps / tps32);
+        }
     }
     cli_model_close(&cm);
     return 0;

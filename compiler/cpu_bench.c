@@ -15,27 +15,30 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static qj_status read_ceiling(double *gbs) {
-    const size_t n = ((size_t)1 << 30) / sizeof(float);
-    float *buf = aligned_alloc(64, n * sizeof(float));
-    if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory (1 GiB for the read ceiling)");
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7); /* pages touched by the threads that read them */
-    double t[5], sink = 0;
-    for (int it = 0; it < 5; it++) {
-        double t0 = qj_now(), s = 0;
-        #pragma omp parallel for schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i += 16) {
-            float a = 0;
-            for (int k = 0; k < 16; k++) a += buf[i + k];
-            s += a;
-        }
-        t[it] = qj_now() - t0;
-        sink += s;
+#define QJ_CEIL_BYTES ((size_t)256 << 20)
+
+/* One read pass over the ceiling buffer: seconds (the sums go to *sink). */
+static double read_pass(const uint64_t *buf, uint64_t *sink) {
+    const size_t n = QJ_CEIL_BYTES / 8;
+    uint64_t s = 0;
+    double t0 = qj_now();
+    #pragma omp parallel for schedule(static) reduction(+ : s)
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t a[8];
+        for (int k = 0; k < 8; k++) a[k] = buf[i + k];
+        s += ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
     }
-    free(buf);
-    qsort(t, 5, sizeof t[0], cmp_double);
-    *gbs = (double)(n * sizeof(float)) / t[2] / 1e9 + (sink < 0 ? 1e-30 : 0); /* sink keeps the sums */
+    double t = qj_now() - t0;
+    *sink += s;
+    return t;
+}
+
+static qj_status ceiling_buffer(uint64_t **out) {
+    uint64_t *buf = aligned_alloc(64, QJ_CEIL_BYTES);
+    if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory (256 MiB for the read ceiling)");
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < QJ_CEIL_BYTES / 8; i++) buf[i] = i & 7; /* pages touched by the threads that read them */
+    *out = buf;
     return QJ_OK;
 }
 
@@ -59,7 +62,8 @@ static void free_copy(qj_tensor *c) {
     free((void *)(uintptr_t)c->zeros);
 }
 
-static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, qj_cpu_kbench_row *row) {
+static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, const uint64_t *cbuf,
+                              qj_cpu_kbench_row *row) {
     memset(row, 0, sizeof *row);
     snprintf(row->what, sizeof row->what, "%s", what);
     qj_cpu_kspec ks;
@@ -80,11 +84,13 @@ static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *wha
     int made = 0;
     for (; made < nrot && !s; made++) s = copy_tensor(t, &rot[made]);
     float *x = malloc((size_t)ks.K * sizeof *x), *y = malloc((size_t)ks.N * sizeof *y);
-    double *us = malloc((size_t)iters * sizeof *us);
-    if (!s && (!x || !y || !us)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    double *us = malloc((size_t)iters * sizeof *us), *cs = malloc((size_t)iters * sizeof *cs);
+    uint64_t sink = 0;
+    if (!s && (!x || !y || !us || !cs)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
     for (int64_t k = 0; !s && k < ks.K; k++) x[k] = (float)((k * 2654435761u) % 1000) / 1000.0f - 0.5f;
     for (int i = 0; i < 2 && !s; i++) s = qj_cpu_gemv_run(fn, &rot[i % nrot], x, y);
     for (int i = 0; i < iters && !s; i++) {
+        cs[i] = read_pass(cbuf, &sink);
         double a = qj_now();
         s = qj_cpu_gemv_run(fn, &rot[(i + 2) % nrot], x, y);
         us[i] = (qj_now() - a) * 1e6;
@@ -93,11 +99,14 @@ static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *wha
         qsort(us, (size_t)iters, sizeof *us, cmp_double);
         row->us = us[iters / 2];
         row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
+        qsort(cs, (size_t)iters, sizeof *cs, cmp_double);
+        row->ceil_gbs = (double)QJ_CEIL_BYTES / cs[iters / 2] / 1e9 + (sink == 1 ? 1e-30 : 0); /* sink keeps the sums */
     }
     for (int i = 0; i < made; i++) free_copy(&rot[i]);
     free(x);
     free(y);
     free(us);
+    free(cs);
     return s;
 }
 
@@ -110,17 +119,25 @@ qj_status qj_cpu_kernel_bench(const qj_model *m, int layer, int iters, qj_cpu_kb
     if (s) return s;
     snprintf(out->target, sizeof out->target, "%s", qj_cpu_jit_target(j));
     out->threads = omp_get_max_threads();
-    s = read_ceiling(&out->read_gbs);
+    uint64_t *cbuf = NULL;
+    s = ceiling_buffer(&cbuf);
     static const char *names[QJ_LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     for (int l = 0; l < QJ_LIN_COUNT && !s; l++) {
         const qj_tensor *t = qj_layer_linear((qj_layer *)&m->layers[layer], (qj_linear)l);
         if (t->dtype != QJ_DTYPE_Q) continue;
         char what[64];
         snprintf(what, sizeof what, "layers.*.%s", l < 7 ? names[l] : "?");
-        if (!(s = bench_tensor(j, t, what, iters, &out->rows[out->n]))) out->n++;
+        if (!(s = bench_tensor(j, t, what, iters, cbuf, &out->rows[out->n]))) out->n++;
     }
-    if (!s && m->lm_head.dtype == QJ_DTYPE_Q && !(s = bench_tensor(j, &m->lm_head, "lm_head", iters, &out->rows[out->n])))
+    if (!s && m->lm_head.dtype == QJ_DTYPE_Q && !(s = bench_tensor(j, &m->lm_head, "lm_head", iters, cbuf, &out->rows[out->n])))
         out->n++;
+    free(cbuf);
+    if (out->n) {
+        double c[16];
+        for (int i = 0; i < out->n; i++) c[i] = out->rows[i].ceil_gbs;
+        qsort(c, (size_t)out->n, sizeof c[0], cmp_double);
+        out->read_gbs = c[out->n / 2];
+    }
     qj_cpu_jit_free(j);
     return s;
 }

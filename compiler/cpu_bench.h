@@ -2,10 +2,14 @@
  * ceiling and per-kernel timings of one layer's packed linears and the head,
  * in the same run.
  *
- * Method: the read ceiling is an OpenMP sum over a 1 GiB buffer, median of 5
- * (bytes read / s). Each kernel reads one of R rotating copies of its arrays
- * (together > 256 MiB, far past the last-level cache), rows split across the
- * OpenMP threads; median of `iters` calls after two warm-ups.
+ * Method: each kernel reads one of R rotating copies of its arrays (together
+ * > 256 MiB, far past the last-level cache), rows split across the OpenMP
+ * threads, x prepared per call as in the forward pass; median of `iters`
+ * calls after two warm-ups. The read ceiling is measured next to each
+ * kernel: before every timed call, one OpenMP pass of 64-bit integer sums
+ * (eight independent chains per thread) over a 256 MiB buffer, median of
+ * those `iters` passes, so a kernel and its ceiling share the machine's
+ * state (on a shared VM the bandwidth drifts by 2x within a minute).
  */
 #ifndef QJ_CPU_BENCH_H
 #define QJ_CPU_BENCH_H
@@ -24,12 +28,13 @@ typedef struct qj_cpu_kbench_row {
     uint64_t weight_bytes;  /* codes + scales + zeros */
     double jit_ms;          /* IR build + optimise + JIT compile */
     double us, gbs;         /* median microseconds; weight bytes / time */
+    double ceil_gbs;        /* the read ceiling measured between this kernel's calls */
 } qj_cpu_kbench_row;
 
 typedef struct qj_cpu_kbench_report {
     char target[160];       /* the host CPU LLVM compiled for */
     int threads;
-    double read_gbs;        /* the memory-read ceiling of this run */
+    double read_gbs;        /* the median of the rows' read ceilings */
     int n;
     qj_cpu_kbench_row rows[16];
 } qj_cpu_kbench_report;

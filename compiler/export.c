@@ -124,7 +124,7 @@ static qj_status write_c(const char *path, const char *package, const char *name
     int nk = c ? c->n_kernels : 0;
     for (int i = 0; i < nk; i++)
         fprintf(f, "extern void %s(const uint32_t *, const uint16_t *, const uint16_t *, const float *, const float *, "
-                   "float *, int64_t, int64_t);\n", c->kernels[i].symbol);
+                   "const int8_t *, const float *, float *, int64_t, int64_t);\n", c->kernels[i].symbol);
     fprintf(f, "\nstatic const qjit_kernel kernels[%d] = {\n", nk ? nk : 1);
     for (int i = 0; i < nk; i++) {
         const qj_cpu_code_kernel *k = &c->kernels[i];

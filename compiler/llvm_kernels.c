@@ -89,6 +89,14 @@ static int has_feature(const char *list, const char *name, size_t len) {
     return 0;
 }
 
+int qj_cpu_int_kernels(const char *triple, const char *features) {
+    const char *e = getenv("QJ_CPU_INT"); /* experiments: QJ_CPU_INT=0 keeps the float kernels */
+    if (e && !strcmp(e, "0")) return 0;
+    return !strncmp(triple, "x86_64", 6) && has_feature(features, "avx512vnni", 10) &&
+           has_feature(features, "avx512vbmi", 10) && has_feature(features, "avx512bw", 8) &&
+           has_feature(features, "avx512vl", 8);
+}
+
 static size_t arch_len(const char *triple) {
     const char *d = strchr(triple, '-');
     return d ? (size_t)(d - triple) : strlen(triple);
@@ -441,6 +449,7 @@ typedef struct irb {
     LLVMBuilderRef b;
     LLVMTypeRef i16, i32, i64, f32, f16, v32i32, v32i64, v32f32;
     int soft_f16; /* x86 without F16C: f16 -> f32 in integer ops (LLVM would call __gnu_h2f_ieee) */
+    int vnni;     /* x86 with AVX-512 VNNI, VBMI, BW and VL: the integer kernels (build_gemv_int) */
 } irb;
 
 static LLVMValueRef ci32(irb *g, int64_t v) { return LLVMConstInt(g->i32, (unsigned long long)v, 0); }
@@ -558,19 +567,249 @@ static LLVMValueRef gep(irb *g, LLVMTypeRef ty, LLVMValueRef p, LLVMValueRef idx
     return LLVMBuildInBoundsGEP2(g->b, ty, p, &idx, 1, "");
 }
 
+/* A non-overloaded intrinsic call. */
+static LLVMValueRef call_intrinsic0(irb *g, const char *name, LLVMValueRef *args, unsigned n) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(g->m, id, NULL, 0);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(g->c, id, NULL, 0);
+    return LLVMBuildCall2(g->b, fty, fn, args, n, "");
+}
+
+static LLVMValueRef splat(irb *g, LLVMValueRef v, unsigned n) {
+    LLVMTypeRef vt = LLVMVectorType(LLVMTypeOf(v), n);
+    LLVMValueRef one = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), v, ci32(g, 0), "");
+    return LLVMBuildShuffleVector(g->b, one, LLVMGetUndef(vt), LLVMConstNull(LLVMVectorType(g->i32, n)), "");
+}
+
+/* The scale (as float) and zero of row group sidx. */
+static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMValueRef zeros, LLVMValueRef sidx,
+                       LLVMValueRef *sc, LLVMValueRef *z) {
+    *sc = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, scales, sidx), ""), s->scale_bf16);
+    if (s->symmetric)
+        *z = LLVMBuildFMul(g->b, *sc, LLVMConstReal(g->f32, -(double)(1 << (s->bits - 1))), "z");
+    else
+        *z = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, zeros, sidx), ""), s->scale_bf16);
+}
+
+/* The integer kernel (AVX-512 VNNI + VBMI): per chunk of V = 64 values (32
+ * where groups or the row have an odd number of 32-value blocks), the codes'
+ * V B / 8 bytes are spread so that byte group q holds bytes qB..qB+7 of them
+ * (vpermb), vpmultishiftqb pulls value 8q + j's B bits to byte 8q + j, a mask
+ * leaves the u8 codes; vpdpbusd multiplies them by each of the three int8
+ * digits of x (qj_cpu_kernels.h) into int32 lanes. At a group's end the lanes
+ * become float (d0 + 256 d1 + 65536 d2, exact below 2^24 per lane), times
+ * scale * xds[g], into a float vector; zero * xsum[g] into a scalar. */
+static int int_ktile(void) {
+    const char *e = getenv("QJ_CPU_KTILE"); /* values per k-tile (experiments) */
+    int v = e ? atoi(e) : 1 << 30; /* default: no tiling (measured slower: each row then jumps between segments) */
+    return v < 32 ? 32 : v;
+}
+
+#define QJ_INT_ROWS 4 /* most rows per pass of the integer kernel: each digit load serves them all */
+static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
+    const int B = s->bits;
+    const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
+    const int V = (gb % 2 == 0 && nb % 2 == 0) ? 64 : 32, bpc = V / 32, L = V / 4, nbytes = 4 * B * bpc;
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(g->c), pi8 = LLVMPointerType(i8, 0);
+    LLVMTypeRef vb = LLVMVectorType(i8, (unsigned)V), vin = LLVMVectorType(i8, (unsigned)nbytes),
+                vi = LLVMVectorType(g->i32, (unsigned)L), vf = LLVMVectorType(g->f32, (unsigned)L);
+    const char *mshift = V == 64 ? "llvm.x86.avx512.pmultishift.qb.512" : "llvm.x86.avx512.pmultishift.qb.256";
+    const char *dpbusd = V == 64 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
+    LLVMValueRef codes = LLVMGetParam(fn, 0), scales = LLVMGetParam(fn, 1), zeros = LLVMGetParam(fn, 2),
+                 xsum = LLVMGetParam(fn, 4), xd = LLVMGetParam(fn, 5), xds = LLVMGetParam(fn, 6), y = LLVMGetParam(fn, 7),
+                 row0 = LLVMGetParam(fn, 8), row1 = LLVMGetParam(fn, 9);
+    /* constants: the byte spread (past the chunk's bytes: zeros, which only feed masked-off bits), the
+     * multishift offsets, the code mask */
+    LLVMValueRef spread[64], ctrl[64], mask[64];
+    for (int q = 0; q < V / 8; q++)
+        for (int j = 0; j < 8; j++) {
+            const int src = q * B + j;
+            spread[8 * q + j] = ci32(g, src < nbytes ? src : nbytes);
+            ctrl[8 * q + j] = LLVMConstInt(i8, (unsigned long long)(j * B), 0);
+            mask[8 * q + j] = LLVMConstInt(i8, (unsigned long long)((1 << B) - 1), 0);
+        }
+    LLVMValueRef spreadv = LLVMConstVector(spread, (unsigned)V), ctrlv = LLVMConstVector(ctrl, (unsigned)V),
+                 maskv = LLVMConstVector(mask, (unsigned)V), zin = LLVMConstNull(vin), zi = LLVMConstNull(vi);
+
+    /* k-tiles of whole groups whose digits (3 bytes a value) fit half of a 32 KiB L1: every row of the
+     * range runs through one tile (its partial sums kept in y) before the next */
+    int64_t tg = (int64_t)int_ktile() / s->group;
+    if (tg < 1) tg = 1;
+    if (tg > ng) tg = ng;
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->c, fn, "entry"),
+                      thead = LLVMAppendBasicBlockInContext(g->c, fn, "ktile"),
+                      rhead = LLVMAppendBasicBlockInContext(g->c, fn, "rows"),
+                      ghead = LLVMAppendBasicBlockInContext(g->c, fn, "group"),
+                      chead = LLVMAppendBasicBlockInContext(g->c, fn, "chunk"),
+                      gend = LLVMAppendBasicBlockInContext(g->c, fn, "group_end"),
+                      rend = LLVMAppendBasicBlockInContext(g->c, fn, "rows_end"),
+                      tend = LLVMAppendBasicBlockInContext(g->c, fn, "ktile_end"),
+                      done = LLVMAppendBasicBlockInContext(g->c, fn, "done");
+    LLVMPositionBuilderAtEnd(g->b, entry);
+    LLVMValueRef rlast = LLVMBuildSub(g->b, row1, ci64(g, 1), "rlast");
+    LLVMValueRef scratch = LLVMBuildAlloca(g->b, g->f32, "scratch");
+    LLVMBuildStore(g->b, LLVMConstReal(g->f32, 0.0), scratch);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), thead, done);
+
+    LLVMPositionBuilderAtEnd(g->b, thead);
+    LLVMValueRef t0 = LLVMBuildPhi(g->b, g->i64, "t0"); /* the tile's first group */
+    LLVMValueRef t1 = LLVMBuildAdd(g->b, t0, ci64(g, tg), "");
+    t1 = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, t1, ci64(g, ng), ""), t1, ci64(g, ng), "t1");
+    LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, t0, ci64(g, 0), "first");
+    LLVMBuildBr(g->b, rhead);
+
+    /* R rows at a time: rows past row1 repeat the last one (computed, not stored) */
+    LLVMPositionBuilderAtEnd(g->b, rhead);
+    LLVMValueRef r = LLVMBuildPhi(g->b, g->i64, "r"), rowb[QJ_INT_ROWS], sbase[QJ_INT_ROWS];
+    for (int j = 0; j < R; j++) {
+        LLVMValueRef rj = LLVMBuildAdd(g->b, r, ci64(g, j), "");
+        rj = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rj, row1, ""), rj, rlast, "");
+        rowb[j] = LLVMBuildBitCast(g->b, gep(g, g->i32, codes, LLVMBuildMul(g->b, rj, ci64(g, rw), "")), pi8, "rowb");
+        sbase[j] = LLVMBuildMul(g->b, rj, ci64(g, ng), "");
+    }
+    LLVMBuildBr(g->b, ghead);
+
+    LLVMPositionBuilderAtEnd(g->b, ghead);
+    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "g"), acc[QJ_INT_ROWS], accv[QJ_INT_ROWS];
+    for (int j = 0; j < R; j++) {
+        acc[j] = LLVMBuildPhi(g->b, g->f32, "acc");
+        accv[j] = LLVMBuildPhi(g->b, vf, "accv");
+    }
+    LLVMValueRef b0 = LLVMBuildMul(g->b, gi, ci64(g, gb), "b0");
+    LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, gb), "");
+    bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
+    LLVMBuildBr(g->b, chead);
+
+    LLVMPositionBuilderAtEnd(g->b, chead);
+    LLVMValueRef c = LLVMBuildPhi(g->b, g->i64, "c"), a[QJ_INT_ROWS][3], an[QJ_INT_ROWS][3], xv[3];
+    for (int j = 0; j < R; j++)
+        for (int d = 0; d < 3; d++) a[j][d] = LLVMBuildPhi(g->b, vi, "a");
+    /* digits of blocks c.. : pair c / 2, half c % 2 */
+    LLVMValueRef xoff = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, LLVMBuildUDiv(g->b, c, ci64(g, 2), ""), ci64(g, 192), ""),
+                                     LLVMBuildMul(g->b, LLVMBuildURem(g->b, c, ci64(g, 2), ""), ci64(g, 32), ""), "");
+    for (int d = 0; d < 3; d++) {
+        LLVMValueRef xp = LLVMBuildBitCast(g->b, gep(g, i8, xd, LLVMBuildAdd(g->b, xoff, ci64(g, 64 * d), "")),
+                                           LLVMPointerType(vb, 0), "");
+        xv[d] = LLVMBuildLoad2(g->b, vb, xp, "xd");
+        LLVMSetAlignment(xv[d], 1); /* the runner aligns xd to 64 bytes; the kernel does not rely on it */
+        xv[d] = LLVMBuildBitCast(g->b, xv[d], vi, "");
+    }
+    LLVMValueRef boff = LLVMBuildMul(g->b, c, ci64(g, 4 * B), "");
+    for (int j = 0; j < R; j++) {
+        LLVMValueRef bp = LLVMBuildBitCast(g->b, gep(g, i8, rowb[j], boff), LLVMPointerType(vin, 0), "");
+        LLVMValueRef bytes = LLVMBuildLoad2(g->b, vin, bp, "bytes");
+        LLVMSetAlignment(bytes, 1);
+        LLVMValueRef win = LLVMBuildShuffleVector(g->b, bytes, zin, spreadv, "win");
+        LLVMValueRef ms[2] = {ctrlv, win};
+        LLVMValueRef cod = call_intrinsic0(g, mshift, ms, 2);
+        if (B < 8) cod = LLVMBuildAnd(g->b, cod, maskv, "codes");
+        LLVMValueRef codi = LLVMBuildBitCast(g->b, cod, vi, "");
+        for (int d = 0; d < 3; d++) {
+            LLVMValueRef da[3] = {a[j][d], codi, xv[d]};
+            an[j][d] = call_intrinsic0(g, dpbusd, da, 3);
+        }
+    }
+    LLVMValueRef cn = LLVMBuildAdd(g->b, c, ci64(g, bpc), "");
+    LLVMBasicBlockRef cexit = LLVMGetInsertBlock(g->b);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, cn, bend, ""), chead, gend);
+    {
+        LLVMValueRef cin[2] = {b0, cn};
+        LLVMBasicBlockRef cfrom[2] = {ghead, cexit};
+        LLVMAddIncoming(c, cin, cfrom, 2);
+        for (int j = 0; j < R; j++)
+            for (int d = 0; d < 3; d++) {
+                LLVMValueRef ain[2] = {zi, an[j][d]};
+                LLVMAddIncoming(a[j][d], ain, cfrom, 2);
+            }
+    }
+
+    LLVMPositionBuilderAtEnd(g->b, gend);
+    LLVMValueRef xg = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, xds, gi), "xds");
+    LLVMValueRef xs = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, xsum, gi), "xs");
+    LLVMValueRef accn[QJ_INT_ROWS], accvn[QJ_INT_ROWS];
+    for (int j = 0; j < R; j++) {
+        LLVMValueRef f0 = LLVMBuildSIToFP(g->b, an[j][0], vf, ""), f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""),
+                     f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, "");
+        LLVMValueRef m1[3] = {f1, splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L), f0};
+        LLVMValueRef f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
+        LLVMValueRef m2[3] = {f2, splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
+        f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
+        LLVMValueRef sc, z;
+        scale_zero(g, s, scales, zeros, LLVMBuildAdd(g->b, sbase[j], gi, ""), &sc, &z);
+        LLVMValueRef a1[3] = {z, xs, acc[j]};
+        accn[j] = call_intrinsic(g, "llvm.fmuladd", g->f32, a1, 3);
+        LLVMValueRef a2[3] = {splat(g, LLVMBuildFMul(g->b, sc, xg, ""), (unsigned)L), f, accv[j]};
+        accvn[j] = call_intrinsic(g, "llvm.fmuladd", vf, a2, 3);
+    }
+    LLVMValueRef gn = LLVMBuildAdd(g->b, gi, ci64(g, 1), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, t1, ""), ghead, rend);
+    {
+        LLVMValueRef gin[2] = {t0, gn};
+        LLVMBasicBlockRef gfrom[2] = {rhead, gend};
+        LLVMAddIncoming(gi, gin, gfrom, 2);
+        for (int j = 0; j < R; j++) {
+            LLVMValueRef ain[2] = {LLVMConstReal(g->f32, 0.0), accn[j]}, avin[2] = {LLVMConstNull(vf), accvn[j]};
+            LLVMAddIncoming(acc[j], ain, gfrom, 2);
+            LLVMAddIncoming(accv[j], avin, gfrom, 2);
+        }
+    }
+
+    /* store the rows that exist, next R */
+    LLVMPositionBuilderAtEnd(g->b, rend);
+    for (int j = 0; j < R; j++) {
+        LLVMValueRef rj = LLVMBuildAdd(g->b, r, ci64(g, j), "");
+        LLVMValueRef v = LLVMBuildFAdd(g->b, tree_sum(g, accvn[j]), accn[j], "");
+        /* a repeat of the last row goes to a scratch slot */
+        LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, rj, row1, "");
+        LLVMValueRef yp = LLVMBuildSelect(g->b, in, gep(g, g->f32, y, LLVMBuildSelect(g->b, in, rj, rlast, "")), scratch, "");
+        if (tg < ng) { /* later tiles add to the partial sum */
+            LLVMValueRef old = LLVMBuildLoad2(g->b, g->f32, yp, "");
+            v = LLVMBuildSelect(g->b, first, v, LLVMBuildFAdd(g->b, old, v, ""), "");
+        }
+        LLVMBuildStore(g->b, v, yp);
+    }
+    LLVMValueRef rn = LLVMBuildAdd(g->b, r, ci64(g, R), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rn, row1, ""), rhead, tend);
+    {
+        LLVMValueRef rin[2] = {row0, rn};
+        LLVMBasicBlockRef rfrom[2] = {thead, rend};
+        LLVMAddIncoming(r, rin, rfrom, 2);
+    }
+    LLVMPositionBuilderAtEnd(g->b, tend);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, t1, ci64(g, ng), ""), thead, done);
+    {
+        LLVMValueRef tin[2] = {ci64(g, 0), t1};
+        LLVMBasicBlockRef tfrom[2] = {entry, tend};
+        LLVMAddIncoming(t0, tin, tfrom, 2);
+    }
+    LLVMPositionBuilderAtEnd(g->b, done);
+    LLVMBuildRetVoid(g->b);
+}
+
+static int int_rows(const qj_cpu_kspec *s) {
+    const char *e = getenv("QJ_CPU_ROWS");
+    int r = e ? atoi(e) : (s->K > 8192 ? 4 : 1);
+    return r < 1 ? 1 : r > QJ_INT_ROWS ? QJ_INT_ROWS : r;
+}
+
 static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
     const int B = s->bits;
     const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
-    LLVMTypeRef pi32 = LLVMPointerType(g->i32, 0), pi16 = LLVMPointerType(g->i16, 0), pf32 = LLVMPointerType(g->f32, 0);
-    LLVMTypeRef params[8] = {pi32, pi16, pi16, pf32, pf32, pf32, g->i64, g->i64};
-    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(g->c), params, 8, 0);
+    LLVMTypeRef pi32 = LLVMPointerType(g->i32, 0), pi16 = LLVMPointerType(g->i16, 0), pf32 = LLVMPointerType(g->f32, 0),
+                pi8 = LLVMPointerType(LLVMInt8TypeInContext(g->c), 0);
+    LLVMTypeRef params[10] = {pi32, pi16, pi16, pf32, pf32, pi8, pf32, pf32, g->i64, g->i64};
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(g->c), params, 10, 0);
     LLVMValueRef fn = LLVMAddFunction(g->m, name, fty);
-    for (unsigned i = 0; i < 6; i++) {
+    for (unsigned i = 0; i < 8; i++) {
         LLVMAddAttributeAtIndex(fn, i + 1, LLVMCreateEnumAttribute(g->c, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
     }
+    if (g->vnni) {
+        build_gemv_int(g, s, fn, int_rows(s));
+        return;
+    }
     LLVMValueRef codes = LLVMGetParam(fn, 0), scales = LLVMGetParam(fn, 1), zeros = LLVMGetParam(fn, 2),
-                 x = LLVMGetParam(fn, 3), xsum = LLVMGetParam(fn, 4), y = LLVMGetParam(fn, 5), row0 = LLVMGetParam(fn, 6),
-                 row1 = LLVMGetParam(fn, 7);
+                 x = LLVMGetParam(fn, 3), xsum = LLVMGetParam(fn, 4), y = LLVMGetParam(fn, 7), row0 = LLVMGetParam(fn, 8),
+                 row1 = LLVMGetParam(fn, 9);
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->c, fn, "entry"),
                       rhead = LLVMAppendBasicBlockInContext(g->c, fn, "row"),
                       ghead = LLVMAppendBasicBlockInContext(g->c, fn, "group"),
@@ -667,6 +906,7 @@ static void irb_begin(irb *g, LLVMContextRef c, const char *name, const char *tr
                       LLVMTargetMachineRef tm) {
     g->c = c;
     g->soft_f16 = (!strncmp(triple, "x86_64", 6) || !strncmp(triple, "i686", 4)) && !has_feature(features, "f16c", 4);
+    g->vnni = qj_cpu_int_kernels(triple, features);
     g->m = LLVMModuleCreateWithNameInContext(name, g->c);
     g->b = LLVMCreateBuilderInContext(g->c);
     g->i16 = LLVMInt16TypeInContext(g->c);

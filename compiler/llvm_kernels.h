@@ -47,6 +47,9 @@ const char *qj_cpu_jit_target(const qj_cpu_jit *j);
 /* The kernel of a spec: IR built, verified, optimised (default<O3>), JIT
  * compiled; LLVM's messages become qjit errors. */
 qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn);
+/* Whether kernels for this target are the integer ones (x86-64 with AVX-512 VNNI, VBMI, BW, VL:
+ * u8 codes x int8 digits of x on vpdpbusd) rather than the float ones; QJ_CPU_INT=0 forces float. */
+int qj_cpu_int_kernels(const char *triple, const char *features);
 /* Links a relocatable object (copied) into the JIT; nothing is compiled. */
 qj_status qj_cpu_jit_add_object(qj_cpu_jit *j, const void *obj, size_t len, const char *name);
 /* The address of a symbol of an added object, as a kernel. */

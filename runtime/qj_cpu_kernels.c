@@ -2,6 +2,7 @@
  * model's packed linears (see qj_cpu_kernels.h); no LLVM. */
 #include "qj_cpu_kernels.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,17 +64,48 @@ qj_status qj_cpu_model_specs(const qj_model *m, qj_cpu_kspec **specs, int *n) {
     return QJ_OK;
 }
 
+/* x as the integer kernels read it (qj_cpu_kernels.h): digits xd, group scales xds */
+static void make_digits(const float *x, int64_t K, int group, int8_t *xd, float *xds) {
+    const int64_t ng = QJ_NGROUPS(K, group);
+    memset(xd, 0, QJ_CPU_XD_BYTES(K));
+    for (int64_t gi = 0; gi < ng; gi++) {
+        const int64_t k0 = gi * group, k1 = k0 + group < K ? k0 + group : K;
+        float m = 0.0f;
+        for (int64_t k = k0; k < k1; k++) m = fmaxf(m, fabsf(x[k]));
+        xds[gi] = m > 0.0f ? m / (float)QJ_CPU_XQ : 0.0f;
+        const float inv = m > 0.0f ? (float)QJ_CPU_XQ / m : 0.0f;
+        for (int64_t k = k0; k < k1; k++) {
+            int32_t q = (int32_t)lrintf(x[k] * inv);
+            if (q > QJ_CPU_XQ) q = QJ_CPU_XQ;
+            if (q < -QJ_CPU_XQ) q = -QJ_CPU_XQ;
+            const int32_t d0 = (int32_t)(((uint32_t)q & 255u) ^ 128u) - 128, q1 = (q - d0) / 256;
+            const int32_t d1 = (int32_t)(((uint32_t)q1 & 255u) ^ 128u) - 128, d2 = (q1 - d1) / 256;
+            const int64_t b = k / 32, off = (b / 2) * 192 + (b % 2) * 32 + k % 32;
+            xd[off] = (int8_t)d0;
+            xd[off + 64] = (int8_t)d1;
+            xd[off + 128] = (int8_t)d2;
+        }
+    }
+}
+
 qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x, float *y) {
     qj_cpu_kspec s;
     qj_status st = qj_cpu_kspec_of(w, &s);
     if (st) return st;
     const int64_t nb = QJ_NBLOCKS(s.K), ng = QJ_NGROUPS(s.K, s.group);
-    float xp_local[1024], xs_local[64]; /* small layers: no allocation per call */
+    const size_t xdb = QJ_CPU_XD_BYTES(s.K);
+    /* small layers: no allocation per call */
+    float xp_local[1024], xs_local[64], xds_local[64];
+    _Alignas(64) int8_t xd_local[3072];
     float *xp = nb * 32 <= 1024 ? xp_local : malloc((size_t)(nb * 32) * sizeof *xp);
     float *xs = ng <= 64 ? xs_local : malloc((size_t)ng * sizeof *xs);
-    if (!xp || !xs) {
+    float *xds = ng <= 64 ? xds_local : malloc((size_t)ng * sizeof *xds);
+    int8_t *xd = xdb <= sizeof xd_local ? xd_local : aligned_alloc(64, (xdb + 63) / 64 * 64);
+    if (!xp || !xs || !xds || !xd) {
         if (xp != xp_local) free(xp);
         if (xs != xs_local) free(xs);
+        if (xds != xds_local) free(xds);
+        if (xd != xd_local) free(xd);
         return qj_fail(QJ_ERR_NOMEM, "out of memory");
     }
     memcpy(xp, x, (size_t)s.K * sizeof *xp);
@@ -90,22 +122,25 @@ qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x,
     }
     memset(xs, 0, (size_t)ng * sizeof *xs);
     for (int64_t k = 0; k < s.K; k++) xs[k / s.group] += x[k];
+    make_digits(x, s.K, s.group, xd, xds);
     const int64_t N = s.N;
     const uint32_t *codes = (const uint32_t *)w->data;
     const uint16_t *sc = (const uint16_t *)w->scales, *zr = (const uint16_t *)w->zeros;
     if (N * s.K < (1 << 16) || omp_in_parallel()) {
-        fn(codes, sc, zr, xp, xs, y, 0, N);
+        fn(codes, sc, zr, xp, xs, xd, xds, y, 0, N);
     } else {
         #pragma omp parallel
         {
             /* contiguous rows per thread: each streams its own part of the weights */
             const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
             const int64_t r0 = N * t / nt, r1 = N * (t + 1) / nt;
-            if (r1 > r0) fn(codes, sc, zr, xp, xs, y, r0, r1);
+            if (r1 > r0) fn(codes, sc, zr, xp, xs, xd, xds, y, r0, r1);
         }
     }
     if (xp != xp_local) free(xp);
     if (xs != xs_local) free(xs);
+    if (xds != xds_local) free(xds);
+    if (xd != xd_local) free(xd);
     return QJ_OK;
 }
 

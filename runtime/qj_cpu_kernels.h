@@ -25,8 +25,7 @@ extern "C" {
 
 /* The calling convention below; a kernel compiled for another ABI (a package
  * written by a qjit with a different one) is not used. */
-#define QJ_CPU_KERNEL_ABI 1
-
+#define QJ_CPU_KERNEL_ABI 2
 /* One linear layer's CPU kernel: packed weights (bits 2..8), resolved group
  * (a multiple of 32; per channel = K rounded up to 32), shape N x K. */
 typedef struct qj_cpu_kspec {
@@ -35,15 +34,25 @@ typedef struct qj_cpu_kspec {
     int symmetric, scale_bf16;
 } qj_cpu_kspec;
 
+/* The integer kernels' activations: per group g, xds[g] = max |x| over the
+ * group / QJ_CPU_XQ, and each x[k] as q = round(x[k] / xds[g]) (|q| <=
+ * QJ_CPU_XQ) in three balanced base-256 digits (int8, q = d0 + 256 d1 +
+ * 65536 d2), stored per pair p of 32-value blocks: digit d of x[32 b + i] at
+ * xd[(3 p + d) * 64 + 32 (b % 2) + i], p = b / 2 (zero past K). */
+#define QJ_CPU_XQ 8355711
+#define QJ_CPU_XD_BYTES(K) ((size_t)((QJ_NBLOCKS(K) + 1) / 2) * 192)
+
 /* y[r] = sum_k W[r][k] x[k] for rows [row0, row1): codes uint32
  * [N][QJ_ROW_WORDS(K, bits)], scales (and zeros, asymmetric) uint16
  * [N][NGROUPS] as f16 or bf16, x fp32 [NBLOCKS*32] zero past K (for 2 and
  * 4 bits each 32-value block re-ordered so that value (8/bits) i + m sits at
- * m*4*bits + i: qj_cpu_gemv_run does it), xsum fp32 [NGROUPS] = the sums of x
- * over each group. */
+ * m*4*bits + i), xsum fp32 [NGROUPS] = the sums of x over each group, xd and
+ * xds the same x as digits (above). qj_cpu_gemv_run makes all of them; a
+ * kernel reads x (the float kernels) or xd and xds (the integer kernels, on
+ * x86 with AVX-512 VNNI and VBMI). */
 typedef void (*qj_cpu_gemv_fn)(const uint32_t *codes, const uint16_t *scales, const uint16_t *zeros, const float *x,
-                               const float *xsum, float *y, int64_t row0, int64_t row1);
-
+                               const float *xsum, const int8_t *xd, const float *xds, float *y, int64_t row0,
+                               int64_t row1);
 /* The spec of a packed tensor (QJ_ERR_INVALID for other dtypes). */
 qj_status qj_cpu_kspec_of(const qj_tensor *w, qj_cpu_kspec *s);
 int qj_cpu_kspec_equal(const qj_cpu_kspec *a, const qj_cpu_kspec *b);

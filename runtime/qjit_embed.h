@@ -49,7 +49,8 @@ typedef int qjit_status;
 /* A generated CPU kernel: y[r] = W[r] . x for rows [row0, row1) of one
  * packed linear (calling convention: runtime/qj_cpu_kernels.h). */
 typedef void (*qjit_kernel_fn)(const uint32_t *codes, const uint16_t *scales, const uint16_t *zeros, const float *x,
-                               const float *xsum, float *y, int64_t row0, int64_t row1);
+                               const float *xsum, const int8_t *xd, const float *xds, float *y, int64_t row0,
+                               int64_t row1);
 
 /* One kernel of an export: the spec it computes and its linked-in code. */
 typedef struct qjit_kernel {

@@ -96,6 +96,12 @@ fi
 expect_fail '--layer 7 out of range' "$Q" bench --kernels --device cpu --synthetic tiny --plan int4-g32 --layer 7
 expect_fail 'QJ_CPU_KERNELS="llvm": expected jit' env QJ_CPU_KERNELS=llvm "$Q" bench --synthetic tiny --plan int4-g32 --tokens 4
 expect_ok env QJ_CPU_KERNELS=reference "$Q" bench --synthetic tiny --plan int4-g32 --tokens 4
+# --fp32-baseline: the same model dense fp32 in the same run, and the ratio
+out=$("$Q" bench --synthetic tiny --plan int4-g32 --tokens 4 --fp32-baseline 2>&1)
+case "$out" in *"decode batch 1: "*"fp32 reference forward of the same model, same run: "*"tokens/s; this plan is "*x*) ok ;;
+  *) bad "bench --fp32-baseline output: $out" ;; esac
+"$Q" compile --synthetic tiny --plan int4-g32 -o "$T/b.qjp" >/dev/null 2>&1
+expect_fail '--fp32-baseline needs the source model' "$Q" bench --model "$T/b.qjp" --tokens 4 --fp32-baseline
 
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"
