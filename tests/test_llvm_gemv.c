@@ -30,12 +30,22 @@ int main(int argc, char **argv) {
     if (!j) return qj_test_finish();
     printf("LLVM target %s\n", qj_cpu_jit_target(j));
     static const int groups[] = {32, 64, 128, 256, 512, 0};
-    static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}};
+    static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}};
+    /* passes: the shipped kernels; the integer kernels' knobs (3 rows per pass, k-tiles of 96 values);
+     * the float kernels (what hosts without VNNI get) */
+    static const char *const pass_env[3][3] = {{NULL, NULL, NULL}, {"3", "96", NULL}, {NULL, NULL, "0"}};
+    static const char *const pass_name[3] = {"shipped", "QJ_CPU_ROWS=3 QJ_CPU_KTILE=96", "QJ_CPU_INT=0"};
+    for (int pass = 0; pass < 3; pass++) {
+    static const char *const vars[3] = {"QJ_CPU_ROWS", "QJ_CPU_KTILE", "QJ_CPU_INT"};
+    for (int v = 0; v < 3; v++) {
+        if (pass_env[pass][v]) setenv(vars[v], pass_env[pass][v], 1);
+        else unsetenv(vars[v]);
+    }
     int checked = 0, bad = 0;
     double worst = 0;
     for (int B = 2; B <= 8; B++)
         for (int gi = 0; gi < 6; gi++)
-            for (int si = 0; si < 5; si++) {
+            for (int si = 0; si < 6; si++) {
                 const int64_t N = shapes[si][0], K = shapes[si][1];
                 const int sym = (B + gi + si) % 2, bf16 = (B + si) % 3 == 0;
                 float *w = malloc((size_t)(N * K) * sizeof *w), *x = malloc((size_t)K * sizeof *x);
@@ -90,7 +100,12 @@ int main(int argc, char **argv) {
                 free(y);
                 free(row);
             }
-    printf("%d LLVM kernels checked against the C reference, %d bad, worst relative error %.3g\n", checked, bad, worst);
+    printf("%s: %d LLVM kernels checked against the C reference, %d bad, worst relative error %.3g\n", pass_name[pass],
+           checked, bad, worst);
+    }
+    unsetenv("QJ_CPU_ROWS");
+    unsetenv("QJ_CPU_KTILE");
+    unsetenv("QJ_CPU_INT");
     /* bad specs and dtypes are refused with the reason */
     qj_cpu_kspec badspec = {9, 128, 4, 64, 0, 0};
     qj_cpu_gemv_fn fn = NULL;
