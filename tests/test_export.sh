@@ -50,6 +50,11 @@ for f in qjit_embed.h qjit_export.h stories.c stories_cpu.o libqjit_embed.a qjit
   [ -s "$E/$f" ] && ok || bad "export lacks $f"
 done
 cmp -s "$E/qjit_embed.h" "$SRC/runtime/qjit_embed.h" && ok || bad "exported qjit_embed.h differs from runtime/qjit_embed.h"
+# the runtime an export links is built for the x86-64 baseline (no AVX/AVX-512 registers), not this machine
+if [ "$(uname -m)" = x86_64 ] && command -v objdump >/dev/null; then
+  n=$(objdump -d "$E/libqjit_embed.a" | grep -cE '%[yz]mm[0-9]')
+  [ "$n" -eq 0 ] && ok || bad "libqjit_embed.a uses $n AVX/AVX-512 register instructions"
+fi
 err=$("$Q" export --model "$T/stories.qjp" -o "$E" 2>&1); rc=$?
 [ $rc -ne 0 ] && ok || bad "export over an existing directory succeeded"
 has "$err" "already exists" "existing directory"
