@@ -86,6 +86,10 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "qjit bench: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
+    if (fp32_baseline && (kernels || cm.cuda)) {
+        fprintf(stderr, "qjit bench: --fp32-baseline goes with CPU decode (no --kernels, no --device cuda)\n");
+        return 2;
+    }
     int cpu_kernels = kernels && cm.device_set && !cm.cuda; /* --kernels --device cpu: the LLVM kernels */
     int want_cuda = cm.cuda || (kernels && !cpu_kernels);
     cm.cuda = want_cuda && !kernels; /* --kernels builds its own kernels, not the whole model */
