@@ -599,12 +599,6 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
  * digits of x (qj_cpu_kernels.h) into int32 lanes. At a group's end the lanes
  * become float (d0 + 256 d1 + 65536 d2, exact below 2^24 per lane), times
  * scale * xds[g], into a float vector; zero * xsum[g] into a scalar. */
-static int int_ktile(void) {
-    const char *e = getenv("QJ_CPU_KTILE"); /* values per k-tile (experiments) */
-    int v = e ? atoi(e) : 1 << 30; /* default: no tiling (measured slower: each row then jumps between segments) */
-    return v < 32 ? 32 : v;
-}
-
 #define QJ_INT_ROWS 4 /* most rows per pass of the integer kernel: each digit load serves them all */
 static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
     const int B = s->bits;
@@ -631,32 +625,18 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMValueRef spreadv = LLVMConstVector(spread, (unsigned)V), ctrlv = LLVMConstVector(ctrl, (unsigned)V),
                  maskv = LLVMConstVector(mask, (unsigned)V), zin = LLVMConstNull(vin), zi = LLVMConstNull(vi);
 
-    /* k-tiles of whole groups whose digits (3 bytes a value) fit half of a 32 KiB L1: every row of the
-     * range runs through one tile (its partial sums kept in y) before the next */
-    int64_t tg = (int64_t)int_ktile() / s->group;
-    if (tg < 1) tg = 1;
-    if (tg > ng) tg = ng;
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->c, fn, "entry"),
-                      thead = LLVMAppendBasicBlockInContext(g->c, fn, "ktile"),
                       rhead = LLVMAppendBasicBlockInContext(g->c, fn, "rows"),
                       ghead = LLVMAppendBasicBlockInContext(g->c, fn, "group"),
                       chead = LLVMAppendBasicBlockInContext(g->c, fn, "chunk"),
                       gend = LLVMAppendBasicBlockInContext(g->c, fn, "group_end"),
                       rend = LLVMAppendBasicBlockInContext(g->c, fn, "rows_end"),
-                      tend = LLVMAppendBasicBlockInContext(g->c, fn, "ktile_end"),
                       done = LLVMAppendBasicBlockInContext(g->c, fn, "done");
     LLVMPositionBuilderAtEnd(g->b, entry);
     LLVMValueRef rlast = LLVMBuildSub(g->b, row1, ci64(g, 1), "rlast");
     LLVMValueRef scratch = LLVMBuildAlloca(g->b, g->f32, "scratch");
     LLVMBuildStore(g->b, LLVMConstReal(g->f32, 0.0), scratch);
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), thead, done);
-
-    LLVMPositionBuilderAtEnd(g->b, thead);
-    LLVMValueRef t0 = LLVMBuildPhi(g->b, g->i64, "t0"); /* the tile's first group */
-    LLVMValueRef t1 = LLVMBuildAdd(g->b, t0, ci64(g, tg), "");
-    t1 = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, t1, ci64(g, ng), ""), t1, ci64(g, ng), "t1");
-    LLVMValueRef first = LLVMBuildICmp(g->b, LLVMIntEQ, t0, ci64(g, 0), "first");
-    LLVMBuildBr(g->b, rhead);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), rhead, done);
 
     /* R rows at a time: rows past row1 repeat the last one (computed, not stored) */
     LLVMPositionBuilderAtEnd(g->b, rhead);
@@ -742,9 +722,9 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         accvn[j] = call_intrinsic(g, "llvm.fmuladd", vf, a2, 3);
     }
     LLVMValueRef gn = LLVMBuildAdd(g->b, gi, ci64(g, 1), "");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, t1, ""), ghead, rend);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, ci64(g, ng), ""), ghead, rend);
     {
-        LLVMValueRef gin[2] = {t0, gn};
+        LLVMValueRef gin[2] = {ci64(g, 0), gn};
         LLVMBasicBlockRef gfrom[2] = {rhead, gend};
         LLVMAddIncoming(gi, gin, gfrom, 2);
         for (int j = 0; j < R; j++) {
@@ -762,25 +742,14 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         /* a repeat of the last row goes to a scratch slot */
         LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, rj, row1, "");
         LLVMValueRef yp = LLVMBuildSelect(g->b, in, gep(g, g->f32, y, LLVMBuildSelect(g->b, in, rj, rlast, "")), scratch, "");
-        if (tg < ng) { /* later tiles add to the partial sum */
-            LLVMValueRef old = LLVMBuildLoad2(g->b, g->f32, yp, "");
-            v = LLVMBuildSelect(g->b, first, v, LLVMBuildFAdd(g->b, old, v, ""), "");
-        }
         LLVMBuildStore(g->b, v, yp);
     }
     LLVMValueRef rn = LLVMBuildAdd(g->b, r, ci64(g, R), "");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rn, row1, ""), rhead, tend);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rn, row1, ""), rhead, done);
     {
         LLVMValueRef rin[2] = {row0, rn};
-        LLVMBasicBlockRef rfrom[2] = {thead, rend};
+        LLVMBasicBlockRef rfrom[2] = {entry, rend};
         LLVMAddIncoming(r, rin, rfrom, 2);
-    }
-    LLVMPositionBuilderAtEnd(g->b, tend);
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, t1, ci64(g, ng), ""), thead, done);
-    {
-        LLVMValueRef tin[2] = {ci64(g, 0), t1};
-        LLVMBasicBlockRef tfrom[2] = {entry, tend};
-        LLVMAddIncoming(t0, tin, tfrom, 2);
     }
     LLVMPositionBuilderAtEnd(g->b, done);
     LLVMBuildRetVoid(g->b);
@@ -864,20 +833,12 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
 
     /* group end: accv += scale * v, acc += zero * xsum[g] */
     LLVMPositionBuilderAtEnd(g->b, gend);
-    LLVMValueRef sidx = LLVMBuildAdd(g->b, sbase, gi, "");
-    LLVMValueRef sc = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, scales, sidx), ""), s->scale_bf16);
-    LLVMValueRef z;
-    if (s->symmetric)
-        z = LLVMBuildFMul(g->b, sc, LLVMConstReal(g->f32, -(double)(1 << (B - 1))), "z");
-    else
-        z = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, zeros, sidx), ""), s->scale_bf16);
+    LLVMValueRef sc, z;
+    scale_zero(g, s, scales, zeros, LLVMBuildAdd(g->b, sbase, gi, ""), &sc, &z);
     LLVMValueRef xs = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, xsum, gi), "xs");
     LLVMValueRef a1[3] = {z, xs, acc};
     LLVMValueRef accn = call_intrinsic(g, "llvm.fmuladd", g->f32, a1, 3);
-    LLVMValueRef one = LLVMBuildInsertElement(g->b, LLVMGetUndef(vacc), sc, ci32(g, 0), "");
-    LLVMValueRef scv = LLVMBuildShuffleVector(g->b, one, LLVMGetUndef(vacc),
-                                              LLVMConstNull(LLVMVectorType(g->i32, LLVMGetVectorSize(vacc))), "scv");
-    LLVMValueRef a2[3] = {scv, vn, accv};
+    LLVMValueRef a2[3] = {splat(g, sc, LLVMGetVectorSize(vacc)), vn, accv};
     LLVMValueRef accvn = call_intrinsic(g, "llvm.fmuladd", vacc, a2, 3);
     LLVMValueRef gn = LLVMBuildAdd(g->b, gi, ci64(g, 1), "");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, ci64(g, ng), ""), ghead, rend);

@@ -31,13 +31,13 @@ int main(int argc, char **argv) {
     printf("LLVM target %s\n", qj_cpu_jit_target(j));
     static const int groups[] = {32, 64, 128, 256, 512, 0};
     static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}};
-    /* passes: the shipped kernels; the integer kernels' knobs (3 rows per pass, k-tiles of 96 values);
-     * the float kernels (what hosts without VNNI get) */
-    static const char *const pass_env[3][3] = {{NULL, NULL, NULL}, {"3", "96", NULL}, {NULL, NULL, "0"}};
-    static const char *const pass_name[3] = {"shipped", "QJ_CPU_ROWS=3 QJ_CPU_KTILE=96", "QJ_CPU_INT=0"};
+    /* passes: the shipped kernels; the integer kernels' rows-per-pass knob (3, every shape); the float
+     * kernels (what hosts without VNNI get) */
+    static const char *const pass_env[3][2] = {{NULL, NULL}, {"3", NULL}, {NULL, "0"}};
+    static const char *const pass_name[3] = {"shipped", "QJ_CPU_ROWS=3", "QJ_CPU_INT=0"};
     for (int pass = 0; pass < 3; pass++) {
-    static const char *const vars[3] = {"QJ_CPU_ROWS", "QJ_CPU_KTILE", "QJ_CPU_INT"};
-    for (int v = 0; v < 3; v++) {
+    static const char *const vars[2] = {"QJ_CPU_ROWS", "QJ_CPU_INT"};
+    for (int v = 0; v < 2; v++) {
         if (pass_env[pass][v]) setenv(vars[v], pass_env[pass][v], 1);
         else unsetenv(vars[v]);
     }
@@ -104,7 +104,6 @@ int main(int argc, char **argv) {
            checked, bad, worst);
     }
     unsetenv("QJ_CPU_ROWS");
-    unsetenv("QJ_CPU_KTILE");
     unsetenv("QJ_CPU_INT");
     /* bad specs and dtypes are refused with the reason */
     qj_cpu_kspec badspec = {9, 128, 4, 64, 0, 0};
