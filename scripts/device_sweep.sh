@@ -5,7 +5,8 @@
 # llama3-8b) over its knobs, for each plan given. One line per setting and
 # timing mode: kernel us (%ceil) of each linear and the head. Full bench
 # output in $out/sweep/.
-#   scripts/device_sweep.sh PLAN... ; the settings: $SWEEP_SET (one per line) or the defaults below
+#   scripts/device_sweep.sh PLAN... ; the settings: $SWEEP_SET (one per line) or the defaults below;
+#   $SWEEP_ARGS: more bench arguments (e.g. --batch 16)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${out:-${OUT:-/tmp/out}}
@@ -24,7 +25,7 @@ for plan in "$@"; do
     vars=$set; [ "$set" = default ] && vars=""
     log="$out/sweep/$(basename "$plan" .json)_$(echo "$set" | tr ' =' '_-').log"
     env $vars ./build-gpu/qjit bench --kernels --synthetic examples/configs/llama3-8b-1layer.json --plan "$plan" \
-      --iters 30 --no-baselines > "$log" 2>&1
+      --iters 30 --no-baselines ${SWEEP_ARGS:-} > "$log" 2>&1
     awk -v p="$(basename "$plan" .json)" -v s="$set" '
       /^cold:|cold: median/ {m="cold"} /back-to-back: median/ {m="b2b"}
       /^layers|^lm_head/ {sub(/^layers\.\*\./, "", $1); r[m] = r[m] sprintf(" %s %s (%s)", $1, $7, $10)}

@@ -34,8 +34,17 @@
  * QJ_IM_XSMEM (ring kernels, batch <= 4): the block first copies every
  * k-tile's prepared activations into dynamic shared memory (BATCH * KT * 544
  * bytes) and reads them from there.
- * Launch: grid = ceil(MTILES / QJ_MT), block = QJ_WARPS * 32, dynamic shared
- * memory = the activations' bytes with QJ_IM_XSMEM, else 0;
+ * QJ_IM_BX (batch > 4): block-shared activations. The warps split the
+ * m-tiles instead (warp w owns QJ_MT of the block's QJ_WARPS * QJ_MT) and walk
+ * every k-tile together through one block-wide ring of QJ_IM_STAGES slots in
+ * dynamic shared memory: per slot the k-tile's prepared activations of every
+ * batch row (BATCH * 544 bytes, fetched once for all the block's rows), then
+ * each warp's weights and scales. At batch 16 the activations are 8x the
+ * bytes of a 4-bit m-tile's weights, so without this sharing every block
+ * re-reads them from L2 (they do not stay in L1).
+ * Launch: grid = ceil(MTILES / QJ_MT) (QJ_IM_BX: ceil(MTILES / (QJ_WARPS *
+ * QJ_MT))), block = QJ_WARPS * 32, dynamic shared memory = the activations'
+ * bytes with QJ_IM_XSMEM, QJ_IM_STAGES * QJ_IM_BX_SLOT * 4 with QJ_IM_BX, else 0;
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
  */
 #include "qj_imprep.cuh"
@@ -57,6 +66,9 @@
 #ifndef QJ_IM_XSMEM
 #define QJ_IM_XSMEM 0 /* 1 (ring, batch <= 4): the block copies the prepared activations into dynamic shared memory */
 #endif
+#ifndef QJ_IM_BX
+#define QJ_IM_BX 0 /* 1 (ring): warps split the m-tiles and share each k-tile's activations through a block-wide ring */
+#endif
 #define QJ_CAT2(a, b) a##b
 #define QJ_CAT(a, b) QJ_CAT2(a, b)
 #define QJ_XKERNEL QJ_CAT(QJ_KERNEL, _x)
@@ -77,8 +89,13 @@ static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 16, "batch 1..16");
 #define QJ_IM_S QJ_IM_STAGES /* the compiler chose a depth that fits (compiler/cuda_codegen.c im_spec) */
 #define QJ_IM_RED_BYTES (QJ_WARPS > 1 ? QJ_WARPS * QJ_MT * 16 * QJ_BATCH * 4 : 0)
 static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages");
-static_assert(QJ_IM_STAGES == 0 || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT * 4 + QJ_IM_RED_BYTES <= QJ_IM_SMEM_MAX,
+static_assert(QJ_IM_STAGES == 0 || QJ_IM_BX || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT * 4 + QJ_IM_RED_BYTES <= QJ_IM_SMEM_MAX,
               "the ring and the reduction buffer fit a block's static shared memory");
+static_assert(!QJ_IM_BX || QJ_IM_STAGES >= 2, "block-shared activations: a ring of >= 2 stages");
+/* QJ_IM_BX's ring slot, words: the k-tile's activations of every batch row (QJ_BATCH * 32
+ * uint4 of digits, then QJ_BATCH * 2 float4 of weights and sums), then each warp's weights */
+#define QJ_IM_BX_XWORDS (QJ_BATCH * 34 * 4)
+#define QJ_IM_BX_SLOT (QJ_IM_BX_XWORDS + QJ_WARPS * QJ_IM_SLOT)
 
 /* streamed weights: not kept in L1 (the activations live there) */
 __device__ __forceinline__ uint4 qj_ld4(const uint32_t *p) {
@@ -136,7 +153,7 @@ __device__ __forceinline__ float qj_f4(const float4 &v, int i) { return i == 0 ?
 static_assert(QJ_XPF == QJ_IM_XSTAGED(QJ_BATCH), "the compiler's notion of staged activations");
 static_assert(!QJ_IM_XSMEM || (QJ_IM_STAGES && QJ_XPF), "activations in shared memory: ring kernels at batch <= 4");
 /* activation loads: from shared memory (QJ_IM_XSMEM, plain loads) or through the read-only path */
-#if QJ_IM_XSMEM
+#if QJ_IM_XSMEM || QJ_IM_BX
 #define QJ_XLD(p) (*(p))
 #else
 #define QJ_XLD(p) __ldg(p)
@@ -155,12 +172,13 @@ struct qj_stage {
 };
 
 /* activations of n-tile j of k-tile T for this lane: B fragments, digit weights, block sums */
-__device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int j,
-                                          int lane, uint4 (&X)[2], float2 &PW, float4 &BS) {
+/* (ktn: the k-tiles per batch row in xi/xw: QJ_KTN in global memory, 1 in a QJ_IM_BX slot) */
+__device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int ktn,
+                                          int j, int lane, uint4 (&X)[2], float2 &PW, float4 &BS) {
     const int g = lane >> 2, t = lane & 3;
     const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
     if (bl < QJ_BATCH) {
-        const uint4 *p = xi + (((size_t)bl * QJ_KTN + T) * 16 + (g & 3) * 4 + t) * 2;
+        const uint4 *p = xi + (((size_t)bl * ktn + T) * 16 + (g & 3) * 4 + t) * 2;
         X[0] = QJ_XLD(p);
         X[1] = QJ_XLD(p + 1);
     } else {
@@ -169,9 +187,9 @@ __device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const fl
     PW = make_float2(0.0f, 0.0f);
     BS = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     if (bd < QJ_BATCH) {
-        const float4 w = QJ_XLD(xw + ((size_t)bd * QJ_KTN + T) * 2);
+        const float4 w = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2);
         PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
-        if (!(t & 1)) BS = QJ_XLD(xw + ((size_t)bd * QJ_KTN + T) * 2 + 1); /* the zero term: once per digit pair */
+        if (!(t & 1)) BS = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2 + 1); /* the zero term: once per digit pair */
     }
 }
 
@@ -195,18 +213,18 @@ __device__ __forceinline__ void qj_load_w(const uint32_t *__restrict__ wq, const
     }
 }
 
-__device__ __forceinline__ void qj_load_xs(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T0, int lane,
-                                           qj_stage &S) {
+__device__ __forceinline__ void qj_load_xs(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T0, int ktn,
+                                           int lane, qj_stage &S) {
 #if QJ_XPF
 #pragma unroll
     for (int u = 0; u < QJ_UNROLL; u++)
 #pragma unroll
-        for (int j = 0; j < QJ_NJ; j++) qj_load_x(xi, xw, qj_tile(T0, u), j, lane, S.X[u][j], S.PW[u][j], S.BS[u][j]);
+        for (int j = 0; j < QJ_NJ; j++) qj_load_x(xi, xw, qj_tile(T0, u), ktn, j, lane, S.X[u][j], S.PW[u][j], S.BS[u][j]);
 #endif
 }
 
 __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__restrict__ xi, const float4 *__restrict__ xw,
-                                           int T0, int lane, float (&acc)[QJ_MT][QJ_NJ][2]) {
+                                           int T0, int ktn, int lane, float (&acc)[QJ_MT][QJ_NJ][2]) {
     constexpr int WA = QJ_IM_WA(QJ_BITS), W2 = WA, W1 = WA + 4 * QJ_DQ_P2(QJ_BITS);
 #pragma unroll
     for (int u = 0; u < QJ_UNROLL; u++) {
@@ -246,7 +264,7 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 uint4 X[2];
                 float2 PW;
                 float4 BS;
-                qj_load_x(xi, xw, T, j, lane, X, PW, BS);
+                qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS);
 #endif
                 float bsum = 0.0f;
 #pragma unroll
@@ -327,13 +345,39 @@ __device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lan
             S.SC[0][m][f] = *reinterpret_cast<const uint2 *>(slot + QJ_MT * TW + (m * QJ_NFOLD + f) * 16 + 2 * (lane >> 2));
     }
 }
+
+#if QJ_IM_BX
+/* the whole block's copies of k-tile T's activations (every batch row) into a ring slot */
+__device__ __forceinline__ void qj_issue_bx(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T,
+                                            uint32_t *slot) {
+    for (int c = threadIdx.x; c < QJ_BATCH * 34; c += QJ_WARPS * 32) {
+        const uint4 *src = c < QJ_BATCH * 32 ? xi + ((size_t)(c >> 5) * QJ_KTN + T) * 32 + (c & 31)
+                                             : reinterpret_cast<const uint4 *>(xw) +
+                                                   ((size_t)((c - QJ_BATCH * 32) >> 1) * QJ_KTN + T) * 2 + (c & 1);
+        qj_cp16(slot + 4 * c, reinterpret_cast<const uint32_t *>(src));
+    }
+}
+/* cp.async.wait_group takes an immediate: n = 0..7 */
+__device__ __forceinline__ void qj_cp_wait_n(int n) {
+    switch (n) {
+    case 0: qj_cp_wait<0>(); break;
+    case 1: qj_cp_wait<1>(); break;
+    case 2: qj_cp_wait<2>(); break;
+    case 3: qj_cp_wait<3>(); break;
+    case 4: qj_cp_wait<4>(); break;
+    case 5: qj_cp_wait<5>(); break;
+    case 6: qj_cp_wait<6>(); break;
+    default: qj_cp_wait<7>(); break;
+    }
+}
+#endif
 #endif
 
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const int mt0 = blockIdx.x * QJ_MT;
+    const int mt0 = QJ_IM_BX ? (blockIdx.x * QJ_WARPS + warp) * QJ_MT : blockIdx.x * QJ_MT;
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
     float acc[QJ_MT][QJ_NJ][2];
@@ -342,7 +386,40 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #pragma unroll
         for (int j = 0; j < QJ_NJ; j++) acc[m][j][0] = acc[m][j][1] = 0.0f;
 
-#if QJ_IM_STAGES
+#if QJ_IM_BX
+    /* one block-wide ring: slot s holds k-tile T (T % S == s): its activations, copied by the
+     * whole block, then each warp's weights and scales, copied by that warp */
+    extern __shared__ __align__(16) uint4 qj_bx[];
+    uint32_t *const ring = reinterpret_cast<uint32_t *>(qj_bx);
+#pragma unroll
+    for (int i = 0; i < QJ_IM_S - 1; i++) {
+        if (i < QJ_KTN) qj_issue(wq, sz, mt0, i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + warp * QJ_IM_SLOT);
+        qj_cp_commit(); /* weights only: may overlap the previous kernel */
+    }
+    qj_pdl_wait();
+    for (int i = 0; i < QJ_IM_S - 1 && i < QJ_KTN; i++) qj_issue_bx(xi, xw, i, ring + i * QJ_IM_BX_SLOT);
+    qj_cp_commit(); /* one group: the activations of the prologue's tiles */
+    for (int T = 0; T < QJ_KTN; T++) {
+        /* tile T has landed when at most min(T, S - 2) groups are pending: the loop's groups
+         * newer than the prologue's activations (T of them), or than tile T's own (S - 2) */
+        qj_cp_wait_n(T < QJ_IM_S - 2 ? T : QJ_IM_S - 2);
+        __syncthreads(); /* every thread's copies of tile T are visible, and tile T - 1's slot is read */
+        const int Tn = T + QJ_IM_S - 1;
+        if (Tn < QJ_KTN) {
+            uint32_t *sl = ring + (Tn % QJ_IM_S) * QJ_IM_BX_SLOT;
+            qj_issue(wq, sz, mt0, Tn, lane, sl + QJ_IM_BX_XWORDS + warp * QJ_IM_SLOT);
+            qj_issue_bx(xi, xw, Tn, sl);
+        }
+        qj_cp_commit();
+        const uint32_t *sl = ring + (T % QJ_IM_S) * QJ_IM_BX_SLOT;
+        const uint4 *XI = reinterpret_cast<const uint4 *>(sl);
+        const float4 *XW = reinterpret_cast<const float4 *>(sl) + QJ_BATCH * 32;
+        qj_stage St;
+        qj_stage_from_smem(sl + QJ_IM_BX_XWORDS + warp * QJ_IM_SLOT, lane, St);
+        qj_load_xs(XI, XW, 0, 1, lane, St);
+        qj_compute(St, XI, XW, 0, 1, lane, acc);
+    }
+#elif QJ_IM_STAGES
     /* a ring of QJ_IM_S stages per warp in shared memory: QJ_IM_S - 1 tiles in
      * flight (cp.async) while one computes; only the warp's own lanes touch its slots */
     __shared__ __align__(16) uint32_t ring[QJ_WARPS][QJ_IM_S][QJ_IM_SLOT];
@@ -378,8 +455,8 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         __syncwarp();              /* and every lane's */
         qj_stage St;
         qj_stage_from_smem(ring[warp][slot], lane, St);
-        qj_load_xs(XI, XW, T0, lane, St);
-        qj_compute(St, XI, XW, T0, lane, acc);
+        qj_load_xs(XI, XW, T0, QJ_KTN, lane, St);
+        qj_compute(St, XI, XW, T0, QJ_KTN, lane, acc);
         __syncwarp(); /* the slot is read before the next iteration refills it */
         slot = slot == QJ_IM_S - 1 ? 0 : slot + 1;
     }
@@ -389,20 +466,20 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     int T0 = warp;
     if (T0 < QJ_KTN) qj_load_w(wq, sz, mt0, T0, lane, S0); /* weights only: may overlap the previous kernel */
     qj_pdl_wait();
-    if (T0 < QJ_KTN) qj_load_xs(xi, xw, T0, lane, S0);
+    if (T0 < QJ_KTN) qj_load_xs(xi, xw, T0, QJ_KTN, lane, S0);
     while (T0 < QJ_KTN) {
         if (T0 + STEP < QJ_KTN) {
             qj_load_w(wq, sz, mt0, T0 + STEP, lane, S1);
-            qj_load_xs(xi, xw, T0 + STEP, lane, S1);
+            qj_load_xs(xi, xw, T0 + STEP, QJ_KTN, lane, S1);
         }
-        qj_compute(S0, xi, xw, T0, lane, acc);
+        qj_compute(S0, xi, xw, T0, QJ_KTN, lane, acc);
         T0 += STEP;
         if (T0 >= QJ_KTN) break;
         if (T0 + STEP < QJ_KTN) {
             qj_load_w(wq, sz, mt0, T0 + STEP, lane, S0);
-            qj_load_xs(xi, xw, T0 + STEP, lane, S0);
+            qj_load_xs(xi, xw, T0 + STEP, QJ_KTN, lane, S0);
         }
-        qj_compute(S1, xi, xw, T0, lane, acc);
+        qj_compute(S1, xi, xw, T0, QJ_KTN, lane, acc);
         T0 += STEP;
     }
 #endif
@@ -413,7 +490,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         for (int j = 0; j < QJ_NJ; j++)
 #pragma unroll
             for (int h = 0; h < 2; h++) acc[m][j][h] += __shfl_xor_sync(0xffffffffu, acc[m][j][h], 1);
-#if QJ_WARPS > 1
+#if QJ_WARPS > 1 && !QJ_IM_BX
     __shared__ float red[QJ_WARPS][QJ_MT * 16][QJ_BATCH];
     if (!(t & 1)) {
 #pragma unroll
