@@ -35,13 +35,19 @@ static size_t im_xsmem_bytes(int64_t K, int batch) {
     return (size_t)batch * (size_t)(QJ_IM_XI_WORDS(QJ_IM_KT(K)) + 4 * QJ_IM_XW_FLOAT4(QJ_IM_KT(K))) * 4;
 }
 
-/* the integer-MMA GEMV's block-wide ring slot (bx): a k-tile's activations of every batch row, then each warp's weights */
-static size_t im_bx_slot_bytes(int bits, int group, int mt, int warps, int batch) {
-    return (size_t)batch * 544 + (size_t)warps * QJ_IM_SLOT_WORDS(bits, group, mt) * 4;
+/* the integer-MMA GEMV's block-wide ring slot (bx): a k-tile's activations of every batch row, then the weights of
+ * each group of warps (warps / (n-tiles / jw) groups) */
+static size_t im_bx_slot_bytes(int bits, int group, int mt, int warps, int jw, int batch) {
+    const int groups = warps / (((batch + 1) / 2) / jw);
+    return (size_t)batch * 544 + (size_t)groups * QJ_IM_SLOT_WORDS(bits, group, mt) * 4;
+}
+/* m-tiles per block of an integer-MMA spec */
+static int64_t im_block_mtiles(const qj_gemv_spec *s) {
+    return s->bx ? (int64_t)s->mt * (s->warps / (((s->batch + 1) / 2) / s->jw)) : s->mt;
 }
 
 size_t qj_gemv_smem_bytes(const qj_gemv_spec *s) {
-    if (s->im && s->bx) return (size_t)s->stages * im_bx_slot_bytes(s->bits, s->group, s->mt, s->warps, s->batch);
+    if (s->im && s->bx) return (size_t)s->stages * im_bx_slot_bytes(s->bits, s->group, s->mt, s->warps, s->jw, s->batch);
     if (s->im) return s->xsmem ? im_xsmem_bytes(s->K, s->batch) : 0;
     return s->mma ? (size_t)(s->splitk * s->stages * mma_stage_words(s) * 4) : 0;
 }
@@ -118,11 +124,13 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  *    3-bit, and for 4- and 5-bit where there are <= 256 m-tiles (int4 o 4.9
  *    / 5.8, int3 q|k|v 6.3 / 7.2).
  * Other batches up to 4 keep the ring for 4-bit only (measured before, at
- * batch 1). Above 4 (bx): warps split the m-tiles (two each, four warps: 128
- * rows a block) and share every k-tile's activations through one block-wide
- * ring of up to 4 stages in dynamic shared memory (at most 96 KiB, QJ_IM_RING
- * overrides), since at batch 16 a k-tile's activations are 8x a 4-bit m-tile's
- * weights and a block of 2 m-tiles re-read them from L2. */
+ * batch 1). Above 4, wide layers (bx): warps split the m-tiles (two each,
+ * four warps: 128 rows a block) and share every k-tile's activations through
+ * one block-wide ring of up to 4 stages in dynamic shared memory (at most 96
+ * KiB, QJ_IM_RING overrides), since at batch 16 a k-tile's activations are 8x
+ * a 4-bit m-tile's weights and a block of 2 m-tiles re-read them from L2
+ * (H200, int4 gate|up at batch 16: 55.7 us against 116.8). Narrower layers
+ * would get too few blocks (q|k|v 40.7 against 23.7 us). */
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
     const qj_tensor *t = parts[0];
     memset(out, 0, sizeof *out);
@@ -175,18 +183,17 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * once per block after griddepcontrol.wait) rather than through L1, up to 96 KiB of them */
     out->xsmem = out->stages && QJ_IM_XSTAGED(batch) && im_xsmem_bytes(out->K, batch) <= 96 * 1024 &&
                  env_int("QJ_IM_XSMEM", 0, 1, xsmem);
-    if (env_int("QJ_IM_BX", 0, 1, batch > 4) && !out->xsmem) {
-        /* block-shared activations: geometry and depth of their own (knobs as above) */
-        out->mt = env_int("QJ_IM_MT", 1, 4, 2);
-        out->warps = env_int("QJ_IM_WARPS", 1, 16, 4);
-        out->unroll = 1;
-        const int64_t slot = (int64_t)im_bx_slot_bytes(out->bits, out->group, out->mt, out->warps, batch);
+    if (env_int("QJ_IM_BX", 0, 1, batch > 4 && mtn >= 1024) && !out->xsmem) {
+        /* block-shared activations: geometry and depth of their own (the same knobs); where two
+         * slots do not fit the budget the choice above stands */
+        const int nj = (batch + 1) / 2, bmt = env_int("QJ_IM_MT", 1, 4, 2), bw = env_int("QJ_IM_WARPS", 1, 16, 4);
+        int jw = env_int("QJ_IM_JW", 1, nj, nj);
+        if (nj % jw || bw % (nj / jw) || nj <= 2) jw = nj; /* an even split, above batch 4 */
+        const int64_t slot = (int64_t)im_bx_slot_bytes(out->bits, out->group, bmt, bw, jw, batch);
         const int64_t smax = env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) / slot;
-        out->stages = env_int("QJ_IM_STAGES", 2, 8, 4);
-        if (out->stages > smax) out->stages = (int)smax;
-        out->bx = out->stages >= 2;
-        if (!out->bx) return qj_fail(QJ_ERR_UNSUPPORTED, "%s: the block-shared ring (QJ_IM_BX) needs two %lld-byte slots",
-                                     t->name, (long long)slot);
+        int bs = env_int("QJ_IM_STAGES", 2, 8, 4);
+        if (bs > smax) bs = (int)smax;
+        if (bs >= 2) out->bx = 1, out->mt = bmt, out->warps = bw, out->jw = jw, out->unroll = 1, out->stages = bs;
     }
     out->nseg = 1;
     out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, n};
@@ -302,11 +309,13 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         }
         if (o < n)
             snprintf(buf + o, n - o, "_k%lld_bt%d_r%ds%dp%d_%s", (long long)s->K, s->batch, s->rt, s->splitk, s->stages, a);
-    } else if (s->im)
+    } else if (s->im) {
+        char bx[16] = "";
+        if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         snprintf(buf, n, "qj_imv_b%d_g%d%s%s_n%lld_k%lld_bt%d_m%dw%du%ds%d%s_%s", s->bits, s->group,
                  s->symmetric ? "_sym" : "", s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, s->batch,
-                 s->mt, s->warps, s->unroll, s->stages, s->xsmem ? "x" : s->bx ? "b" : "", a);
-    else if (s->dq)
+                 s->mt, s->warps, s->unroll, s->stages, s->xsmem ? "x" : bx, a);
+    } else if (s->dq)
         snprintf(buf, n, "qj_dqv_b%d_g%d%s%s_n%lld_k%lld_bt%d_%s", s->bits, s->group, s->symmetric ? "_sym" : "",
                  s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, s->batch, a);
     else if (s->bits <= 8)
@@ -346,9 +355,9 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
                  "#define QJ_KERNEL %s\n#define QJ_BITS %d\n#define QJ_GROUP %d\n#define QJ_N %lld\n#define QJ_K %lld\n"
                  "#define QJ_SYM %d\n#define QJ_SCALE_BF16 %d\n#define QJ_BATCH %d\n#define QJ_MT %d\n"
                  "#define QJ_WARPS %d\n#define QJ_UNROLL %d\n#define QJ_IM_STAGES %d\n#define QJ_IM_XSMEM %d\n"
-                 "#define QJ_IM_BX %d\n#include \"qj_imv.cu\"\n",
+                 "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#include \"qj_imv.cu\"\n",
                  name, name, s->bits, s->group, (long long)s->N, (long long)s->K, s->symmetric, s->scale_bf16,
-                 s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx);
+                 s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2);
         *source = buf;
         return QJ_OK;
     }
@@ -404,8 +413,8 @@ void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block)
         return;
     }
     if (s->im) {
-        const int64_t rows = (int64_t)s->mt * (s->bx ? s->warps : 1); /* m-tiles per block */
-        *grid = (unsigned)((QJ_IM_MTILES(s->N) + rows - 1) / rows);
+        const int64_t mts = im_block_mtiles(s);
+        *grid = (unsigned)((QJ_IM_MTILES(s->N) + mts - 1) / mts);
         *block = (unsigned)(s->warps * 32);
         return;
     }

@@ -39,11 +39,11 @@ __device__ __forceinline__ void qj_im_prep_warp(const float (&v)[4], int lane, i
             }
         }
     }
-    /* lane l = 8s + 4h + t holds values 32s + 16h + 4t + i: word 2s + h of slot p*4 + t */
+    /* lane l = 8s + 4h + t holds values 32s + 16h + 4t + i: word 2 (s%2) + h of slot p*4 + t of half s/2 */
     const int s = lane >> 3, h = (lane >> 2) & 1, t = lane & 3;
-    unsigned *base = xi + (size_t)T * 128 + t * 8 + 2 * s + h;
+    unsigned *base = xi + (size_t)T * 128 + (s >> 1) * 64 + t * 4 + 2 * (s & 1) + h;
 #pragma unroll
-    for (int p = 0; p < 4; p++) base[p * 32] = d[p];
+    for (int p = 0; p < 4; p++) base[p * 16] = d[p];
     float sum = (v[0] + v[1]) + (v[2] + v[3]);
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);

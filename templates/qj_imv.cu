@@ -39,10 +39,12 @@
  * every k-tile together through one block-wide ring of QJ_IM_STAGES slots in
  * dynamic shared memory: per slot the k-tile's prepared activations of every
  * batch row (BATCH * 544 bytes, fetched once for all the block's rows), then
- * each warp's weights and scales. At batch 16 the activations are 8x the
+ * each warp group's weights and scales (QJ_IM_JW < all n-tiles: the
+ * QJ_NJ / QJ_IM_JW warps of a group share its m-tiles and split the batch
+ * rows, the first copying the weights). At batch 16 the activations are 8x the
  * bytes of a 4-bit m-tile's weights, so without this sharing every block
  * re-reads them from L2 (they do not stay in L1).
- * Launch: grid = ceil(MTILES / QJ_MT) (QJ_IM_BX: ceil(MTILES / (QJ_WARPS *
+ * Launch: grid = ceil(MTILES / QJ_MT) (QJ_IM_BX: ceil(MTILES / (QJ_IM_MG *
  * QJ_MT))), block = QJ_WARPS * 32, dynamic shared memory = the activations'
  * bytes with QJ_IM_XSMEM, QJ_IM_STAGES * QJ_IM_BX_SLOT * 4 with QJ_IM_BX, else 0;
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
@@ -69,6 +71,9 @@
 #ifndef QJ_IM_BX
 #define QJ_IM_BX 0 /* 1 (ring): warps split the m-tiles and share each k-tile's activations through a block-wide ring */
 #endif
+#ifndef QJ_IM_JW
+#define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
+#endif
 #define QJ_CAT2(a, b) a##b
 #define QJ_CAT(a, b) QJ_CAT2(a, b)
 #define QJ_XKERNEL QJ_CAT(QJ_KERNEL, _x)
@@ -76,6 +81,10 @@
 #define QJ_KTN QJ_IM_KT(QJ_K)
 #define QJ_MTN QJ_IM_MTILES(QJ_N)
 #define QJ_NJ ((QJ_BATCH + 1) / 2)
+#define QJ_IM_JG (QJ_NJ / QJ_IM_JW)    /* QJ_IM_BX: warps sharing an m-tile, each with QJ_IM_JW n-tiles */
+#define QJ_IM_MG (QJ_WARPS / QJ_IM_JG) /* QJ_IM_BX: groups of warps with m-tiles of their own */
+static_assert(QJ_NJ % QJ_IM_JW == 0 && QJ_WARPS % QJ_IM_JG == 0, "the n-tiles split evenly over the warps");
+static_assert(QJ_IM_JW == QJ_NJ || (QJ_IM_BX && QJ_NJ > 2), "n-tiles split only with block-shared activations above batch 4");
 #define QJ_FOLD QJ_IM_FOLD(QJ_GROUP)
 #define QJ_NFOLD (4 / QJ_FOLD)
 #define QJ_NGT ((QJ_KTN * 128 + QJ_GROUP - 1) / QJ_GROUP) /* groups per m-tile in the scale array */
@@ -93,9 +102,9 @@ static_assert(QJ_IM_STAGES == 0 || QJ_IM_BX || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT *
               "the ring and the reduction buffer fit a block's static shared memory");
 static_assert(!QJ_IM_BX || QJ_IM_STAGES >= 2, "block-shared activations: a ring of >= 2 stages");
 /* QJ_IM_BX's ring slot, words: the k-tile's activations of every batch row (QJ_BATCH * 32
- * uint4 of digits, then QJ_BATCH * 2 float4 of weights and sums), then each warp's weights */
+ * uint4 of digits, then QJ_BATCH * 2 float4 of weights and sums), then each warp group's weights */
 #define QJ_IM_BX_XWORDS (QJ_BATCH * 34 * 4)
-#define QJ_IM_BX_SLOT (QJ_IM_BX_XWORDS + QJ_WARPS * QJ_IM_SLOT)
+#define QJ_IM_BX_SLOT (QJ_IM_BX_XWORDS + QJ_IM_MG * QJ_IM_SLOT)
 
 /* streamed weights: not kept in L1 (the activations live there) */
 __device__ __forceinline__ uint4 qj_ld4(const uint32_t *p) {
@@ -173,14 +182,16 @@ struct qj_stage {
 
 /* activations of n-tile j of k-tile T for this lane: B fragments, digit weights, block sums */
 /* (ktn: the k-tiles per batch row in xi/xw: QJ_KTN in global memory, 1 in a QJ_IM_BX slot) */
+/* (hm: which halves of the B fragments to load, bit h = k-steps 2h, 2h + 1; the other stays zero) */
 __device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int ktn,
-                                          int j, int lane, uint4 (&X)[2], float2 &PW, float4 &BS) {
+                                          int j, int lane, uint4 (&X)[2], float2 &PW, float4 &BS, int hm = 3) {
     const int g = lane >> 2, t = lane & 3;
     const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
     if (bl < QJ_BATCH) {
-        const uint4 *p = xi + (((size_t)bl * ktn + T) * 16 + (g & 3) * 4 + t) * 2;
-        X[0] = QJ_XLD(p);
-        X[1] = QJ_XLD(p + 1);
+        const uint4 *p = xi + ((size_t)bl * ktn + T) * 32 + (g & 3) * 4 + t; /* (qj_layout.h: the two halves) */
+        X[0] = X[1] = make_uint4(0, 0, 0, 0);
+        if (hm & 1) X[0] = QJ_XLD(p);
+        if (hm & 2) X[1] = QJ_XLD(p + 16);
     } else {
         X[0] = X[1] = make_uint4(0, 0, 0, 0);
     }
@@ -224,7 +235,7 @@ __device__ __forceinline__ void qj_load_xs(const uint4 *__restrict__ xi, const f
 }
 
 __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__restrict__ xi, const float4 *__restrict__ xw,
-                                           int T0, int ktn, int lane, float (&acc)[QJ_MT][QJ_NJ][2]) {
+                                           int T0, int ktn, int j0, int lane, float (&acc)[QJ_MT][QJ_IM_JW][2]) {
     constexpr int WA = QJ_IM_WA(QJ_BITS), W2 = WA, W1 = WA + 4 * QJ_DQ_P2(QJ_BITS);
 #pragma unroll
     for (int u = 0; u < QJ_UNROLL; u++) {
@@ -255,7 +266,8 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                         a[m][ss][r] = qj_im_reg(S.A[u][m], S.A[u][m] + W2, S.A[u][m] + W1, QJ_BITS, f * QJ_FOLD + ss, r);
             }
 #pragma unroll
-            for (int j = 0; j < QJ_NJ; j++) {
+            for (int jj = 0; jj < QJ_IM_JW; jj++) {
+                const int j = j0 + jj; /* n-tile (batch rows 2j, 2j + 1) */
 #if QJ_XPF
                 const uint4(&X)[2] = S.X[u][j];
                 const float2 PW = S.PW[u][j];
@@ -264,7 +276,9 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 uint4 X[2];
                 float2 PW;
                 float4 BS;
-                qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS);
+                /* only the halves this fold's k-steps use (one at groups of 32 and 64) */
+                qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS,
+                          (1 << ((f * QJ_FOLD) >> 1)) | (1 << ((f * QJ_FOLD + QJ_FOLD - 1) >> 1)));
 #endif
                 float bsum = 0.0f;
 #pragma unroll
@@ -280,8 +294,8 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                     }
                     const float lo = fmaf(qj_i2f(d[1]), PW.y, qj_i2f(d[0]) * PW.x);
                     const float hi = fmaf(qj_i2f(d[3]), PW.y, qj_i2f(d[2]) * PW.x);
-                    acc[m][j][0] = fmaf(s0[m], lo, fmaf(z0[m], bsum, acc[m][j][0]));
-                    acc[m][j][1] = fmaf(s1[m], hi, fmaf(z1[m], bsum, acc[m][j][1]));
+                    acc[m][jj][0] = fmaf(s0[m], lo, fmaf(z0[m], bsum, acc[m][jj][0]));
+                    acc[m][jj][1] = fmaf(s1[m], hi, fmaf(z1[m], bsum, acc[m][jj][1]));
                 }
             }
         }
@@ -377,23 +391,26 @@ extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-    const int mt0 = QJ_IM_BX ? (blockIdx.x * QJ_WARPS + warp) * QJ_MT : blockIdx.x * QJ_MT;
+    /* QJ_IM_BX: warp group warp / QJ_IM_JG owns QJ_MT m-tiles, its warps QJ_IM_JW n-tiles each */
+    const int mg = warp / QJ_IM_JG, j0 = QJ_IM_BX ? (warp % QJ_IM_JG) * QJ_IM_JW : 0;
+    const int mt0 = QJ_IM_BX ? (blockIdx.x * QJ_IM_MG + mg) * QJ_MT : blockIdx.x * QJ_MT;
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
-    float acc[QJ_MT][QJ_NJ][2];
+    float acc[QJ_MT][QJ_IM_JW][2];
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
 #pragma unroll
-        for (int j = 0; j < QJ_NJ; j++) acc[m][j][0] = acc[m][j][1] = 0.0f;
+        for (int j = 0; j < QJ_IM_JW; j++) acc[m][j][0] = acc[m][j][1] = 0.0f;
 
 #if QJ_IM_BX
     /* one block-wide ring: slot s holds k-tile T (T % S == s): its activations, copied by the
-     * whole block, then each warp's weights and scales, copied by that warp */
+     * whole block, then each warp group's weights and scales, copied by its first warp */
     extern __shared__ __align__(16) uint4 qj_bx[];
     uint32_t *const ring = reinterpret_cast<uint32_t *>(qj_bx);
+    const bool wcopy = warp % QJ_IM_JG == 0;
 #pragma unroll
     for (int i = 0; i < QJ_IM_S - 1; i++) {
-        if (i < QJ_KTN) qj_issue(wq, sz, mt0, i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + warp * QJ_IM_SLOT);
+        if (i < QJ_KTN && wcopy) qj_issue(wq, sz, mt0, i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
         qj_cp_commit(); /* weights only: may overlap the previous kernel */
     }
     qj_pdl_wait();
@@ -407,7 +424,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         const int Tn = T + QJ_IM_S - 1;
         if (Tn < QJ_KTN) {
             uint32_t *sl = ring + (Tn % QJ_IM_S) * QJ_IM_BX_SLOT;
-            qj_issue(wq, sz, mt0, Tn, lane, sl + QJ_IM_BX_XWORDS + warp * QJ_IM_SLOT);
+            if (wcopy) qj_issue(wq, sz, mt0, Tn, lane, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
             qj_issue_bx(xi, xw, Tn, sl);
         }
         qj_cp_commit();
@@ -415,9 +432,9 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         const uint4 *XI = reinterpret_cast<const uint4 *>(sl);
         const float4 *XW = reinterpret_cast<const float4 *>(sl) + QJ_BATCH * 32;
         qj_stage St;
-        qj_stage_from_smem(sl + QJ_IM_BX_XWORDS + warp * QJ_IM_SLOT, lane, St);
+        qj_stage_from_smem(sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, lane, St);
         qj_load_xs(XI, XW, 0, 1, lane, St);
-        qj_compute(St, XI, XW, 0, 1, lane, acc);
+        qj_compute(St, XI, XW, 0, 1, j0, lane, acc);
     }
 #elif QJ_IM_STAGES
     /* a ring of QJ_IM_S stages per warp in shared memory: QJ_IM_S - 1 tiles in
@@ -456,7 +473,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_stage St;
         qj_stage_from_smem(ring[warp][slot], lane, St);
         qj_load_xs(XI, XW, T0, QJ_KTN, lane, St);
-        qj_compute(St, XI, XW, T0, QJ_KTN, lane, acc);
+        qj_compute(St, XI, XW, T0, QJ_KTN, 0, lane, acc);
         __syncwarp(); /* the slot is read before the next iteration refills it */
         slot = slot == QJ_IM_S - 1 ? 0 : slot + 1;
     }
@@ -472,14 +489,14 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
             qj_load_w(wq, sz, mt0, T0 + STEP, lane, S1);
             qj_load_xs(xi, xw, T0 + STEP, QJ_KTN, lane, S1);
         }
-        qj_compute(S0, xi, xw, T0, QJ_KTN, lane, acc);
+        qj_compute(S0, xi, xw, T0, QJ_KTN, 0, lane, acc);
         T0 += STEP;
         if (T0 >= QJ_KTN) break;
         if (T0 + STEP < QJ_KTN) {
             qj_load_w(wq, sz, mt0, T0 + STEP, lane, S0);
             qj_load_xs(xi, xw, T0 + STEP, QJ_KTN, lane, S0);
         }
-        qj_compute(S1, xi, xw, T0, QJ_KTN, lane, acc);
+        qj_compute(S1, xi, xw, T0, QJ_KTN, 0, lane, acc);
         T0 += STEP;
     }
 #endif
@@ -487,7 +504,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
 #pragma unroll
-        for (int j = 0; j < QJ_NJ; j++)
+        for (int j = 0; j < QJ_IM_JW; j++)
 #pragma unroll
             for (int h = 0; h < 2; h++) acc[m][j][h] += __shfl_xor_sync(0xffffffffu, acc[m][j][h], 1);
 #if QJ_WARPS > 1 && !QJ_IM_BX
@@ -517,8 +534,8 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #pragma unroll
         for (int m = 0; m < QJ_MT; m++)
 #pragma unroll
-            for (int j = 0; j < QJ_NJ; j++) {
-                const int b = 2 * j + (t >> 1), row = (mt0 + m) * 16 + g;
+            for (int j = 0; j < QJ_IM_JW; j++) {
+                const int b = 2 * (j0 + j) + (t >> 1), row = (mt0 + m) * 16 + g;
                 if (b < QJ_BATCH) {
                     if (row < QJ_N) y[(size_t)b * y_stride + row] = acc[m][j][0];
                     if (row + 8 < QJ_N) y[(size_t)b * y_stride + row + 8] = acc[m][j][1];
