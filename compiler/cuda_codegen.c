@@ -124,13 +124,17 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  *    3-bit, and for 4- and 5-bit where there are <= 256 m-tiles (int4 o 4.9
  *    / 5.8, int3 q|k|v 6.3 / 7.2).
  * Other batches up to 4 keep the ring for 4-bit only (measured before, at
- * batch 1). Above 4, wide layers (bx): warps split the m-tiles (two each,
- * four warps: 128 rows a block) and share every k-tile's activations through
+ * batch 1). Above 4, wide layers (bx): groups of warps split the m-tiles
+ * (four each, four groups: 256 rows a block), the warps of a group the batch
+ * rows (four n-tiles each), and all share every k-tile's activations through
  * one block-wide ring of up to 4 stages in dynamic shared memory (at most 96
- * KiB, QJ_IM_RING overrides), since at batch 16 a k-tile's activations are 8x
- * a 4-bit m-tile's weights and a block of 2 m-tiles re-read them from L2
- * (H200, int4 gate|up at batch 16: 55.7 us against 116.8). Narrower layers
- * would get too few blocks (q|k|v 40.7 against 23.7 us). */
+ * KiB, QJ_IM_RING overrides): at batch 16 a k-tile's activations are 8x a
+ * 4-bit m-tile's weights, and blocks of 1-2 m-tiles re-read them from L2.
+ * H200, int4 gate|up at batch 16, back-to-back: 48.2 us against 138.0 without
+ * (and 65.3 with two m-tiles and all n-tiles a warp). Narrower layers would
+ * get too few blocks (q|k|v 40.7 against 23.7 us); those of <= 256 m-tiles
+ * (o, down) take two m-tiles and 16 warps a block instead (down 35.5 against
+ * 54.5 us, o 10.6 against 16.7). */
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
     const qj_tensor *t = parts[0];
     memset(out, 0, sizeof *out);
@@ -144,10 +148,13 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     for (int i = 0; i < n; i++) out->N += parts[i]->shape[0];
     const int64_t mtn = QJ_IM_MTILES(out->N), kt = QJ_IM_KT(out->K);
     const int b = out->bits;
-    int mt = mtn >= 1024 && batch <= 4 ? 2 : 1;
+    /* above batch 4, layers of <= 256 m-tiles (o, down): two m-tiles and 16 warps a block */
+    const int small = batch > 4 && mtn <= 256;
+    int mt = (mtn >= 1024 && batch <= 4) || small ? 2 : 1;
     out->mt = env_int("QJ_IM_MT", 1, 4, mt);
     int64_t blocks = (mtn + out->mt - 1) / out->mt, w = (3072 + blocks - 1) / blocks, wmax = (kt + 1) / 2;
     if (w > 8) w = 8;
+    if (small) w = 16;
     int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES, xsmem = 0;
     if (batch == 1) {
         stages = 0;
@@ -186,8 +193,10 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     if (env_int("QJ_IM_BX", 0, 1, batch > 4 && mtn >= 1024) && !out->xsmem) {
         /* block-shared activations: geometry and depth of their own (the same knobs); where two
          * slots do not fit the budget the choice above stands */
-        const int nj = (batch + 1) / 2, bmt = env_int("QJ_IM_MT", 1, 4, 2), bw = env_int("QJ_IM_WARPS", 1, 16, 4);
-        int jw = env_int("QJ_IM_JW", 1, nj, nj);
+        /* four m-tiles and (at most) four n-tiles a warp, four groups of warps: 16 m-tiles a block */
+        const int nj = (batch + 1) / 2, jd = nj % 4 == 0 ? 4 : nj;
+        const int bmt = env_int("QJ_IM_MT", 1, 4, 4), bw = env_int("QJ_IM_WARPS", 1, 16, 4 * (nj / jd));
+        int jw = env_int("QJ_IM_JW", 1, nj, jd);
         if (nj % jw || bw % (nj / jw) || nj <= 2) jw = nj; /* an even split, above batch 4 */
         const int64_t slot = (int64_t)im_bx_slot_bytes(out->bits, out->group, bmt, bw, jw, batch);
         const int64_t smax = env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) / slot;

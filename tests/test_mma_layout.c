@@ -413,7 +413,42 @@ int main(void) {
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 2, 1, &s));
     QJ_CHECK(s.stages == 4 && s.unroll == 1 && !s.xsmem); /* 4-bit at other batches: the shared-memory ring */
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
-    QJ_CHECK(s.im == 1 && s.mma == 0);
+    QJ_CHECK(s.im == 1 && s.mma == 0 && !s.bx);
+    { /* above batch 4 (compiler/cuda_codegen.c im_spec) */
+        qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), gu8 = desc("gu8", 8, 128, 28672, 4096);
+        qj_tensor dn4 = desc("dn4", 4, 128, 4096, 14336), qkv4 = desc("qkv4", 4, 128, 6144, 4096);
+        const qj_tensor *p[1] = {&gu4};
+        unsigned grid, block;
+        /* wide: block-shared activations, 4 groups x 2 warps (4 n-tiles each), 4 m-tiles a group;
+         * a slot = 16 x 544 B of activations + 4 x 4 x 1088 B of weights, 3 of them in 96 KiB */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.bx && s.mt == 4 && s.warps == 8 && s.jw == 4 && s.stages == 3);
+        QJ_CHECK(qj_gemv_smem_bytes(&s) == 3 * (16 * 544 + 4 * 4 * 1088));
+        qj_gemv_launch_dims(&s, &grid, &block);
+        QJ_CHECK(grid == 112 && block == 256);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 8, 1, &s)); /* batch 8: 4 n-tiles, one warp a group */
+        QJ_CHECK(s.bx && s.mt == 4 && s.warps == 4 && s.jw == 4);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 5, 1, &s)); /* batch 5: 3 n-tiles */
+        QJ_CHECK(s.bx && s.warps == 4 && s.jw == 3);
+        p[0] = &gu8; /* 8-bit: two 4-group slots (42.5 KiB) in 96 KiB */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.bx && s.stages == 2);
+        setenv("QJ_IM_RING", "40000", 1); /* not even two slots: the per-warp split stands */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(!s.bx && s.im);
+        unsetenv("QJ_IM_RING");
+        setenv("QJ_IM_BX", "0", 1);
+        p[0] = &gu4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(!s.bx && s.im && qj_gemv_smem_bytes(&s) == 0);
+        unsetenv("QJ_IM_BX");
+        p[0] = &dn4; /* <= 256 m-tiles: two m-tiles, 16 warps */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(!s.bx && s.mt == 2 && s.warps == 16);
+        p[0] = &qkv4; /* 384 m-tiles: one m-tile, 8 warps */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(!s.bx && s.mt == 1 && s.warps == 8);
+    }
     { /* batch 1 by shape class (compiler/cuda_codegen.c im_spec) */
         qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), gu3 = desc("gu3", 3, 128, 28672, 4096);
         qj_tensor dn4 = desc("dn4", 4, 128, 4096, 14336), dn6 = desc("dn6", 6, 128, 4096, 14336);

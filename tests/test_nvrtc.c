@@ -18,6 +18,34 @@
 #include "qj_package.h"
 #include "qj_test.h"
 
+/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1) compiled again
+ * under VAR=VAL; returns how many got the setting (a ring, or block-shared activations). */
+static int recompile_im(const char *var, const char *val, int n, int bx) {
+    setenv(var, val, 1);
+    int got = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        qj_case c;
+        qj_gemv_spec cs;
+        qj_gemv_case_get(i, &c);
+        if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !cs.im || (i % 3)) continue;
+        if (bx ? c.batch == 1 : (c.batch != 1 && c.batch != 16)) continue;
+        char *src = NULL;
+        void *img = NULL;
+        size_t len = 0;
+        qj_status st = qj_gemv_source(&cs, "sm_90a", &src);
+        if (!st) st = qj_nvrtc_compile(src, "gemv_im.cu", "sm_90a", &img, &len, NULL);
+        if (st || len == 0) {
+            if (!failed++) QJ_CHECK_MSG(0, "%s=%s case %d: %s", var, val, i, qj_last_error());
+        }
+        got += bx ? cs.bx : cs.stages >= 2;
+        free(src);
+        free(img);
+    }
+    unsetenv(var);
+    QJ_CHECK_MSG(failed == 0, "%d instantiations failed under %s=%s", failed, var, val);
+    return got;
+}
+
 int main(void) {
     int maj, min;
     if (!qj_nvrtc_available(&maj, &min)) {
@@ -55,29 +83,14 @@ int main(void) {
     printf("%d GEMV instantiations compiled\n", n);
 
     /* the integer-MMA GEMV's shared-memory ring (QJ_IM_STAGES): its batch-1
-     * and batch-16 cases again with a 4-stage ring (clamped where it does not fit) */
-    setenv("QJ_IM_STAGES", "4", 1);
-    int ring = 0, ring_failed = 0;
-    for (int i = 0; i < n; i++) {
-        qj_case c;
-        qj_gemv_spec cs;
-        qj_gemv_case_get(i, &c);
-        if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !cs.im || (c.batch != 1 && c.batch != 16) || (i % 3)) continue;
-        char *src = NULL;
-        void *img = NULL;
-        size_t len = 0;
-        qj_status st = qj_gemv_source(&cs, "sm_90a", &src);
-        if (!st) st = qj_nvrtc_compile(src, "gemv_ring.cu", "sm_90a", &img, &len, NULL);
-        if (st || len == 0) {
-            if (!ring_failed++) QJ_CHECK_MSG(0, "ring case %d: %s", i, qj_last_error());
-        }
-        ring += cs.stages >= 2;
-        free(src);
-        free(img);
-    }
-    unsetenv("QJ_IM_STAGES");
-    QJ_CHECK_MSG(ring_failed == 0 && ring > 0, "%d ring instantiations failed, %d had a ring", ring_failed, ring);
+     * and batch-16 cases again with a 4-stage ring (clamped where it does not fit);
+     * its block-shared activations (QJ_IM_BX) on every shape above batch 1 */
+    int ring = recompile_im("QJ_IM_STAGES", "4", n, 0);
+    QJ_CHECK_MSG(ring > 0, "no integer-MMA case had a ring");
     printf("%d integer-MMA ring instantiations compiled\n", ring);
+    int bx = recompile_im("QJ_IM_BX", "1", n, 1);
+    QJ_CHECK_MSG(bx > 0, "no integer-MMA case had block-shared activations");
+    printf("%d integer-MMA block-shared instantiations compiled\n", bx);
 
     /* the ops template, with its defaults and with real-model macro sets */
     const char *ops_sets[] = {
