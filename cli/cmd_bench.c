@@ -12,10 +12,11 @@
 #include "qj_progress.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: qjit bench (--model PATH | --synthetic PRESET) [--plan P] [--device cuda|cpu] [--tokens N]\n"
+    fprintf(f, "usage: qjit bench (--model PATH | --synthetic PRESET) [--plan P] [--device cuda|cpu] [--tokens N] [--batch B]\n"
                "       qjit bench --kernels (--model PATH | --synthetic PRESET) [--plan P] [--layer L] [--batch B] [--iters N]\n\n"
                "Decode: tokens/s of batch-1 steps (CUDA: replays of one captured graph), the weight bytes\n"
-               "one token reads, and the achieved weight bandwidth next to the device's copy ceiling.\n"
+               "one token reads, and the achieved weight bandwidth next to the device's copy ceiling; with\n"
+               "--device cuda --batch B also B sequences decoding together (one step gives each a token).\n"
                "--kernels: each linear kernel of one layer (fused groups as the runtime launches them)\n"
                "and the head over rotating weight copies (every launch reads DRAM), timed two ways with\n"
                "CUDA events: cold (each launch alone between two events, median of --iters) and\n"
@@ -29,7 +30,8 @@ static void usage(FILE *f) {
                "  --kernels             per-kernel timings (CUDA; with --device cpu the LLVM-generated\n"
                "                        CPU kernels next to a memory-read ceiling of the same run)\n"
                "  --layer L             layer whose kernels are timed (default 0)\n"
-               "  --batch B             activations per kernel launch, 1..64 (default 1)\n"
+               "  --batch B             activations per kernel launch, 1..64 (default 1); CUDA decode: also\n"
+               "                        time B sequences a step (a second model built for batch B)\n"
                "  --iters N             timed launches per kernel (default 200)\n"
                "  --no-baselines        --kernels on CUDA: time only qjit's kernels (no dense bf16, no cuBLAS)\n"
                "  --fp32-baseline       CPU decode: also time the same model compiled dense fp32 on the\n"
@@ -88,6 +90,10 @@ int cmd_bench(int argc, char **argv) {
     }
     if (fp32_baseline && (kernels || cm.cuda)) {
         fprintf(stderr, "qjit bench: --fp32-baseline goes with CPU decode (no --kernels, no --device cuda)\n");
+        return 2;
+    }
+    if (batch > 1 && !kernels && !cm.cuda) {
+        fprintf(stderr, "qjit bench: decode at --batch %ld runs on the GPU (--device cuda); CPU decode is batch 1\n", batch);
         return 2;
     }
     int cpu_kernels = kernels && cm.device_set && !cm.cuda; /* --kernels --device cpu: the LLVM kernels */
@@ -164,6 +170,25 @@ int cmd_bench(int argc, char **argv) {
                db.tokens_per_s, db.ms_per_token, db.tokens, cm.gpu_stats.pdl ? "on" : "off");
         printf("weights read per token %.4f GB; achieved weight bandwidth %.1f GB/s = %.1f%% of the copy ceiling %.1f GB/s\n",
                (double)db.bytes_per_token / 1e9, db.weight_gbs, 100.0 * db.weight_gbs / ceil_gbs, ceil_gbs);
+        if (batch > 1) { /* B sequences a step: every kernel built for batch B, a KV cache per sequence */
+            qj_gpu_params gp = qj_gpu_default_params();
+            gp.batch = (int)batch;
+            gp.max_seq = 264; /* the bench's positions */
+            qj_gpu_model *gb = NULL;
+            qj_gpu_build_stats bs;
+            qj_decode_bench dbb;
+            if (qj_gpu_model_create(m, &gp, &gb, &bs)) goto fail;
+            qj_status st = qj_gpu_decode_bench(gb, (int)tokens, &dbb);
+            qj_gpu_model_free(gb);
+            if (st) goto fail;
+            printf("decode batch %ld: %.1f tokens/s (%ld sequences x %.1f steps/s, %.3f ms/step) over %d steps; "
+                   "%.2fx batch 1; %d kernels ready in %.2f s\n",
+                   batch, dbb.tokens_per_s, batch, 1e3 / dbb.ms_per_token, dbb.ms_per_token, dbb.tokens,
+                   dbb.tokens_per_s / db.tokens_per_s, bs.kernels, bs.compile_seconds);
+            printf("batch %ld: weights read per step %.4f GB; achieved weight bandwidth %.1f GB/s = %.1f%% of the copy "
+                   "ceiling\n",
+                   batch, (double)dbb.bytes_per_token / 1e9, dbb.weight_gbs, 100.0 * dbb.weight_gbs / ceil_gbs);
+        }
     } else {
         int n = (int)(tokens < m->cfg.seq_len ? tokens : m->cfg.seq_len);
         double tps = 0, tps32 = 0;

@@ -741,6 +741,19 @@ void qj_cuda_arch_string(int major, int minor, int ptx, char *buf, size_t n) {
 
 static int dtype_code(qj_dtype t) { return t == QJ_DTYPE_F32 ? 0 : t == QJ_DTYPE_F16 ? 1 : t == QJ_DTYPE_BF16 ? 2 : 3; }
 
+static int pad32i(int n) { return (n + 31) / 32 * 32; }
+
+void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s) {
+    const int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    s->x = c->dim;
+    s->xb = pad32i(c->dim > qd ? c->dim : qd);
+    s->qkv = qd + 2 * kvd;
+    s->att = pad32i(qd);
+    s->gu = 2 * c->hidden_dim;
+    s->hb = pad32i(c->hidden_dim);
+    s->cache = (int64_t)c->n_layers * max_seq * kvd;
+}
+
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
     if (prep != QJ_PREP_DQ && prep != QJ_PREP_IM) return qj_fail(QJ_ERR_INVALID, "ops module: prep kind %d", prep);
     const qj_config *c = &m->cfg;
@@ -750,6 +763,8 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
             (c->qkv_bias && (m->layers[i].bq.dtype != nd || m->layers[i].bk.dtype != nd || m->layers[i].bv.dtype != nd)))
             return qj_fail(QJ_ERR_UNSUPPORTED, "the GPU path needs every norm weight and bias in one dtype");
     const qj_tensor *e = &m->tok_embedding;
+    qj_ops_strides L;
+    qj_ops_layout(c, max_seq, &L);
     char *buf = malloc(2048);
     if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory");
     snprintf(buf, 2048,
@@ -758,12 +773,14 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
              "#define QJ_HEAD_DIM %d\n#define QJ_MAX_SEQ %d\n#define QJ_EPS %.9gf\n#define QJ_ROPE_HALF %d\n"
              "#define QJ_QKV_BIAS %d\n#define QJ_NORM_DTYPE %d\n#define QJ_EMB_DTYPE %d\n#define QJ_EMB_BITS %d\n"
              "#define QJ_EMB_GROUP %d\n#define QJ_EMB_SYM %d\n#define QJ_EMB_SCALE_BF16 %d\n#define QJ_THREADS %d\n"
-             "#define QJ_OPS_PREP %d\n#include \"qj_ops.cu\"\n",
+             "#define QJ_OPS_PREP %d\n#define QJ_OPS_S_X %d\n#define QJ_OPS_S_XB %d\n#define QJ_OPS_S_QKV %d\n"
+             "#define QJ_OPS_S_ATT %d\n#define QJ_OPS_S_GU %d\n#define QJ_OPS_S_HB %d\n"
+             "#define QJ_OPS_S_CACHE ((size_t)%lldull)\n#include \"qj_ops.cu\"\n",
              c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, c->head_dim, max_seq, (double)c->rms_eps,
              c->rope_style == QJ_ROPE_HALF, c->qkv_bias, dtype_code(nd), dtype_code(e->dtype),
              e->dtype == QJ_DTYPE_Q ? e->q.bits : 4, e->dtype == QJ_DTYPE_Q ? e->q.group : 32,
              e->dtype == QJ_DTYPE_Q ? e->q.symmetric : 0, e->dtype == QJ_DTYPE_Q && e->q.scale_dtype == QJ_DTYPE_BF16,
-             QJ_OPS_THREADS, prep);
+             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache);
     *out = buf;
     return QJ_OK;
 }

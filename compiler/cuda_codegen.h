@@ -124,6 +124,15 @@ qj_status qj_gemv_device_scales(const qj_tensor *t, void **buf, size_t *len);
  * the activation prep its kernels write for the matmuls that read their
  * outputs (QJ_PREP_DQ or QJ_PREP_IM). Fails when norm weights and biases do
  * not share one dtype. malloc'd. */
+/* Row strides (floats) of the GPU forward's buffers across the batch rows of
+ * one step: what compiler/gpu_model.c allocates and qj_ops.cu's QJ_OPS_S_*
+ * index by (x and res: dim; xb: the normed matmul input, padded; q|k|v and
+ * gate|up: one row of the stacked output; cache: every layer's positions). */
+typedef struct qj_ops_strides {
+    int x, xb, qkv, att, gu, hb;
+    int64_t cache;
+} qj_ops_strides;
+void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s);
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **source);
 
 /* Grid and block of a spec's launch. */

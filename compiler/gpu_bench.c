@@ -374,18 +374,36 @@ done:
 
 qj_status qj_gpu_decode_bench(qj_gpu_model *g, int tokens, qj_decode_bench *out) {
     memset(out, 0, sizeof *out);
+    const int B = qj_gpu_batch(g);
+    int *tk = malloc((size_t)B * sizeof *tk), *ps = malloc((size_t)B * sizeof *ps);
+    if (!tk || !ps) {
+        free(tk);
+        free(ps);
+        return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    }
     qj_status s = QJ_OK;
-    for (int i = 0; i < 8 && !s; i++) s = qj_gpu_step(g, 1 + i, i);
+    double t0 = 0;
+    for (int i = 0; i < 8 + tokens && !s; i++) {
+        if (i == 8) {
+            s = qj_gpu_sync(g);
+            t0 = qj_now();
+        }
+        for (int b = 0; b < B; b++) {
+            tk[b] = 1 + (i + 7 * b) % 100;
+            ps[b] = i < 8 ? i : 8 + (i - 8) % 256;
+        }
+        if (!s) s = qj_gpu_step_batch(g, tk, ps);
+    }
     if (!s) s = qj_gpu_sync(g);
-    double t0 = qj_now();
-    for (int i = 0; i < tokens && !s; i++) s = qj_gpu_step(g, 1 + (i % 100), 8 + i % 256);
-    if (!s) s = qj_gpu_sync(g);
+    free(tk);
+    free(ps);
     if (s) return s;
     double el = qj_now() - t0;
     out->tokens = tokens;
-    out->tokens_per_s = tokens / el;
+    out->batch = B;
+    out->tokens_per_s = (double)tokens * B / el;
     out->ms_per_token = el * 1e3 / tokens;
     out->bytes_per_token = qj_gpu_bytes_per_token(g);
-    out->weight_gbs = (double)out->bytes_per_token * out->tokens_per_s / 1e9;
+    out->weight_gbs = (double)out->bytes_per_token * tokens / el / 1e9;
     return QJ_OK;
 }

@@ -61,17 +61,20 @@ typedef struct qj_kbench_report {
 qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters, int baselines, qj_kbench_report *out);
 
 typedef struct qj_decode_bench {
-    double tokens_per_s;     /* graph-replayed decode steps, batch 1 */
-    double ms_per_token;
-    uint64_t bytes_per_token;
-    double weight_gbs;       /* bytes_per_token * tokens_per_s */
-    int tokens;
+    double tokens_per_s;     /* graph-replayed decode steps x the model's batch (sequences per step) */
+    double ms_per_token;     /* per step: each sequence gets one token a step */
+    uint64_t bytes_per_token; /* weights one step reads (once for all its sequences) */
+    double weight_gbs;       /* bytes_per_token * steps per second */
+    int tokens;              /* steps timed */
+    int batch;
 } qj_decode_bench;
 
 /* Device-to-device copy of 1 GiB, median of 9: (bytes read + written) / s. */
 qj_status qj_gpu_copy_ceiling(qj_cuda *cu, qj_custream st, double *gbs);
 
-/* Decode `tokens` steps (after a warm-up) on an already built GPU model. */
+/* Decode `tokens` steps (after 8 warm-up steps) on an already built GPU model, every
+ * sequence of a batched one at once (row b at token 1 + (i + 7b) % 100, position 8 + i % 256:
+ * the model needs 264 positions). */
 qj_status qj_gpu_decode_bench(qj_gpu_model *g, int tokens, qj_decode_bench *out);
 
 #ifdef __cplusplus

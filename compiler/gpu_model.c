@@ -30,6 +30,8 @@ struct qj_gpu_model {
     qj_custream stream;
     qj_config cfg;
     int max_seq;
+    int batch; /* sequences per step: every buffer has this many rows, strides in L */
+    qj_ops_strides L;
     int use_graph;
     /* kernels */
     qj_cumodule *modules;
@@ -44,7 +46,7 @@ struct qj_gpu_model {
                                                             /* q, k, v are one (qd + 2 kvd) buffer; gate, up one (2 hid) */
     qj_dptr kcache, vcache;     /* (n_layers, max_seq, kv_dim) */
     qj_dptr rope_cos, rope_sin; /* (max_seq, head_dim/2) */
-    qj_dptr d_token, d_pos;     /* (1) int each: read by the kernels, so a graph replays every step */
+    qj_dptr d_token, d_pos;     /* (batch) int each: read by the kernels, so a graph replays every step */
     int xb_stride, att_stride, hb_stride;
     float *h_logits;
     qj_cugraph graph;
@@ -56,11 +58,11 @@ struct qj_gpu_model {
     /* every device allocation, for free */
     qj_dptr *allocs;
     int n_allocs, cap_allocs;
-    int tok_host, pos_host;
+    int *tok_host, *pos_host; /* (batch) */
 };
 
 qj_gpu_params qj_gpu_default_params(void) {
-    qj_gpu_params p = {0, 0, 1, 0, 1};
+    qj_gpu_params p = {0, 0, 1, 0, 1, 1};
     return p;
 }
 
@@ -85,42 +87,42 @@ static qj_status dupload(qj_gpu_model *g, const void *data, size_t bytes, qj_dpt
     return s ? s : qj_cuda_upload(g->cu, *out, data, bytes);
 }
 
-static int pad32(int n) { return (n + 31) / 32 * 32; }
 
 /* ---- kernel planning: fusion and specs, no device work ---- */
 
-static qj_status spec_of(const qj_tensor *const *parts, int n, const char *arch, dev_linear *d) {
-    qj_status s = qj_gemv_spec_parts(parts, n, 1, qj_gemv_arch_has_mma(arch), &d->spec);
+static qj_status spec_of(const qj_tensor *const *parts, int n, const char *arch, int batch, dev_linear *d) {
+    qj_status s = qj_gemv_spec_parts(parts, n, batch, qj_gemv_arch_has_mma(arch), &d->spec);
     if (!s) qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
     return s;
 }
 
 /* Whether parts share one launch: the spec exists (same K; same format unless
  * the tensor-core kernel takes them as segments). */
-static int fusable(const qj_tensor *const *parts, int n, const char *arch, dev_linear *d) {
-    if (spec_of(parts, n, arch, d) == QJ_OK) return 1;
+static int fusable(const qj_tensor *const *parts, int n, const char *arch, int batch, dev_linear *d) {
+    if (spec_of(parts, n, arch, batch, d) == QJ_OK) return 1;
     memset(d, 0, sizeof *d);
     qj_clear_error();
     return 0;
 }
 
 /* Decide which groups fuse and every linear's kernel spec and name. */
-static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, dev_layer *layers, dev_linear *head) {
+static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, int batch, dev_layer *layers,
+                              dev_linear *head) {
     qj_status s;
     for (int i = 0; i < m->cfg.n_layers; i++) {
         const qj_layer *L = &m->layers[i];
         dev_layer *D = &layers[i];
         const qj_tensor *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->w_gate, &L->w_up};
-        D->fused_qkv = fuse && fusable(qkv, 3, arch, &D->qkv);
-        D->fused_gu = fuse && fusable(gu, 2, arch, &D->gu);
+        D->fused_qkv = fuse && fusable(qkv, 3, arch, batch, &D->qkv);
+        D->fused_gu = fuse && fusable(gu, 2, arch, batch, &D->gu);
         for (int l = 0; l < QJ_LIN_COUNT; l++) {
             if ((D->fused_qkv && l <= QJ_LIN_V) || (D->fused_gu && (l == QJ_LIN_GATE || l == QJ_LIN_UP))) continue;
             const qj_tensor *t[1] = {qj_layer_linear((qj_layer *)L, (qj_linear)l)};
-            if ((s = spec_of(t, 1, arch, &D->lin[l]))) return s;
+            if ((s = spec_of(t, 1, arch, batch, &D->lin[l]))) return s;
         }
     }
     const qj_tensor *h[1] = {&m->lm_head};
-    return spec_of(h, 1, arch, head);
+    return spec_of(h, 1, arch, batch, head);
 }
 
 /* ---- kernel building ---- */
@@ -172,7 +174,7 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, 
     for (int i = 0; i < nlin; i++)
         if (qj_gemv_prep_kind(&all[i]->spec) == QJ_PREP_IM) prep = QJ_PREP_IM;
     if ((s = qj_ops_source(m, max_seq, prep, &jobs[nj].source))) goto fail;
-    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops_s%d_p%d", max_seq, prep);
+    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops2_s%d_p%d", max_seq, prep); /* 2: batch rows by blockIdx.y */
     *prep_out = prep;
     *out = jobs;
     *n_out = nj + 1;
@@ -278,7 +280,7 @@ qj_status qj_gpu_compile_kernels(const qj_model *m, const char *arch, int max_se
     job *jobs = NULL;
     int nj = 0, nlin = 0, *owner = NULL, prep = 0;
     dev_linear **all = NULL;
-    qj_status s = layers ? plan_kernels(m, arch, fuse, layers, &head) : qj_fail(QJ_ERR_NOMEM, "out of memory");
+    qj_status s = layers ? plan_kernels(m, arch, fuse, 1, layers, &head) : qj_fail(QJ_ERR_NOMEM, "out of memory");
     if (!s) s = collect_jobs(m, max_seq, arch, layers, &head, &jobs, &nj, &owner, &all, &nlin, &prep);
     if (!s) s = compile_jobs(m, arch, jobs, nj, st);
     qj_kernel_blob *kb = s ? NULL : calloc((size_t)nj, sizeof *kb);
@@ -322,7 +324,12 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->cfg = *c;
     g->max_seq = p->max_seq > 0 && p->max_seq < c->seq_len ? p->max_seq : c->seq_len;
     g->use_graph = p->use_graph;
+    g->batch = p->batch;
     qj_status s;
+    if (g->batch < 1 || g->batch > QJ_MMA_MAX_BATCH) {
+        s = qj_fail(QJ_ERR_INVALID, "GPU batch %d out of range (1..%d)", g->batch, QJ_MMA_MAX_BATCH);
+        goto fail;
+    }
     if ((s = qj_cuda_open(p->ordinal, &g->cu))) goto fail;
     {
         /* kernels overlap their start with the previous one's end (sm_90+); QJ_PDL=0 turns it off */
@@ -340,10 +347,12 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     snprintf(st->arch, sizeof st->arch, "%s", arch);
     if ((s = qj_cuda_stream_create(g->cu, &g->stream))) goto fail;
     g->layers = calloc((size_t)c->n_layers, sizeof *g->layers);
-    g->h_logits = malloc((size_t)c->vocab_size * sizeof(float));
-    if (!g->layers || !g->h_logits) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
+    g->h_logits = malloc((size_t)g->batch * (size_t)c->vocab_size * sizeof(float));
+    g->tok_host = calloc((size_t)g->batch, sizeof(int));
+    g->pos_host = calloc((size_t)g->batch, sizeof(int));
+    if (!g->layers || !g->h_logits || !g->tok_host || !g->pos_host) { s = qj_fail(QJ_ERR_NOMEM, "out of memory"); goto fail; }
 
-    if ((s = plan_kernels(m, arch, p->fuse, g->layers, &g->head))) goto fail;
+    if ((s = plan_kernels(m, arch, p->fuse, g->batch, g->layers, &g->head))) goto fail;
     double t0 = qj_now();
     const qj_tensor *e = &m->tok_embedding;
     if ((s = dupload(g, e->data, e->nbytes, &g->emb_w)) || (s = dupload(g, e->scales, e->scales_nbytes, &g->emb_s)) ||
@@ -378,20 +387,22 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     st->upload_seconds = qj_now() - t0;
 
     /* activations */
+    /* activations: `batch` rows each, at the strides the ops module indexes by */
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, hd2 = c->head_dim / 2;
-    g->xb_stride = pad32(c->dim > qd ? c->dim : qd);
-    g->att_stride = pad32(qd);
-    g->hb_stride = pad32(c->hidden_dim);
-    size_t ms = (size_t)g->max_seq;
-    if ((s = dalloc(g, (size_t)c->dim * 4, &g->x)) || (s = dalloc(g, (size_t)g->xb_stride * 4, &g->xb)) ||
-        (s = dalloc(g, (size_t)c->dim * 4, &g->xb2)) || (s = dalloc(g, (size_t)(qd + 2 * kvd) * 4, &g->q)) ||
-        (s = dalloc(g, (size_t)g->att_stride * 4, &g->att)) || (s = dalloc(g, (size_t)c->hidden_dim * 8, &g->gate)) ||
-        (s = dalloc(g, (size_t)g->hb_stride * 4, &g->hb)) ||
-        (s = dalloc(g, (size_t)c->vocab_size * 4, &g->logits)) ||
-        (s = dalloc(g, (size_t)c->n_layers * ms * (size_t)kvd * 4, &g->kcache)) ||
-        (s = dalloc(g, (size_t)c->n_layers * ms * (size_t)kvd * 4, &g->vcache)) ||
+    qj_ops_layout(c, g->max_seq, &g->L);
+    g->xb_stride = g->L.xb;
+    g->att_stride = g->L.att;
+    g->hb_stride = g->L.hb;
+    size_t ms = (size_t)g->max_seq, B = (size_t)g->batch;
+    if ((s = dalloc(g, B * (size_t)g->L.x * 4, &g->x)) || (s = dalloc(g, B * (size_t)g->xb_stride * 4, &g->xb)) ||
+        (s = dalloc(g, B * (size_t)g->L.x * 4, &g->xb2)) || (s = dalloc(g, B * (size_t)g->L.qkv * 4, &g->q)) ||
+        (s = dalloc(g, B * (size_t)g->att_stride * 4, &g->att)) || (s = dalloc(g, B * (size_t)g->L.gu * 4, &g->gate)) ||
+        (s = dalloc(g, B * (size_t)g->hb_stride * 4, &g->hb)) ||
+        (s = dalloc(g, B * (size_t)c->vocab_size * 4, &g->logits)) ||
+        (s = dalloc(g, B * (size_t)g->L.cache * 4, &g->kcache)) ||
+        (s = dalloc(g, B * (size_t)g->L.cache * 4, &g->vcache)) ||
         (s = dalloc(g, ms * (size_t)hd2 * 4, &g->rope_cos)) || (s = dalloc(g, ms * (size_t)hd2 * 4, &g->rope_sin)) ||
-        (s = dalloc(g, 4, &g->d_token)) || (s = dalloc(g, 4, &g->d_pos)))
+        (s = dalloc(g, B * 4, &g->d_token)) || (s = dalloc(g, B * 4, &g->d_pos)))
         goto fail;
     g->k = g->q + (qj_dptr)qd * 4;
     g->v = g->k + (qj_dptr)kvd * 4;
@@ -442,6 +453,8 @@ void qj_gpu_model_free(qj_gpu_model *g) {
     free(g->modules);
     free(g->layers);
     free(g->h_logits);
+    free(g->tok_host);
+    free(g->pos_host);
     free(g);
 }
 
@@ -450,19 +463,19 @@ void qj_gpu_model_free(qj_gpu_model *g) {
 /* Launches reading the same x with the same prep kind share one prep (the
  * prepared layout depends only on the kind, K and batch, and every launch of
  * one x has its K). */
-static qj_status gemv(qj_gpu_model *g, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y) {
+static qj_status gemv(qj_gpu_model *g, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
     qj_status s;
     int kind = qj_gemv_prep_kind(&d->spec);
     if (kind && g->prepped[kind] != x) {
         if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
         g->prepped[kind] = x;
     }
-    return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, (int)d->spec.N);
+    return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, y_stride);
 }
 
 static qj_status launch(qj_gpu_model *g, qj_cufunc f, unsigned grid, unsigned smem, void **args) {
     memset(g->prepped, 0, sizeof g->prepped); /* every ops kernel writes some matmul input */
-    return qj_cuda_launch(g->cu, f, grid, 1, 1, QJ_OPS_THREADS, 1, 1, smem, g->stream, args);
+    return qj_cuda_launch(g->cu, f, grid, (unsigned)g->batch, 1, QJ_OPS_THREADS, 1, 1, smem, g->stream, args);
 }
 
 static unsigned cdiv(int a, int b) { return (unsigned)((a + b - 1) / b); }
@@ -514,10 +527,11 @@ static qj_status enqueue_step(qj_gpu_model *g) {
             ngu = 2;
         }
         if ((s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
+        const int sq = g->L.qkv, sg = g->L.gu, sx = g->L.x; /* output rows: one q|k|v (gate|up) row per batch row */
         if (D->fused_qkv) {
-            if ((s = gemv(g, &D->qkv, g->xb, g->xb_stride, g->q))) return s;
-        } else if ((s = gemv(g, qkv[0], g->xb, g->xb_stride, g->q)) || (s = gemv(g, qkv[1], g->xb, g->xb_stride, g->k)) ||
-                   (s = gemv(g, qkv[2], g->xb, g->xb_stride, g->v)))
+            if ((s = gemv(g, &D->qkv, g->xb, g->xb_stride, g->q, sq))) return s;
+        } else if ((s = gemv(g, qkv[0], g->xb, g->xb_stride, g->q, sq)) ||
+                   (s = gemv(g, qkv[1], g->xb, g->xb_stride, g->k, sq)) || (s = gemv(g, qkv[2], g->xb, g->xb_stride, g->v, sq)))
             return s;
         void *ar[] = {&g->q, &g->k, &g->v, &D->bq, &D->bk, &D->bv, &g->rope_cos, &g->rope_sin, &g->d_pos, &kc, &vc};
         int items = (c->n_heads + c->n_kv_heads) * (c->head_dim / 2) + kvd;
@@ -530,11 +544,12 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         void *aa[] = {&g->q, &kc, &vc, &g->d_pos, &g->att, &oq, &oc};
         if ((s = launch(g, g->f_attention, (unsigned)c->n_heads, (unsigned)g->max_seq * 4, aa))) return s;
         if (oq) g->prepped[g->fused_prep] = g->att;
-        if ((s = gemv(g, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2))) return s;
+        if ((s = gemv(g, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx))) return s;
         if ((s = norm(g, D->ffn_norm, g->xb2, gu, ngu))) return s;
         if (D->fused_gu) {
-            if ((s = gemv(g, &D->gu, g->xb, g->xb_stride, g->gate))) return s;
-        } else if ((s = gemv(g, gu[0], g->xb, g->xb_stride, g->gate)) || (s = gemv(g, gu[1], g->xb, g->xb_stride, g->up)))
+            if ((s = gemv(g, &D->gu, g->xb, g->xb_stride, g->gate, sg))) return s;
+        } else if ((s = gemv(g, gu[0], g->xb, g->xb_stride, g->gate, sg)) ||
+                   (s = gemv(g, gu[1], g->xb, g->xb_stride, g->up, sg)))
             return s;
         dev_linear *dn[1] = {&D->lin[QJ_LIN_DOWN]};
         qj_dptr xq, xc;
@@ -542,24 +557,30 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
         if ((s = launch(g, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
         if (xq) g->prepped[g->fused_prep] = g->hb;
-        if ((s = gemv(g, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2))) return s;
+        if ((s = gemv(g, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2, sx))) return s;
         res = g->xb2;
     }
     dev_linear *hd[1] = {&g->head};
     if ((s = norm(g, g->final_norm, res, hd, 1))) return s;
-    return gemv(g, &g->head, g->xb, g->xb_stride, g->logits);
+    return gemv(g, &g->head, g->xb, g->xb_stride, g->logits, c->vocab_size);
 }
 
-qj_status qj_gpu_step(qj_gpu_model *g, int token, int pos) {
+qj_status qj_gpu_step_batch(qj_gpu_model *g, const int *tokens, const int *pos) {
     const qj_config *c = &g->cfg;
-    if (token < 0 || token >= c->vocab_size)
-        return qj_fail(QJ_ERR_INVALID, "token id %d out of range (vocab %d)", token, c->vocab_size);
-    if (pos < 0 || pos >= g->max_seq) return qj_fail(QJ_ERR_INVALID, "position %d out of range (context %d)", pos, g->max_seq);
-    g->tok_host = token;
-    g->pos_host = pos;
+    for (int b = 0; b < g->batch; b++) {
+        if (tokens[b] < 0 || tokens[b] >= c->vocab_size)
+            return qj_fail(QJ_ERR_INVALID, "token id %d out of range (vocab %d)%s", tokens[b], c->vocab_size,
+                           g->batch > 1 ? " in a batch row" : "");
+        if (pos[b] < 0 || pos[b] >= g->max_seq)
+            return qj_fail(QJ_ERR_INVALID, "position %d out of range (context %d)%s", pos[b], g->max_seq,
+                           g->batch > 1 ? " in a batch row" : "");
+    }
+    const size_t n = (size_t)g->batch * 4;
+    memcpy(g->tok_host, tokens, n);
+    memcpy(g->pos_host, pos, n);
     qj_status s;
-    if ((s = qj_cuda_upload_async(g->cu, g->d_token, &g->tok_host, 4, g->stream)) ||
-        (s = qj_cuda_upload_async(g->cu, g->d_pos, &g->pos_host, 4, g->stream)))
+    if ((s = qj_cuda_upload_async(g->cu, g->d_token, g->tok_host, n, g->stream)) ||
+        (s = qj_cuda_upload_async(g->cu, g->d_pos, g->pos_host, n, g->stream)))
         return s;
     if (g->graph) return qj_cuda_graph_launch(g->cu, g->graph, g->stream);
     if (g->use_graph && g->steps > 0) {
@@ -575,17 +596,28 @@ qj_status qj_gpu_step(qj_gpu_model *g, int token, int pos) {
     return enqueue_step(g);
 }
 
+qj_status qj_gpu_step(qj_gpu_model *g, int token, int pos) {
+    if (g->batch != 1) return qj_fail(QJ_ERR_INVALID, "a batch-%d GPU model steps every sequence at once", g->batch);
+    return qj_gpu_step_batch(g, &token, &pos);
+}
+
 qj_status qj_gpu_sync(qj_gpu_model *g) { return qj_cuda_stream_sync(g->cu, g->stream); }
 
-qj_status qj_gpu_forward(qj_gpu_model *g, int token, int pos, const float **logits) {
-    qj_status s = qj_gpu_step(g, token, pos);
+qj_status qj_gpu_forward_batch(qj_gpu_model *g, const int *tokens, const int *pos, const float **logits) {
+    qj_status s = qj_gpu_step_batch(g, tokens, pos);
     if (!s) s = qj_cuda_stream_sync(g->cu, g->stream);
-    if (!s) s = qj_cuda_download(g->cu, g->h_logits, g->logits, (size_t)g->cfg.vocab_size * 4);
+    if (!s) s = qj_cuda_download(g->cu, g->h_logits, g->logits, (size_t)g->batch * (size_t)g->cfg.vocab_size * 4);
     if (s) return s;
     *logits = g->h_logits;
     return QJ_OK;
 }
 
+qj_status qj_gpu_forward(qj_gpu_model *g, int token, int pos, const float **logits) {
+    if (g->batch != 1) return qj_fail(QJ_ERR_INVALID, "a batch-%d GPU model steps every sequence at once", g->batch);
+    return qj_gpu_forward_batch(g, &token, &pos, logits);
+}
+
+int qj_gpu_batch(const qj_gpu_model *g) { return g->batch; }
 uint64_t qj_gpu_bytes_per_token(const qj_gpu_model *g) { return g->bytes_per_token; }
 qj_cuda *qj_gpu_cuda(qj_gpu_model *g) { return g->cu; }
 qj_custream qj_gpu_stream(qj_gpu_model *g) { return g->stream; }

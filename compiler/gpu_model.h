@@ -37,6 +37,7 @@ typedef struct qj_gpu_params {
     int use_graph; /* 1: replay a captured graph per step */
     int progress;
     int fuse;      /* 1: one launch for q/k/v and for gate/up when each group shares a format */
+    int batch;     /* sequences decoded together per step, 1..64 (every kernel built for it) */
 } qj_gpu_params;
 qj_gpu_params qj_gpu_default_params(void);
 
@@ -48,9 +49,16 @@ void qj_gpu_model_free(qj_gpu_model *g);
 qj_status qj_gpu_forward(qj_gpu_model *g, int token, int pos, const float **logits);
 /* The same without copying logits back (decode benchmarks). */
 qj_status qj_gpu_step(qj_gpu_model *g, int token, int pos);
+/* One step of every sequence of a batched model: tokens[b] at pos[b] for
+ * b < qj_gpu_batch(g), each in its own KV cache; logits (batch x vocab, owned
+ * by g, valid until the next call). The batch-1 calls above are these at B = 1. */
+qj_status qj_gpu_forward_batch(qj_gpu_model *g, const int *tokens, const int *pos, const float **logits);
+qj_status qj_gpu_step_batch(qj_gpu_model *g, const int *tokens, const int *pos);
+int qj_gpu_batch(const qj_gpu_model *g);
 qj_status qj_gpu_sync(qj_gpu_model *g);
 
-/* Bytes of weights one decode step reads (every linear + head + the embedding row). */
+/* Bytes of weights one decode step reads (every linear + head + one embedding row; a batched
+ * step reads the weights once for all its sequences). */
 uint64_t qj_gpu_bytes_per_token(const qj_gpu_model *g);
 
 /* Generate and compile (through the cache) every kernel a model needs for

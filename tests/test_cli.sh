@@ -104,6 +104,7 @@ case "$out" in *"decode batch 1: "*"fp32 reference forward of the same model, sa
 expect_fail '--fp32-baseline needs the source model' "$Q" bench --model "$T/b.qjp" --tokens 4 --fp32-baseline
 expect_fail '--fp32-baseline goes with CPU decode' "$Q" bench --synthetic tiny --kernels --fp32-baseline
 expect_fail '--fp32-baseline goes with CPU decode' "$Q" bench --synthetic tiny --device cuda --fp32-baseline
+expect_fail 'decode at --batch 4 runs on the GPU' "$Q" bench --synthetic tiny --plan int4-g32 --tokens 4 --batch 4
 
 # token files: non-integers and ids out of the vocabulary
 echo "1 2 x3" > "$T/ids_bad.txt"
