@@ -2,7 +2,7 @@
 # device_call.sh — one device call in stages, each skipped once the call has
 # run $BUDGET seconds (default 540), so a call always returns its logs:
 #   STEPS="tests knobtests kernels sweep decode" (default: all but knobtests), KERNEL_PLANS,
-#   KERNEL_ARGS, SWEEP_PLANS, DECODE_PLANS; knobtests runs test_gpu_gemv under each setting
+#   KERNEL_ARGS, SWEEP_PLANS, DECODE_PLANS, DECODE_ARGS (e.g. --batch 16 for the first plan); knobtests runs test_gpu_gemv under each setting
 #   the compiler picks by shape (so every shape is checked with it), KNOB_SETS (one per line).
 # Logs in $OUT; every line of the summary carries the elapsed time.
 set -uo pipefail
@@ -38,10 +38,12 @@ QJ_IM_UNROLL=2 QJ_IM_STAGES=0"}" ;;
     done ;;
   sweep) bash scripts/device_sweep.sh ${SWEEP_PLANS:-int4-g128 int3-g128 int2-g128 int5-g128 int8-g128} | tee "$out/sweep.txt" ;;
   decode)
+    da=${DECODE_ARGS:-}
     for p in ${DECODE_PLANS:-examples/plans/int4-g128_all.json int4-g128 int3-g128 int5-g128}; do
       left || break
-      ./build-gpu/qjit bench --synthetic llama3-8b --plan $p --device cuda --tokens 256 2>&1 | grep -E "^decode|^weights|rror" |
+      ./build-gpu/qjit bench --synthetic llama3-8b --plan $p --device cuda --tokens 256 $da 2>&1 | grep -E "^decode|^weights|^batch|rror" |
         sed "s|^|[$(basename $p)] |" | tee -a "$out/decode.log"
+      da=""
     done ;;
   esac
   t "$step done"
