@@ -46,6 +46,7 @@ typedef struct qj_gemv_spec {
     int mt, unroll;  /* im: 16-row m-tiles per block, k-tiles in flight per warp (warps: they split the k-tiles) */
     int xsmem;       /* im with a ring at batch <= 4: the block copies the prepared activations into dynamic shared memory */
     int bx;          /* im at batch > 4: warps split the m-tiles and share each k-tile's activations in a block-wide ring */
+    int cvt;         /* im: a fold's digit pairs summed in int32, one conversion each (0: two, the earlier kernel) */
     int jw;          /* bx: n-tiles (pairs of batch rows) per warp, (batch + 1) / 2 = all; fewer: warps share m-tiles */
     int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
     int stages;      /* mma: cp.async pipeline depth; im: 0 = two register stages, >= 2 a shared-memory ring */
@@ -61,7 +62,7 @@ typedef struct qj_gemv_spec {
  * kernel whenever the format allows. Parts of different formats fuse only on
  * the f16 tensor-core path; QJ_ERR_UNSUPPORTED when they cannot share a
  * launch. Knobs for experiments: QJ_GEMV_IM=0 (no integer-MMA GEMV),
- * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL, QJ_IM_STAGES, QJ_IM_RING (ring bytes), QJ_IM_XSMEM, QJ_IM_BX, QJ_IM_JW; QJ_GEMV_MMA=0|1, QJ_MMA_RT,
+ * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL, QJ_IM_STAGES, QJ_IM_RING (ring bytes), QJ_IM_XSMEM, QJ_IM_BX, QJ_IM_JW, QJ_IM_CVT; QJ_GEMV_MMA=0|1, QJ_MMA_RT,
  * QJ_MMA_SPLITK, QJ_MMA_STAGES. */
 qj_status qj_gemv_spec_parts(const qj_tensor *const *parts, int n, int batch, int allow_mma, qj_gemv_spec *out);
 

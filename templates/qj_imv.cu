@@ -71,6 +71,9 @@
 #ifndef QJ_IM_BX
 #define QJ_IM_BX 0 /* 1 (ring): warps split the m-tiles and share each k-tile's activations through a block-wide ring */
 #endif
+#ifndef QJ_IM_CVT
+#define QJ_IM_CVT 1 /* a fold's digit pair: 1 = one int sum and one conversion, 0 = two exact conversions (before) */
+#endif
 #ifndef QJ_IM_JW
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
 #endif
@@ -119,6 +122,7 @@ __device__ __forceinline__ uint2 qj_ld2(const uint32_t *p) {
     asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
     return v;
 }
+
 /* exact int -> float for |v| < 2^22 on the integer and FP32 pipes */
 __device__ __forceinline__ float qj_i2f(int v) { return __int_as_float(0x4B400000 + v) - 12582912.0f; }
 
@@ -259,6 +263,11 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 z0[m] = qj_half_to_float((unsigned short)(sc.x >> 16));
                 z1[m] = qj_half_to_float((unsigned short)(sc.y >> 16));
 #endif
+#if QJ_IM_CVT
+                /* the digit pair's sum below is in units of the higher digit's weight * 2^-8 */
+                s0[m] *= 0.00390625f;
+                s1[m] *= 0.00390625f;
+#endif
 #pragma unroll
                 for (int ss = 0; ss < QJ_FOLD; ss++)
 #pragma unroll
@@ -292,8 +301,17 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                         qj_imma(d, a[m][ss][0], a[m][ss][1], a[m][ss][2], a[m][ss][3], qj_u4(X[s >> 1], 2 * (s & 1)),
                                 qj_u4(X[s >> 1], 2 * (s & 1) + 1));
                     }
+                    /* columns 2t, 2t+1: digits p, p+1 of one batch row, PW.y = 256 PW.x, so
+                     * D_p PW.x + D_p+1 PW.y = (D_p + 256 D_p+1) PW.y 2^-8 (the 2^-8 is in s0, s1;
+                     * PW.x may underflow where PW.y does not). |D| <= 128 * 255 * 128 < 2^22 for
+                     * a fold of 128 values, so the sum fits int32; one rounding to fp32. */
+#if QJ_IM_CVT
+                    const float lo = __int2float_rn(d[0] + d[1] * 256) * PW.y;
+                    const float hi = __int2float_rn(d[2] + d[3] * 256) * PW.y;
+#else
                     const float lo = fmaf(qj_i2f(d[1]), PW.y, qj_i2f(d[0]) * PW.x);
                     const float hi = fmaf(qj_i2f(d[3]), PW.y, qj_i2f(d[2]) * PW.x);
+#endif
                     acc[m][jj][0] = fmaf(s0[m], lo, fmaf(z0[m], bsum, acc[m][jj][0]));
                     acc[m][jj][1] = fmaf(s1[m], hi, fmaf(z1[m], bsum, acc[m][jj][1]));
                 }
@@ -394,6 +412,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     /* QJ_IM_BX: warp group warp / QJ_IM_JG owns QJ_MT m-tiles, its warps QJ_IM_JW n-tiles each */
     const int mg = warp / QJ_IM_JG, j0 = QJ_IM_BX ? (warp % QJ_IM_JG) * QJ_IM_JW : 0;
     const int mt0 = QJ_IM_BX ? (blockIdx.x * QJ_IM_MG + mg) * QJ_MT : blockIdx.x * QJ_MT;
+    (void)j0;
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
     float acc[QJ_MT][QJ_IM_JW][2];
@@ -406,6 +425,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     /* one block-wide ring: slot s holds k-tile T (T % S == s): its activations, copied by the
      * whole block, then each warp group's weights and scales, copied by its first warp */
     extern __shared__ __align__(16) uint4 qj_bx[];
+    (void)STEP;
     uint32_t *const ring = reinterpret_cast<uint32_t *>(qj_bx);
     const bool wcopy = warp % QJ_IM_JG == 0;
 #pragma unroll

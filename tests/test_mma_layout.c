@@ -422,7 +422,16 @@ int main(void) {
         /* wide: block-shared activations, 4 groups x 2 warps (4 n-tiles each), 4 m-tiles a group;
          * a slot = 16 x 544 B of activations + 4 x 4 x 1088 B of weights, 3 of them in 96 KiB */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(s.bx && s.mt == 4 && s.warps == 8 && s.jw == 4 && s.stages == 3);
+        QJ_CHECK(s.bx && s.mt == 4 && s.warps == 8 && s.jw == 4 && s.stages == 3 && s.cvt == 1);
+        char nm[160];
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(strstr(nm, "_m4w8u1s3b4_") != NULL, "%s", nm);
+        setenv("QJ_IM_CVT", "0", 1); /* the earlier fold: its own kernel name */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.cvt == 0 && strstr(nm, "_m4w8u1s3b4c0_") != NULL, "%s", nm);
+        unsetenv("QJ_IM_CVT");
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(qj_gemv_smem_bytes(&s) == 3 * (16 * 544 + 4 * 4 * 1088));
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 112 && block == 256);

@@ -91,6 +91,7 @@ int main(void) {
     int bx = recompile_im("QJ_IM_BX", "1", n, 1);
     QJ_CHECK_MSG(bx > 0, "no integer-MMA case had block-shared activations");
     printf("%d integer-MMA block-shared instantiations compiled\n", bx);
+    recompile_im("QJ_IM_CVT", "0", n, 0); /* the two-conversion fold, kept for comparison */
 
     /* the ops template, with its defaults and with real-model macro sets */
     const char *ops_sets[] = {
