@@ -17,6 +17,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"convert", cmd_convert, "write a model as a Hugging Face safetensors directory"},
     {"export", cmd_export, "turn a package into C source + object code an application links"},
+    {"search", cmd_search, "Bayesian-optimisation search for the best plan under a size limit"},
     {"bench", cmd_bench, "decode tokens/s, weight bandwidth, per-kernel timings (--kernels)"},
 };
 

@@ -1,0 +1,499 @@
+/* cmd_search.c — qjit search: Bayesian-optimisation search over per-layer
+ * bit widths and group sizes whose objective is a real trial: every proposed
+ * plan is compiled (quantized) and its perplexity measured on a calibration
+ * text. This version: --objective ppl under --max-size (CPU); the history is a
+ * JSONL file appended trial by trial, so an interrupted search resumes
+ * (--resume) without repeating or losing a trial. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common.h"
+#include "compile.h"
+#include "gp.h"
+#include "qj_eval.h"
+#include "qj_io.h"
+#include "qj_package.h"
+#include "qj_progress.h"
+#include "search.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: qjit search (--model PATH | --synthetic PRESET) --objective ppl --max-size GB\n"
+               "                   (--text FILE | --tokens FILE) [--trials N] [--init N] [--space FILE]\n"
+               "                   [--initial-samples FILE] [--history FILE] [--output FILE] [--resume] [--seed N]\n\n"
+               "Searches per-layer bit widths and group sizes (the seed's parameter space: bitwidth.{i}.,\n"
+               "groupsize.{i}.) for the plan of lowest perplexity whose compiled size is at most --max-size GB\n"
+               "(exact, computed without compiling, so no oversized plan is ever tried). Each trial compiles\n"
+               "the plan and measures perplexity on the text (CPU). A Gaussian process (Matern-5/2, one length\n"
+               "scale per coordinate, fitted by maximum likelihood) over the plans tried so far proposes the next\n"
+               "by expected improvement. Every trial is appended to the history (JSONL) as it ends, the seed's\n"
+               "CSV (cal_PPL, model_size, quant_config) is rewritten, and the end prints the best config.\n\n" CLI_MODEL_HELP
+               "  --objective ppl       minimise perplexity (the only objective of this version)\n"
+               "  --max-size GB         size limit in GB (1e9 bytes), the seed's model_size\n"
+               "  --text FILE           calibration text (tokenized with the model's tokenizer)\n"
+               "  --tokens FILE         calibration token ids instead\n"
+               "  --max-tokens N        ids of the text measured per trial (default 2000)\n"
+               "  --ctx N               perplexity window (default: the model's context)\n"
+               "  --trials N            trials in all, initial ones included (default 40)\n"
+               "  --init N              space-filling (Latin hypercube) initial trials without\n"
+               "                        --initial-samples (default 10)\n"
+               "  --space FILE          the seed's parameter space (default: bits 2,3,4,5,6,8 x groups\n"
+               "                        32..512 per layer)\n"
+               "  --initial-samples FILE the seed's initial samples (tried first; those over the size are skipped)\n"
+               "  --history FILE        JSONL history (default search_history.jsonl)\n"
+               "  --output FILE         the seed's CSV (default search_output.csv)\n"
+               "  --resume              continue the search in --history (same settings), repeating nothing\n"
+               "  --seed N              the search's seed (also the synthetic weights'), default 1\n");
+}
+
+typedef struct trial {
+    int *choice;
+    double ppl, seconds;
+    uint64_t bytes;
+} trial;
+
+/* the settings a resumed search must share with its history */
+static cJSON *settings_json(const cli_model *cm, const char *space, double max_gb, uint64_t seed, int init, size_t max_tokens,
+                            int ctx, const char *text) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", cm->run->origin);
+    cJSON_AddStringToObject(o, "objective", "ppl");
+    cJSON_AddNumberToObject(o, "max_size_gb", max_gb);
+    cJSON_AddNumberToObject(o, "seed", (double)seed);
+    cJSON_AddNumberToObject(o, "init", init);
+    cJSON_AddStringToObject(o, "space", space);
+    cJSON_AddStringToObject(o, "calibration", text);
+    cJSON_AddNumberToObject(o, "max_tokens", (double)max_tokens);
+    cJSON_AddNumberToObject(o, "ctx", ctx);
+    return o;
+}
+
+/* Python-dict style, as the seed prints: {'bitwidth.0.': 5, ...} */
+static void print_pydict(FILE *f, const cJSON *o) {
+    fputc('{', f);
+    int first = 1;
+    for (const cJSON *it = o->child; it; it = it->next) {
+        fprintf(f, "%s'%s': %g", first ? "" : ", ", it->string, it->valuedouble);
+        first = 0;
+    }
+    fputc('}', f);
+}
+
+static qj_status write_csv(const char *path, const qj_search *s, const trial *t, int n) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    len += (size_t)snprintf(buf, cap, "cal_PPL,model_size,quant_config\n");
+    for (int i = 0; i < n; i++) {
+        cJSON *cfg = qj_search_config(s, t[i].choice);
+        char *js = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
+        cJSON_Delete(cfg);
+        if (!js) {
+            free(buf);
+            return qj_fail(QJ_ERR_NOMEM, "out of memory");
+        }
+        for (char *p = js; *p; p++)
+            if (*p == '"') *p = '\''; /* the seed's dict quoting; CSV-quoted below */
+        const size_t need = strlen(js) + 64;
+        if (len + need >= cap) {
+            while (len + need >= cap) cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(js);
+                free(buf);
+                return qj_fail(QJ_ERR_NOMEM, "out of memory");
+            }
+            buf = nb;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%.6f,%.9g,\"%s\"\n", t[i].ppl, (double)t[i].bytes / 1e9, js);
+        free(js);
+    }
+    qj_status st = qj_write_file_atomic(path, buf, len);
+    free(buf);
+    return st;
+}
+
+/* Reads a history: its settings line must equal `want`; trials go to t (choices decoded
+ * through s). A last line cut short (an interrupted append) is dropped. */
+static qj_status read_history(const char *path, const cJSON *want, const qj_search *s, trial *t, int max, int *n,
+                              size_t *valid) {
+    char *buf;
+    size_t len;
+    *n = 0;
+    *valid = 0;
+    qj_status st = qj_read_file(path, &buf, &len);
+    if (st) return st;
+    int line = 0;
+    char *p = buf;
+    while (p < buf + len && !st) {
+        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+        if (!nl) break; /* unterminated: the append that was interrupted */
+        *nl = 0;
+        line++;
+        cJSON *o = cJSON_Parse(p);
+        p = nl + 1;
+        *valid = (size_t)(p - buf);
+        if (!o) {
+            st = qj_fail(QJ_ERR_FORMAT, "%s:%d: not a JSON object", path, line);
+            break;
+        }
+        const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "search");
+        if (line == 1) {
+            if (!set || !cJSON_Compare(set, want, 1)) {
+                char *a = set ? cJSON_PrintUnformatted(set) : NULL, *b = cJSON_PrintUnformatted(want);
+                st = qj_fail(QJ_ERR_INVALID, "%s: the history's settings %s differ from this search's %s; --resume "
+                             "continues the same search", path, a ? a : "(none)", b ? b : "?");
+                free(a);
+                free(b);
+            }
+            cJSON_Delete(o);
+            continue;
+        }
+        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "quant_config");
+        const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(o, "cal_PPL");
+        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d: quant_config", path, line);
+        if (*n >= max) st = qj_fail(QJ_ERR_INVALID, "%s: more trials than --trials %d", path, max);
+        else if (!cJSON_IsNumber(ppl)) st = qj_fail(QJ_ERR_FORMAT, "%s:%d: \"cal_PPL\" is missing", path, line);
+        else if (!(st = qj_search_from_config(s, cfg, where, t[*n].choice))) {
+            t[*n].ppl = ppl->valuedouble;
+            t[*n].seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
+            t[*n].bytes = qj_search_bytes(s, t[*n].choice);
+            (*n)++;
+        }
+        cJSON_Delete(o);
+    }
+    free(buf);
+    if (!st && line == 0) st = qj_fail(QJ_ERR_FORMAT, "%s: empty history", path);
+    return st;
+}
+
+static qj_status append_line(const char *path, const char *line) {
+    FILE *f = fopen(path, "a");
+    if (!f) return qj_fail(QJ_ERR_IO, "%s: cannot open for appending", path);
+    int bad = fputs(line, f) < 0 || fputc('\n', f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    return bad ? qj_fail(QJ_ERR_IO, "%s: write failed", path) : QJ_OK;
+}
+
+int cmd_search(int argc, char **argv) {
+    static const struct option opts[] = {CLI_MODEL_OPTIONS,
+                                         {"objective", required_argument, 0, 'O'},
+                                         {"max-size", required_argument, 0, 'S'},
+                                         {"text", required_argument, 0, 'T'},
+                                         {"tokens", required_argument, 0, 'K'},
+                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"ctx", required_argument, 0, 'c'},
+                                         {"trials", required_argument, 0, 'N'},
+                                         {"init", required_argument, 0, 'I'},
+                                         {"space", required_argument, 0, 'P'},
+                                         {"initial-samples", required_argument, 0, 'i'},
+                                         {"history", required_argument, 0, 'H'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"resume", no_argument, 0, 'R'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    cli_model cm;
+    cli_model_init(&cm);
+    const char *objective = NULL, *text = NULL, *tokens = NULL, *space_path = NULL, *samples_path = NULL;
+    const char *history = "search_history.jsonl", *output = "search_output.csv";
+    double max_gb = 0;
+    long v, trials = 40, n_init = 10;
+    int resume = 0, o, r, ctx = 0;
+    size_t max_tokens = 2000;
+    while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
+        if ((r = cli_model_option(&cm, o, optarg))) {
+            if (r < 0) return cli_error("search");
+            continue;
+        }
+        switch (o) {
+        case 'O': objective = optarg; break;
+        case 'S': {
+            char *end;
+            max_gb = strtod(optarg, &end);
+            if (*end || !(max_gb > 0) || !isfinite(max_gb)) {
+                fprintf(stderr, "qjit search: --max-size \"%s\": expected a positive size in GB\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'T': text = optarg; break;
+        case 'K': tokens = optarg; break;
+        case 'n':
+            if (cli_parse_long(optarg, "max-tokens", 1, 0x7fffffffL, &v)) return cli_error("search");
+            max_tokens = (size_t)v;
+            break;
+        case 'c':
+            if (cli_parse_long(optarg, "ctx", 2, 1 << 20, &v)) return cli_error("search");
+            ctx = (int)v;
+            break;
+        case 'N': if (cli_parse_long(optarg, "trials", 1, 100000, &trials)) return cli_error("search"); break;
+        case 'I': if (cli_parse_long(optarg, "init", 1, 100000, &n_init)) return cli_error("search"); break;
+        case 'P': space_path = optarg; break;
+        case 'i': samples_path = optarg; break;
+        case 'H': history = optarg; break;
+        case 'o': output = optarg; break;
+        case 'R': resume = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "qjit search: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!objective || strcmp(objective, "ppl")) {
+        fprintf(stderr, "qjit search: --objective %s%s: this version searches --objective ppl (under --max-size)\n",
+                objective ? objective : "(missing)", objective && !strcmp(objective, "throughput") ? " is not built yet" : "");
+        return 2;
+    }
+    if (max_gb <= 0) {
+        fprintf(stderr, "qjit search: --objective ppl needs --max-size GB\n");
+        return 2;
+    }
+    if (!!text == !!tokens) {
+        fprintf(stderr, "qjit search: give exactly one of --text FILE or --tokens FILE\n");
+        return 2;
+    }
+    if (cm.cuda) {
+        fprintf(stderr, "qjit search: trials run on the CPU in this version (no --device cuda)\n");
+        return 2;
+    }
+    if (cm.plan) {
+        fprintf(stderr, "qjit search: --plan does not apply (the search makes the plans)\n");
+        return 2;
+    }
+    struct stat sb;
+    if (!resume && stat(history, &sb) == 0) {
+        fprintf(stderr, "qjit search: %s exists: --resume continues that search, or remove it to start anew\n", history);
+        return 2;
+    }
+    if (!qj_gp_available()) {
+        fprintf(stderr, "qjit search: this qjit was built without LAPACKE, which the search's Gaussian process needs\n");
+        return 2;
+    }
+    const uint64_t seed = cm.seed;
+    int *ids = NULL, *pts = NULL, n_pts = 0, nt = 0, nc = 0;
+    size_t nid = 0;
+    qj_space *space = NULL;
+    qj_samples *samples = NULL;
+    qj_search *s = NULL;
+    trial *t = NULL;
+    cJSON *settings = NULL;
+    double *X = NULL, *Y = NULL;
+    int rc = 1;
+    if (cli_model_open(&cm, text != NULL, 1)) goto fail;
+    if (cm.is_package) {
+        qj_fail(QJ_ERR_INVALID, "%s is a compiled package; the search needs the source model", cm.model);
+        goto fail;
+    }
+    if (tokens) {
+        if (qj_read_token_file(tokens, cm.src->cfg.vocab_size, &ids, &nid)) goto fail;
+    } else {
+        char *buf;
+        size_t len;
+        if (qj_read_file(text, &buf, &len)) goto fail;
+        qj_status st = qj_tokenizer_encode(cm.tok, buf, len, 0, &ids, &nid);
+        free(buf);
+        if (st) {
+            qj_fail_context(st, "%s", text);
+            goto fail;
+        }
+    }
+    const int L = cm.src->cfg.n_layers;
+    if (space_path ? qj_space_parse(space_path, L, &space) : qj_space_default(L, &space)) goto fail;
+    if (qj_search_setup(cm.src, space, &s)) goto fail;
+    nc = qj_search_nchoice(s);
+    const int d = qj_search_ndim(s);
+    const uint64_t max_bytes = (uint64_t)(max_gb * 1e9);
+    /* the initial points: the samples that fit, else a Latin hypercube under the size */
+    pts = calloc((size_t)(trials + n_init) * (size_t)nc, sizeof *pts);
+    t = calloc((size_t)trials, sizeof *t);
+    X = calloc((size_t)trials * (size_t)(d + 1), sizeof *X);
+    Y = calloc((size_t)trials, sizeof *Y);
+    if (!pts || !t || !X || !Y) {
+        qj_fail(QJ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (long i = 0; i < trials; i++)
+        if (!(t[i].choice = calloc((size_t)nc, sizeof(int)))) {
+            qj_fail(QJ_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    if (samples_path) {
+        /* validated (inside the space, every layer given) by the samples parser, then read as points */
+        if (qj_samples_parse(samples_path, space, L, &samples)) goto fail;
+        char *sbuf;
+        size_t slen;
+        if (qj_read_file(samples_path, &sbuf, &slen)) goto fail;
+        cJSON *sj = cJSON_ParseWithLength(sbuf, slen);
+        free(sbuf);
+        const cJSON *arr = sj ? cJSON_GetObjectItemCaseSensitive(sj, "initial_samples") : NULL;
+        const int ns = cJSON_GetArraySize(arr);
+        for (int i = 0; i < ns && n_pts < trials; i++) {
+            char where[600];
+            snprintf(where, sizeof where, "%s: initial_samples[%d]", samples_path, i);
+            int *c = pts + (size_t)n_pts * nc;
+            if (qj_search_from_config(s, cJSON_GetArrayItem(arr, i), where, c)) {
+                cJSON_Delete(sj);
+                goto fail;
+            }
+            if (qj_search_bytes(s, c) > max_bytes) {
+                printf("initial sample %d: %.6f GB is over --max-size %g: skipped\n", i, (double)qj_search_bytes(s, c) / 1e9,
+                       max_gb);
+                continue;
+            }
+            n_pts++;
+        }
+        cJSON_Delete(sj);
+    } else
+        n_pts = qj_search_initial(s, (int)(n_init < trials ? n_init : trials), seed, max_bytes, pts);
+    if (n_pts == 0) {
+        qj_fail(QJ_ERR_INVALID, "no initial plan fits --max-size %g GB (the smallest the space allows is larger)", max_gb);
+        goto fail;
+    }
+    settings = settings_json(&cm, space->name, max_gb, seed, n_pts, max_tokens, ctx, text ? text : tokens);
+    if (resume && stat(history, &sb) == 0) {
+        size_t valid = 0;
+        if (read_history(history, settings, s, t, (int)trials, &nt, &valid)) goto fail;
+        /* a record cut short by the interruption goes; its trial runs again */
+        if (stat(history, &sb) == 0 && (size_t)sb.st_size > valid) {
+            if (truncate(history, (off_t)valid) != 0) {
+                qj_fail(QJ_ERR_IO, "%s: cannot drop the unfinished last record", history);
+                goto fail;
+            }
+            printf("%s: dropped an unfinished record (%zu bytes)\n", history, (size_t)sb.st_size - valid);
+        }
+        printf("resuming %s: %d trials done\n", history, nt);
+    } else {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(h, "search", settings);
+        char *js = cJSON_PrintUnformatted(h);
+        cJSON_Delete(h);
+        qj_status st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
+        free(js);
+        if (st) goto fail;
+    }
+    qj_eval_params ep = qj_eval_default_params();
+    ep.ctx = ctx;
+    ep.max_tokens = max_tokens;
+    ep.progress = 0;
+    double t0 = qj_now(), spent = 0;
+    int ran = 0;
+    for (int i = 0; i < nt; i++) {
+        qj_search_encode(s, t[i].choice, X + (size_t)i * d);
+        Y[i] = log(t[i].ppl);
+    }
+    while (nt < trials) {
+        int *c = t[nt].choice;
+        const char *how = "initial";
+        double acq = 0;
+        if (nt < n_pts) memcpy(c, pts + (size_t)nt * nc, (size_t)nc * sizeof *c);
+        else {
+            /* the GP on log perplexity of every trial so far, then the point of largest EI */
+            qj_gp *g = NULL;
+            qj_gp_opts go = qj_gp_default_opts();
+            go.seed = seed * 1000003u + (uint64_t)nt;
+            if (qj_gp_fit(X, Y, NULL, nt, d, &go, &g)) goto fail;
+            qj_acq_params ap = qj_acq_default_params();
+            ap.max_bytes = max_bytes;
+            ap.seed = seed * 7919u + (uint64_t)nt;
+            ap.best = INFINITY;
+            for (int i = 0; i < nt; i++) ap.best = fmin(ap.best, Y[i]);
+            int *hist = malloc((size_t)nt * nc * sizeof *hist);
+            if (!hist) {
+                qj_gp_free(g);
+                qj_fail(QJ_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            for (int i = 0; i < nt; i++) memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
+            ap.exclude = hist;
+            ap.n_exclude = nt;
+            qj_status st = qj_search_propose(s, g, &ap, c, &acq);
+            free(hist);
+            qj_gp_free(g);
+            if (st) goto fail;
+            how = "bo";
+        }
+        /* the trial: compile the plan, measure perplexity */
+        const double ts = qj_now();
+        qj_plan *plan = NULL;
+        qj_model *m = NULL;
+        qj_eval_result er;
+        qj_status st = qj_search_plan(s, c, &plan);
+        if (!st) st = qj_compile_model(cm.src, plan, 0, &m, NULL);
+        if (!st) st = qj_eval_nll(m, ids, nid, &ep, &er);
+        qj_size_info z;
+        if (!st) qj_model_size(m, &z);
+        qj_model_free(m);
+        qj_plan_free(plan);
+        if (st) goto fail;
+        if (z.bytes != qj_search_bytes(s, c)) {
+            qj_fail(QJ_ERR_INTERNAL, "trial %d: compiled size %llu differs from the predicted %llu", nt,
+                    (unsigned long long)z.bytes, (unsigned long long)qj_search_bytes(s, c));
+            goto fail;
+        }
+        t[nt].ppl = er.ppl;
+        t[nt].bytes = z.bytes;
+        t[nt].seconds = qj_now() - ts;
+        /* the record, appended before anything depends on it */
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddNumberToObject(rec, "trial", nt);
+        cJSON_AddStringToObject(rec, "kind", how);
+        cJSON_AddNumberToObject(rec, "cal_PPL", er.ppl);
+        cJSON_AddNumberToObject(rec, "nll", er.nll);
+        cJSON_AddNumberToObject(rec, "model_size", (double)z.bytes / 1e9);
+        cJSON_AddNumberToObject(rec, "size_bytes", (double)z.bytes);
+        cJSON_AddNumberToObject(rec, "tokens", (double)er.tokens);
+        cJSON_AddNumberToObject(rec, "acquisition", acq);
+        cJSON_AddNumberToObject(rec, "seconds", t[nt].seconds);
+        cJSON_AddItemToObject(rec, "quant_config", qj_search_config(s, c));
+        char *js = cJSON_PrintUnformatted(rec);
+        cJSON_Delete(rec);
+        st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
+        free(js);
+        if (st) goto fail;
+        qj_search_encode(s, c, X + (size_t)nt * d);
+        Y[nt] = log(er.ppl);
+        nt++;
+        ran++;
+        if (write_csv(output, s, t, nt)) goto fail;
+        double best = INFINITY;
+        for (int i = 0; i < nt; i++) best = fmin(best, t[i].ppl);
+        spent = qj_now() - t0;
+        const double eta = spent / ran * (double)(trials - nt);
+        printf("trial %d/%ld (%s): ppl %.4f  size %.6g GB  best %.4f  %.2f s  ETA %.0f s\n", nt, trials, how, er.ppl,
+               (double)z.bytes / 1e9, best, t[nt - 1].seconds, eta);
+        fflush(stdout);
+    }
+    int bi = 0;
+    for (int i = 1; i < nt; i++)
+        if (t[i].ppl < t[bi].ppl) bi = i;
+    cJSON *cfg = qj_search_config(s, t[bi].choice);
+    printf("------Best config------\n{'cal_PPL': %.4f, 'model_size': %.6g} ", t[bi].ppl, (double)t[bi].bytes / 1e9);
+    if (cfg) print_pydict(stdout, cfg);
+    printf("\n");
+    cJSON_Delete(cfg);
+    printf("history %s, CSV %s (%d trials, %d run now in %.1f s)\n", history, output, nt, ran, spent);
+    rc = 0;
+fail:
+    if (rc) cli_error("search");
+    if (t)
+        for (long i = 0; i < trials; i++) free(t[i].choice);
+    free(t);
+    free(X);
+    free(Y);
+    free(pts);
+    free(ids);
+    cJSON_Delete(settings);
+    qj_search_free(s);
+    qj_samples_free(samples);
+    qj_space_free(space);
+    cli_model_close(&cm);
+    return rc;
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# ctest-labels: unit
+# test_search_cli.sh — qjit search on stories260K (CPU): a short search runs, writes
+# its JSONL history and the seed's CSV and prints the best config within the
+# size limit; a search stopped early (--trials) and one killed mid-trial (kill -9)
+# each resume (--resume) to the same history as an uninterrupted run with the
+# same seed (timings aside); bad settings and inputs are refused with a message.
+set -u
+Q=${QJIT:?QJIT not set}
+S=${QJ_SHARED:-}
+M=$S/models/stories260K/stories260K.bin
+TXT=$S/data/tinystories/valid_prefix.txt
+if [ ! -f "$M" ] || [ ! -f "$TXT" ]; then echo "SKIP: stories260K or TinyStories not found (QJ_SHARED)"; exit 77; fi
+command -v python3 >/dev/null || { echo "SKIP: python3 (compares histories)"; exit 77; }
+T=${QJ_TEST_TMP:-/tmp}/search
+rm -rf "$T"; mkdir -p "$T"
+pass=0; fail=0
+ok()  { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*" >&2; }
+expect_fail() {
+  local needle=$1; shift
+  local err rc
+  err=$("$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -eq 0 ]; then bad "succeeded: $*"; return; fi
+  if [ $rc -ge 128 ]; then bad "crashed ($rc): $*"; return; fi
+  case "$err" in *"$needle"*) ok ;; *) bad "message for '$*' lacks '$needle': $err" ;; esac
+}
+# the size of uniform int4-g64: the limit
+LIM=$("$Q" eval --model "$M" --plan int4-g64 --text "$TXT" --max-tokens 200 --json |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["size_bytes"] / 1e9)')
+run() { "$Q" search --model "$M" --objective ppl --max-size "$LIM" --text "$TXT" --max-tokens 300 --init 4 --seed 3 "$@"; }
+
+# uninterrupted
+out=$(run --trials 8 --history "$T/a.jsonl" --output "$T/a.csv" 2>&1); rc=$?
+[ $rc -eq 0 ] && ok || bad "search failed ($rc): $out"
+case "$out" in *"------Best config------"*"{'cal_PPL': "*"'bitwidth.0.': "*"'groupsize.4.': "*) ok ;; *) bad "no best config block: $out" ;; esac
+[ "$(wc -l < "$T/a.jsonl")" -eq 9 ] && ok || bad "history lines: $(wc -l < "$T/a.jsonl")"
+[ "$(wc -l < "$T/a.csv")" -eq 9 ] && head -1 "$T/a.csv" | grep -q '^cal_PPL,model_size,quant_config$' && ok || bad "CSV: $(head -2 "$T/a.csv")"
+python3 - "$T/a.jsonl" "$LIM" <<'EOF' && ok || bad "history contents"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert "search" in lines[0]
+lim = float(sys.argv[2]) * 1e9
+for i, t in enumerate(lines[1:]):
+    assert t["trial"] == i and t["size_bytes"] <= lim + 1, t
+    assert t["kind"] == ("initial" if i < 4 else "bo")
+    assert t["cal_PPL"] > 1 and len(t["quant_config"]) == 10
+EOF
+
+same() { # same trials (everything but the timings) in two histories
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+def load(p):
+    out = []
+    for l in open(p):
+        d = json.loads(l); d.pop("seconds", None); out.append(d)
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+sys.exit(0 if a == b else 1)
+EOF
+}
+# stopped after 5 trials, an append cut short, then resumed
+run --trials 5 --history "$T/b.jsonl" --output "$T/b.csv" >/dev/null 2>&1 && ok || bad "short run"
+printf '{"trial":5,"kind":"bo","cal_P' >> "$T/b.jsonl"
+out=$(run --trials 8 --history "$T/b.jsonl" --output "$T/b.csv" --resume 2>&1) && ok || bad "resume: $out"
+case "$out" in *"resuming"*"5 trials done"*) ok ;; *) bad "resume message: $out" ;; esac
+same "$T/a.jsonl" "$T/b.jsonl" && ok || bad "resumed history differs from the uninterrupted one"
+
+# killed mid-search (kill -9 once 3 trials are in), then resumed
+"$Q" search --model "$M" --objective ppl --max-size "$LIM" --text "$TXT" --max-tokens 300 --init 4 --seed 3 \
+  --trials 8 --history "$T/c.jsonl" --output "$T/c.csv" >/dev/null 2>&1 &
+pid=$! # qjit itself (not a subshell), so the kill lands mid-search
+for _ in $(seq 600); do
+  [ -f "$T/c.jsonl" ] && [ "$(wc -l < "$T/c.jsonl")" -ge 4 ] && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+n=$(wc -l < "$T/c.jsonl")
+[ "$n" -lt 9 ] && ok || bad "the kill came too late ($n lines)"
+run --trials 8 --history "$T/c.jsonl" --output "$T/c.csv" --resume >/dev/null 2>&1 && ok || bad "resume after kill"
+same "$T/a.jsonl" "$T/c.jsonl" && ok || bad "history after kill + resume differs"
+
+# refusals
+expect_fail "exists: --resume continues" run --trials 8 --history "$T/a.jsonl" --output "$T/x.csv"
+expect_fail "differ from this search's" "$Q" search --model "$M" --objective ppl --max-size 1 --text "$TXT" \
+  --max-tokens 300 --init 4 --seed 3 --trials 9 --history "$T/a.jsonl" --resume
+expect_fail "needs --max-size" "$Q" search --model "$M" --objective ppl --text "$TXT"
+expect_fail "throughput is not built yet" "$Q" search --model "$M" --objective throughput --text "$TXT"
+expect_fail "no initial plan fits --max-size" run --max-size 0.00001 --history "$T/d.jsonl"
+expect_fail "--max-size \"abc\"" run --max-size abc --history "$T/d.jsonl"
+cat > "$T/space_overlap.json" <<'EOF'
+{"parameters": [{"name": "bitwidth", "name_format": "bitwidth.{i}.", "layers": [
+  {"range": [0, 3], "type": "choice", "values": [4, 8]}, {"range": [2, 5], "type": "choice", "values": [3]}]},
+ {"name": "groupsize", "name_format": "groupsize.{i}.", "layers": [{"range": [0, 5], "type": "choice", "values": [64]}]}]}
+EOF
+expect_fail "space_overlap.json" run --space "$T/space_overlap.json" --history "$T/e.jsonl"
+echo '{"initial_samples": [{"bitwidth.0.": 7}]}' > "$T/bad_samples.json"
+expect_fail "bad_samples.json" run --initial-samples "$T/bad_samples.json" --history "$T/f.jsonl"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
