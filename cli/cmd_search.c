@@ -39,15 +39,18 @@ static void usage(FILE *f) {
                "  --max-tokens N        ids of the text measured per trial (default 2000)\n"
                "  --ctx N               perplexity window (default: the model's context)\n"
                "  --trials N            trials in all, initial ones included (default 40)\n"
-               "  --init N              space-filling (Latin hypercube) initial trials without\n"
-               "                        --initial-samples (default 10)\n"
+               "  --init N              initial trials without --initial-samples (default 10): the uniform\n"
+               "                        plans that fit (per bit width, its finest group), then a Latin\n"
+               "                        hypercube\n"
                "  --space FILE          the seed's parameter space (default: bits 2,3,4,5,6,8 x groups\n"
                "                        32..512 per layer)\n"
                "  --initial-samples FILE the seed's initial samples (tried first; those over the size are skipped)\n"
                "  --history FILE        JSONL history (default search_history.jsonl)\n"
                "  --output FILE         the seed's CSV (default search_output.csv)\n"
                "  --resume              continue the search in --history (same settings), repeating nothing\n"
-               "  --seed N              the search's seed (also the synthetic weights'), default 1\n");
+               "  --seed N              the search's seed (also the synthetic weights'), default 1\n"
+               "  --strategy S          bo (default) or random: after the initial trials, uniformly random\n"
+               "                        untried plans that fit (the baseline BO is measured against)\n");
 }
 
 typedef struct trial {
@@ -58,8 +61,9 @@ typedef struct trial {
 
 /* the settings a resumed search must share with its history */
 static cJSON *settings_json(const cli_model *cm, const char *space, double max_gb, uint64_t seed, int init, size_t max_tokens,
-                            int ctx, const char *text) {
+                            int ctx, const char *text, int random_search) {
     cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "strategy", random_search ? "random" : "bo");
     cJSON_AddStringToObject(o, "model", cm->run->origin);
     cJSON_AddStringToObject(o, "objective", "ppl");
     cJSON_AddNumberToObject(o, "max_size_gb", max_gb);
@@ -196,6 +200,7 @@ int cmd_search(int argc, char **argv) {
                                          {"history", required_argument, 0, 'H'},
                                          {"output", required_argument, 0, 'o'},
                                          {"resume", no_argument, 0, 'R'},
+                                         {"strategy", required_argument, 0, 'G'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
@@ -204,7 +209,7 @@ int cmd_search(int argc, char **argv) {
     const char *history = "search_history.jsonl", *output = "search_output.csv";
     double max_gb = 0;
     long v, trials = 40, n_init = 10;
-    int resume = 0, o, r, ctx = 0;
+    int resume = 0, o, r, ctx = 0, random_search = 0;
     size_t max_tokens = 2000;
     while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
@@ -239,6 +244,13 @@ int cmd_search(int argc, char **argv) {
         case 'H': history = optarg; break;
         case 'o': output = optarg; break;
         case 'R': resume = 1; break;
+        case 'G':
+            if (strcmp(optarg, "bo") && strcmp(optarg, "random")) {
+                fprintf(stderr, "qjit search: --strategy \"%s\": expected bo or random\n", optarg);
+                return 2;
+            }
+            random_search = !strcmp(optarg, "random");
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -351,13 +363,41 @@ int cmd_search(int argc, char **argv) {
             n_pts++;
         }
         cJSON_Delete(sj);
-    } else
-        n_pts = qj_search_initial(s, (int)(n_init < trials ? n_init : trials), seed, max_bytes, pts);
+    } else {
+        /* the uniform plans that fit first (per bit width of layer 0's list, its smallest group
+         * that fits: the baselines a mixed plan has to beat), then a Latin hypercube */
+        int nu = 0;
+        for (int bi = 0; bi < qj_search_nvalues(s, 0) && nu < n_init && nu < trials; bi++) {
+            int *c = pts + (size_t)nu * nc, found = 0;
+            const int bits = qj_search_value(s, 0, bi);
+            int bestg = -1;
+            for (int gi = 0; gi < qj_search_nvalues(s, 1); gi++) {
+                const int grp = qj_search_value(s, 1, gi);
+                if (qj_search_uniform(s, bits, grp, c)) {
+                    qj_clear_error();
+                    continue;
+                }
+                /* smaller is finer; per-channel (0) is the coarsest */
+                const int key = grp == 0 ? 1 << 30 : grp;
+                if (qj_search_bytes(s, c) <= max_bytes && (bestg < 0 || key < bestg)) bestg = key, found = grp;
+            }
+            if (bestg < 0) continue;
+            if (!qj_search_uniform(s, bits, found, c)) nu++;
+        }
+        n_pts = nu + qj_search_initial(s, (int)((n_init < trials ? n_init : trials) - nu), seed, max_bytes,
+                                       pts + (size_t)nu * nc);
+        /* a hypercube point equal to an earlier initial point: a random untried one instead */
+        for (int j = nu; j < n_pts; j++) {
+            int dup = 0;
+            for (int i = 0; i < j && !dup; i++) dup = !memcmp(pts + (size_t)i * nc, pts + (size_t)j * nc, (size_t)nc * sizeof *pts);
+            if (dup && qj_search_random(s, seed * 31u + (uint64_t)j, max_bytes, pts, j, pts + (size_t)j * nc)) goto fail;
+        }
+    }
     if (n_pts == 0) {
         qj_fail(QJ_ERR_INVALID, "no initial plan fits --max-size %g GB (the smallest the space allows is larger)", max_gb);
         goto fail;
     }
-    settings = settings_json(&cm, space->name, max_gb, seed, n_pts, max_tokens, ctx, text ? text : tokens);
+    settings = settings_json(&cm, space->name, max_gb, seed, n_pts, max_tokens, ctx, text ? text : tokens, random_search);
     if (resume && stat(history, &sb) == 0) {
         size_t valid = 0;
         if (read_history(history, settings, s, t, (int)trials, &nt, &valid)) goto fail;
@@ -394,7 +434,18 @@ int cmd_search(int argc, char **argv) {
         const char *how = "initial";
         double acq = 0;
         if (nt < n_pts) memcpy(c, pts + (size_t)nt * nc, (size_t)nc * sizeof *c);
-        else {
+        else if (random_search) {
+            int *hist = malloc((size_t)nt * nc * sizeof *hist);
+            if (!hist) {
+                qj_fail(QJ_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            for (int i = 0; i < nt; i++) memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
+            qj_status st = qj_search_random(s, seed * 7919u + (uint64_t)nt, max_bytes, hist, nt, c);
+            free(hist);
+            if (st) goto fail;
+            how = "random";
+        } else {
             /* the GP on log perplexity of every trial so far, then the point of largest EI */
             qj_gp *g = NULL;
             qj_gp_opts go = qj_gp_default_opts();
@@ -414,8 +465,30 @@ int cmd_search(int argc, char **argv) {
             for (int i = 0; i < nt; i++) memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
             ap.exclude = hist;
             ap.n_exclude = nt;
+            /* local search also from next to the best 4 trials */
+            int order[4], no = 0;
+            for (int q = 0; q < 4 && q < nt; q++) {
+                int bi = -1;
+                for (int i = 0; i < nt; i++) {
+                    int used = 0;
+                    for (int u = 0; u < no; u++) used |= order[u] == i;
+                    if (!used && (bi < 0 || Y[i] < Y[bi])) bi = i;
+                }
+                order[no++] = bi;
+            }
+            int *starts = malloc((size_t)(no ? no : 1) * nc * sizeof *starts);
+            if (!starts) {
+                free(hist);
+                qj_gp_free(g);
+                qj_fail(QJ_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            for (int u = 0; u < no; u++) memcpy(starts + (size_t)u * nc, t[order[u]].choice, (size_t)nc * sizeof *starts);
+            ap.starts = starts;
+            ap.n_starts = no;
             qj_status st = qj_search_propose(s, g, &ap, c, &acq);
             free(hist);
+            free(starts);
             qj_gp_free(g);
             if (st) goto fail;
             how = "bo";

@@ -219,8 +219,13 @@ int qj_search_initial(const qj_search *s, int n, uint64_t seed, uint64_t max_byt
             perm[j] = perm[r];
             perm[r] = t;
         }
-        /* stratum r of n gets value floor(r nv / n): every value floor(n/nv) or ceil(n/nv) times */
-        for (int j = 0; j < n; j++) choices[j * s->nc + k] = (int)((int64_t)perm[j] * s->nv[k] / n);
+        /* stratum r of n gets value floor(r nv / n): every value floor(n/nv) or ceil(n/nv) times;
+         * with fewer points than values a stratum spans several, one drawn at random */
+        for (int j = 0; j < n; j++) {
+            const double u = n < s->nv[k] ? (double)(sm64(&rng) >> 11) * (1.0 / 9007199254740992.0) : 0.0;
+            const int v = (int)((perm[j] + u) * s->nv[k] / n);
+            choices[j * s->nc + k] = v < s->nv[k] ? v : s->nv[k] - 1;
+        }
     }
     free(perm);
     /* over the size limit: redrawn uniformly (up to 1000 times), else dropped */
@@ -272,9 +277,10 @@ qj_status qj_search_propose(const qj_search *s, const qj_gp *objective, const qj
                             double *acq) {
     const int nc = s->nc, nstart = p->candidates > 0 ? p->candidates : 256, keep = 8;
     uint64_t rng = p->seed * 0x9E3779B97F4A7C15ull + 7;
-    int *cand = malloc((size_t)nstart * nc * sizeof *cand), *cur = malloc((size_t)nc * sizeof *cur);
+    const int ncand = nstart + (p->n_starts > 0 ? p->n_starts : 0);
+    int *cand = malloc((size_t)ncand * nc * sizeof *cand), *cur = malloc((size_t)nc * sizeof *cur);
     int *nb = malloc((size_t)nc * sizeof *nb);
-    double *score = malloc((size_t)nstart * sizeof *score), *x = malloc((size_t)(s->ndim + 1) * sizeof *x);
+    double *score = malloc((size_t)ncand * sizeof *score), *x = malloc((size_t)(s->ndim + 1) * sizeof *x);
     if (!cand || !cur || !nb || !score || !x) {
         free(cand); free(cur); free(nb); free(score); free(x);
         return qj_fail(QJ_ERR_NOMEM, "search: out of memory");
@@ -289,6 +295,24 @@ qj_status qj_search_propose(const qj_search *s, const qj_gp *objective, const qj
             a = acq_at(s, objective, p, c, x);
         }
         if (a >= 0) score[n++] = a;
+    }
+    /* the best neighbour of each given start (the starts themselves are tried already) */
+    for (int j = 0; j < p->n_starts; j++) {
+        int *c = cand + (size_t)n * nc;
+        memcpy(nb, p->starts + (size_t)j * nc, (size_t)nc * sizeof *nb);
+        double ba = -1;
+        for (int k = 0; k < nc; k++) {
+            if (s->nv[k] < 2) continue;
+            const int keepv = nb[k];
+            for (int v = 0; v < s->nv[k]; v++) {
+                if (v == keepv) continue;
+                nb[k] = v;
+                const double na = acq_at(s, objective, p, nb, x);
+                if (na > ba) ba = na, memcpy(c, nb, (size_t)nc * sizeof *c);
+            }
+            nb[k] = keepv;
+        }
+        if (ba >= 0) score[n++] = ba;
     }
     double best = -1;
     for (int r = 0; r < keep && r < n; r++) {
@@ -327,4 +351,17 @@ qj_status qj_search_propose(const qj_search *s, const qj_gp *objective, const qj
     if (best < 0) return qj_fail(QJ_ERR_INVALID, "search: no untried point fits the size limit");
     *acq = best;
     return QJ_OK;
+}
+
+qj_status qj_search_random(const qj_search *s, uint64_t seed, uint64_t max_bytes, const int *exclude, int n_exclude,
+                           int *choice) {
+    uint64_t rng = seed * 0xA0761D6478BD642Full + 3;
+    qj_acq_params p = qj_acq_default_params();
+    p.exclude = exclude;
+    p.n_exclude = n_exclude;
+    for (int t = 0; t < 100000; t++) {
+        random_point(s, &rng, choice);
+        if ((!max_bytes || qj_search_bytes(s, choice) <= max_bytes) && !excluded(s, &p, choice)) return QJ_OK;
+    }
+    return qj_fail(QJ_ERR_INVALID, "search: no untried point fits the size limit");
 }

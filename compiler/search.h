@@ -69,6 +69,9 @@ typedef struct qj_acq_params {
     uint64_t seed;
     const int *exclude;   /* n_exclude points not to propose again (the history) */
     int n_exclude;
+    const int *starts;    /* n_starts points (e.g. the best tried) whose one-step neighbours also start
+                           * the local search (exploitation next to what worked) */
+    int n_starts;
 } qj_acq_params;
 qj_acq_params qj_acq_default_params(void);
 
@@ -76,6 +79,12 @@ qj_acq_params qj_acq_default_params(void);
  * value. QJ_ERR_INVALID when no feasible point is left. */
 qj_status qj_search_propose(const qj_search *s, const qj_gp *objective, const qj_acq_params *p, int *choice,
                             double *acq);
+
+/* A uniformly random point of at most max_bytes (0 = no limit) that is not among the n_exclude
+ * points (random search, the baseline the BO search is measured against); QJ_ERR_INVALID when
+ * 100000 draws find none. */
+qj_status qj_search_random(const qj_search *s, uint64_t seed, uint64_t max_bytes, const int *exclude, int n_exclude,
+                           int *choice);
 
 #ifdef __cplusplus
 }

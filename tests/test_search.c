@@ -213,6 +213,16 @@ int main(void) {
                 QJ_CHECK_OK(qj_search_propose(s, g, &cp, c, &ca));
                 QJ_CHECK_MSG(ca < 1e-12, "constrained acquisition %.3g", ca);
             }
+            if (it == 1) { /* local search from next to given starts: still feasible and untried */
+                qj_acq_params sp2 = ap;
+                sp2.starts = pts;
+                sp2.n_starts = 3;
+                sp2.candidates = 4;
+                double a2 = 0;
+                QJ_CHECK_OK(qj_search_propose(s, g, &sp2, c, &a2));
+                QJ_CHECK(qj_search_bytes(s, c) <= lim && a2 > 0);
+                for (int j = 0; j < n; j++) QJ_CHECK(memcmp(pts + (size_t)j * nc, c, (size_t)nc * sizeof *c) != 0);
+            }
             y[n] = bowl(s, nx);
             qj_search_encode(s, nx, X + (size_t)n * d);
             best = fmin(best, y[n]);
@@ -221,6 +231,15 @@ int main(void) {
         }
         printf("bowl: best of %d initial points %.4f, after %d BO steps %.4f\n", N0, best0, NB, best);
         QJ_CHECK(best < best0);
+        /* random search: feasible, never a given point, reproducible */
+        for (int t = 0; t < 20; t++) {
+            QJ_CHECK_OK(qj_search_random(s, (uint64_t)t, lim, pts, n, c));
+            QJ_CHECK_OK(qj_search_random(s, (uint64_t)t, lim, pts, n, c2));
+            QJ_CHECK(qj_search_bytes(s, c) <= lim && !memcmp(c, c2, (size_t)nc * sizeof *c));
+            for (int j = 0; j < n; j++) QJ_CHECK(memcmp(pts + (size_t)j * nc, c, (size_t)nc * sizeof *c) != 0);
+        }
+        QJ_CHECK_OK(qj_search_uniform(s, 2, 512, c));
+        QJ_CHECK_FAILS(qj_search_random(s, 1, qj_search_bytes(s, c) - 1, NULL, 0, c2), "no untried point fits");
     }
     qj_search_free(s);
     qj_space_free(sp);

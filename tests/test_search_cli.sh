@@ -80,6 +80,20 @@ n=$(wc -l < "$T/c.jsonl")
 run --trials 8 --history "$T/c.jsonl" --output "$T/c.csv" --resume >/dev/null 2>&1 && ok || bad "resume after kill"
 same "$T/a.jsonl" "$T/c.jsonl" && ok || bad "history after kill + resume differs"
 
+# random search (the baseline): initial trials, then random untried plans that fit
+run --trials 6 --strategy random --history "$T/r.jsonl" --output "$T/r.csv" >/dev/null 2>&1 && ok || bad "random search"
+python3 - "$T/r.jsonl" "$LIM" <<'EOF' && ok || bad "random history"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines[0]["search"]["strategy"] == "random"
+kinds = [t["kind"] for t in lines[1:]]
+assert kinds == ["initial"] * 4 + ["random"] * 2, kinds
+cfgs = [json.dumps(t["quant_config"], sort_keys=True) for t in lines[1:]]
+assert len(set(cfgs[4:])) == 2 and not set(cfgs[4:]) & set(cfgs[:4])
+assert all(t["size_bytes"] <= float(sys.argv[2]) * 1e9 + 1 for t in lines[1:])
+EOF
+expect_fail '--strategy "greedy": expected bo or random' run --strategy greedy --history "$T/g.jsonl"
+
 # refusals
 expect_fail "exists: --resume continues" run --trials 8 --history "$T/a.jsonl" --output "$T/x.csv"
 expect_fail "differ from this search's" "$Q" search --model "$M" --objective ppl --max-size 1 --text "$TXT" \
