@@ -70,19 +70,7 @@ int cmd_eval(int argc, char **argv) {
     qj_eval_result res;
     cm.cpu_jit = 1;
     if (cli_model_open(&cm, text != NULL, !json)) goto fail;
-    if (tokens) {
-        if (qj_read_token_file(tokens, cm.run->cfg.vocab_size, &ids, &n)) goto fail;
-    } else {
-        char *buf;
-        size_t len;
-        if (qj_read_file(text, &buf, &len)) goto fail;
-        qj_status s = qj_tokenizer_encode(cm.tok, buf, len, 0, &ids, &n);
-        free(buf);
-        if (s) {
-            qj_fail_context(s, "%s", text);
-            goto fail;
-        }
-    }
+    if (cli_read_ids(&cm, text, tokens, cm.run->cfg.vocab_size, &ids, &n)) goto fail;
     ep.progress = !json;
     if (cm.gpu) {
         void *ctx;

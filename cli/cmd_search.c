@@ -304,19 +304,7 @@ int cmd_search(int argc, char **argv) {
         qj_fail(QJ_ERR_INVALID, "%s is a compiled package; the search needs the source model", cm.model);
         goto fail;
     }
-    if (tokens) {
-        if (qj_read_token_file(tokens, cm.src->cfg.vocab_size, &ids, &nid)) goto fail;
-    } else {
-        char *buf;
-        size_t len;
-        if (qj_read_file(text, &buf, &len)) goto fail;
-        qj_status st = qj_tokenizer_encode(cm.tok, buf, len, 0, &ids, &nid);
-        free(buf);
-        if (st) {
-            qj_fail_context(st, "%s", text);
-            goto fail;
-        }
-    }
+    if (cli_read_ids(&cm, text, tokens, cm.src->cfg.vocab_size, &ids, &nid)) goto fail;
     const int L = cm.src->cfg.n_layers;
     if (space_path ? qj_space_parse(space_path, L, &space) : qj_space_default(L, &space)) goto fail;
     if (qj_search_setup(cm.src, space, &s)) goto fail;

@@ -9,13 +9,27 @@
 #include <string.h>
 
 #include "loaders.h"
+#include "qj_eval.h"
 #include "qj_forward.h"
+#include "qj_io.h"
 #include "qj_package.h"
 
 void cli_model_init(cli_model *c) {
     memset(c, 0, sizeof *c);
     c->seed = 1;
     c->synth_dtype = QJ_DTYPE_BF16;
+}
+
+qj_status cli_read_ids(const cli_model *c, const char *text, const char *tokens, int vocab, int **ids, size_t *n) {
+    if (tokens) return qj_read_token_file(tokens, vocab, ids, n);
+    char *buf;
+    size_t len;
+    qj_status s = qj_read_file(text, &buf, &len);
+    if (s) return s;
+    s = qj_tokenizer_encode(c->tok, buf, len, 0, ids, n);
+    free(buf);
+    if (s) qj_fail_context(s, "%s", text);
+    return s;
 }
 
 qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out) {

@@ -82,6 +82,10 @@ int cli_model_option(cli_model *c, int opt, const char *arg);
 qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress);
 void cli_model_close(cli_model *c);
 
+/* The ids of a text (tokenized with c's tokenizer) or of a token-id file (exactly one of
+ * text, tokens given; vocab bounds the ids); *ids malloc'd. Errors name the file. */
+qj_status cli_read_ids(const cli_model *c, const char *text, const char *tokens, int vocab, int **ids, size_t *n);
+
 /* Parse an integer option value in [lo, hi]; error names the option. */
 qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out);
 qj_status cli_parse_double(const char *arg, const char *opt, double lo, double hi, double *out);

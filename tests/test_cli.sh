@@ -7,19 +7,7 @@ Q=${QJIT:?QJIT not set}
 S=${QJ_SHARED:-}
 T=${QJ_TEST_TMP:-/tmp}/cli
 rm -rf "$T"; mkdir -p "$T"
-pass=0; fail=0
-ok()   { pass=$((pass+1)); }
-bad()  { fail=$((fail+1)); echo "FAIL: $*" >&2; }
-
-# expect_fail NEEDLE CMD... : non-zero exit (not a signal), stderr contains NEEDLE
-expect_fail() {
-  local needle=$1; shift
-  local err rc
-  err=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -eq 0 ]; then bad "succeeded: $*"; return; fi
-  if [ $rc -ge 128 ]; then bad "crashed ($rc): $*"; return; fi
-  case "$err" in *"$needle"*) ok ;; *) bad "message for '$*' lacks '$needle': $err" ;; esac
-}
+source "$(dirname "$0")/cli_lib.sh" # ok, bad, expect_fail NEEDLE CMD...
 expect_ok() { if "$@" >/dev/null 2>&1; then ok; else bad "failed: $*"; fi; }
 no_file() { if ls "$1"* >/dev/null 2>&1; then bad "left a file behind: $(ls "$1"*)"; else ok; fi; }
 

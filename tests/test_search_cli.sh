@@ -14,17 +14,7 @@ if [ ! -f "$M" ] || [ ! -f "$TXT" ]; then echo "SKIP: stories260K or TinyStories
 command -v python3 >/dev/null || { echo "SKIP: python3 (compares histories)"; exit 77; }
 T=${QJ_TEST_TMP:-/tmp}/search
 rm -rf "$T"; mkdir -p "$T"
-pass=0; fail=0
-ok()  { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*" >&2; }
-expect_fail() {
-  local needle=$1; shift
-  local err rc
-  err=$("$@" 2>&1 >/dev/null); rc=$?
-  if [ $rc -eq 0 ]; then bad "succeeded: $*"; return; fi
-  if [ $rc -ge 128 ]; then bad "crashed ($rc): $*"; return; fi
-  case "$err" in *"$needle"*) ok ;; *) bad "message for '$*' lacks '$needle': $err" ;; esac
-}
+source "$(dirname "$0")/cli_lib.sh" # ok, bad, expect_fail NEEDLE CMD...
 # the size of uniform int4-g64: the limit
 LIM=$("$Q" eval --model "$M" --plan int4-g64 --text "$TXT" --max-tokens 200 --json |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["size_bytes"] / 1e9)')
