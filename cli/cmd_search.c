@@ -76,6 +76,11 @@ static cJSON *settings_json(const cli_model *cm, const char *space, double max_g
     return o;
 }
 
+/* What the GP models: log of the NLL (= log log perplexity). Plans with 2-bit layers reach
+ * perplexities 50x the good ones; on log perplexity they set the GP's scale and the good region
+ * looks flat. */
+static double gp_target(double ppl) { return log(log(ppl > 1.0000001 ? ppl : 1.0000001)); }
+
 /* Python-dict style, as the seed prints: {'bitwidth.0.': 5, ...} */
 static void print_pydict(FILE *f, const cJSON *o) {
     fputc('{', f);
@@ -415,7 +420,7 @@ int cmd_search(int argc, char **argv) {
     int ran = 0;
     for (int i = 0; i < nt; i++) {
         qj_search_encode(s, t[i].choice, X + (size_t)i * d);
-        Y[i] = log(t[i].ppl);
+        Y[i] = gp_target(t[i].ppl);
     }
     while (nt < trials) {
         int *c = t[nt].choice;
@@ -520,7 +525,7 @@ int cmd_search(int argc, char **argv) {
         free(js);
         if (st) goto fail;
         qj_search_encode(s, c, X + (size_t)nt * d);
-        Y[nt] = log(er.ppl);
+        Y[nt] = gp_target(er.ppl);
         nt++;
         ran++;
         if (write_csv(output, s, t, nt)) goto fail;
