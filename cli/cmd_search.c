@@ -315,7 +315,7 @@ int cmd_search(int argc, char **argv) {
     if (qj_search_setup(cm.src, space, &s)) goto fail;
     nc = qj_search_nchoice(s);
     const int d = qj_search_ndim(s);
-    const uint64_t max_bytes = (uint64_t)(max_gb * 1e9);
+    const uint64_t max_bytes = (uint64_t)floor(max_gb * 1e9 + 0.5); /* to the byte: 0.000264928 GB is 264,928 */
     /* the initial points: the samples that fit, else a Latin hypercube under the size */
     pts = calloc((size_t)(trials + n_init) * (size_t)nc, sizeof *pts);
     t = calloc((size_t)trials, sizeof *t);
