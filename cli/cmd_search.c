@@ -15,6 +15,7 @@
 #include "common.h"
 #include "compile.h"
 #include "gp.h"
+#include "plot.h"
 #include "qj_eval.h"
 #include "qj_io.h"
 #include "qj_package.h"
@@ -49,6 +50,10 @@ static void usage(FILE *f) {
                "  --output FILE         the seed's CSV (default search_output.csv)\n"
                "  --resume              continue the search in --history (same settings), repeating nothing\n"
                "  --seed N              the search's seed (also the synthetic weights'), default 1\n"
+               "  --plots PREFIX        PNG plots PREFIX_pareto.png (perplexity vs size, every trial, the\n"
+               "                        uniform plans and the Pareto front), PREFIX_progress.png (best so far\n"
+               "                        vs trial), PREFIX_plan.png (the best plan per layer); default: the\n"
+               "                        history's name without .jsonl\n"
                "  --strategy S          bo (default) or random: after the initial trials, uniformly random\n"
                "                        untried plans that fit (the baseline BO is measured against)\n");
 }
@@ -182,6 +187,117 @@ static qj_status read_history(const char *path, const cJSON *want, const qj_sear
     return st;
 }
 
+/* every layer at one setting */
+static int uniform_point(const qj_search *s, const int *c) {
+    for (int k = 2; k < qj_search_nchoice(s); k++)
+        if (qj_search_value(s, k, c[k]) != qj_search_value(s, k % 2, c[k % 2])) return 0;
+    return 1;
+}
+
+/* The three PNGs of a search (see the usage); PREFIX from the history's name by default. */
+static qj_status write_plots(const char *prefix, const char *history, const qj_search *s, const trial *t, int n, int best) {
+    if (!qj_plot_available()) {
+        printf("plots: this qjit was built without libpng; none written\n");
+        return QJ_OK;
+    }
+    char pre[4096], path[4200];
+    if (prefix) snprintf(pre, sizeof pre, "%s", prefix);
+    else {
+        snprintf(pre, sizeof pre, "%s", history);
+        const size_t l = strlen(pre);
+        if (l > 6 && !strcmp(pre + l - 6, ".jsonl")) pre[l - 6] = 0;
+    }
+    const int L = qj_search_nchoice(s) / 2;
+    double *gx = malloc((size_t)(4 * n + 3 * L + 8) * sizeof *gx), *gy = malloc((size_t)(4 * n + 3 * L + 8) * sizeof *gy);
+    int *ord = malloc((size_t)n * sizeof *ord);
+    if (!gx || !gy || !ord) {
+        free(gx);
+        free(gy);
+        free(ord);
+        return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    }
+    /* all trials; uniform ones; the Pareto front (lowest perplexity at each size); the best */
+    double *ax = gx, *ay = gy, *ux = gx + n, *uy = gy + n, *fx = gx + 2 * n, *fy = gy + 2 * n, *bx = gx + 3 * n,
+           *by = gy + 3 * n;
+    int nu = 0, nf = 0;
+    for (int i = 0; i < n; i++) {
+        ax[i] = (double)t[i].bytes / 1e9;
+        ay[i] = t[i].ppl;
+        if (uniform_point(s, t[i].choice)) ux[nu] = ax[i], uy[nu++] = ay[i];
+        ord[i] = i;
+    }
+    for (int i = 1; i < n; i++) /* by size, then perplexity */
+        for (int j = i; j > 0 && (t[ord[j]].bytes < t[ord[j - 1]].bytes ||
+                                  (t[ord[j]].bytes == t[ord[j - 1]].bytes && t[ord[j]].ppl < t[ord[j - 1]].ppl));
+             j--) {
+            const int tmp = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = tmp;
+        }
+    double lo = INFINITY;
+    for (int i = 0; i < n; i++)
+        if (t[ord[i]].ppl < lo) {
+            lo = t[ord[i]].ppl;
+            fx[nf] = (double)t[ord[i]].bytes / 1e9, fy[nf++] = lo;
+        }
+    bx[0] = ax[best];
+    by[0] = ay[best];
+    qj_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = "Perplexity vs model size";
+    p.xlabel = "model size (GB)";
+    p.ylabel = "perplexity (log)";
+    p.logy = 1;
+    p.series[0] = (qj_plot_series){ax, ay, n, 0x909090, QJ_MARK_DOT, "trials"};
+    p.series[1] = (qj_plot_series){fx, fy, nf, 0x2050D0, QJ_MARK_LINE, "pareto front"};
+    p.series[2] = (qj_plot_series){ux, uy, nu, 0xD03020, QJ_MARK_SQUARE, "uniform plans"};
+    p.series[3] = (qj_plot_series){bx, by, 1, 0x20A040, QJ_MARK_SQUARE, "best"};
+    p.n_series = 4;
+    snprintf(path, sizeof path, "%s_pareto.png", pre);
+    qj_status st = qj_plot_png(path, &p, 800, 560);
+    /* best so far against the trial */
+    double *tx = gx, *ty = gy, run = INFINITY;
+    for (int i = 0; !st && i < n; i++) {
+        run = fmin(run, t[i].ppl);
+        tx[i] = i + 1;
+        ty[i] = run;
+    }
+    if (!st) {
+        memset(&p, 0, sizeof p);
+        p.title = "Best perplexity so far";
+        p.xlabel = "trial";
+        p.ylabel = "best perplexity";
+        p.series[0] = (qj_plot_series){tx, ty, n, 0x2050D0, QJ_MARK_LINE, "best so far"};
+        p.n_series = 1;
+        snprintf(path, sizeof path, "%s_progress.png", pre);
+        st = qj_plot_png(path, &p, 800, 480);
+    }
+    /* the best plan: bits per layer (bars) and log2 of the group (line; per-channel as 10) */
+    double *lx = gx, *lb = gy, *lg = gy + L;
+    for (int i = 0; !st && i < L; i++) {
+        lx[i] = i;
+        lb[i] = qj_search_value(s, 2 * i, t[best].choice[2 * i]);
+        const int g = qj_search_value(s, 2 * i + 1, t[best].choice[2 * i + 1]);
+        lg[i] = g > 0 ? log2((double)g) : 10.0;
+    }
+    if (!st) {
+        memset(&p, 0, sizeof p);
+        p.title = "Best plan per layer";
+        p.xlabel = "layer";
+        p.ylabel = "bits / log2 group";
+        p.series[0] = (qj_plot_series){lx, lb, L, 0x2050D0, QJ_MARK_BAR, "bits"};
+        p.series[1] = (qj_plot_series){lx, lg, L, 0xD03020, QJ_MARK_LINE, "log2 group"};
+        p.n_series = 2;
+        snprintf(path, sizeof path, "%s_plan.png", pre);
+        st = qj_plot_png(path, &p, 800, 480);
+    }
+    if (!st) printf("plots %s_pareto.png, %s_progress.png, %s_plan.png\n", pre, pre, pre);
+    free(gx);
+    free(gy);
+    free(ord);
+    return st;
+}
+
 static qj_status append_line(const char *path, const char *line) {
     FILE *f = fopen(path, "a");
     if (!f) return qj_fail(QJ_ERR_IO, "%s: cannot open for appending", path);
@@ -206,12 +322,13 @@ int cmd_search(int argc, char **argv) {
                                          {"output", required_argument, 0, 'o'},
                                          {"resume", no_argument, 0, 'R'},
                                          {"strategy", required_argument, 0, 'G'},
+                                         {"plots", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
     const char *objective = NULL, *text = NULL, *tokens = NULL, *space_path = NULL, *samples_path = NULL;
-    const char *history = "search_history.jsonl", *output = "search_output.csv";
+    const char *history = "search_history.jsonl", *output = "search_output.csv", *plots = NULL;
     double max_gb = 0;
     long v, trials = 40, n_init = 10;
     int resume = 0, o, r, ctx = 0, random_search = 0;
@@ -249,6 +366,7 @@ int cmd_search(int argc, char **argv) {
         case 'H': history = optarg; break;
         case 'o': output = optarg; break;
         case 'R': resume = 1; break;
+        case 'L': plots = optarg; break;
         case 'G':
             if (strcmp(optarg, "bo") && strcmp(optarg, "random")) {
                 fprintf(stderr, "qjit search: --strategy \"%s\": expected bo or random\n", optarg);
@@ -546,6 +664,7 @@ int cmd_search(int argc, char **argv) {
     printf("\n");
     cJSON_Delete(cfg);
     printf("history %s, CSV %s (%d trials, %d run now in %.1f s)\n", history, output, nt, ran, spent);
+    if (write_plots(plots, history, s, t, nt, bi)) goto fail;
     rc = 0;
 fail:
     if (rc) cli_error("search");

@@ -25,6 +25,10 @@ out=$(run --trials 8 --history "$T/a.jsonl" --output "$T/a.csv" 2>&1); rc=$?
 [ $rc -eq 0 ] && ok || bad "search failed ($rc): $out"
 case "$out" in *"------Best config------"*"{'cal_PPL': "*"'bitwidth.0.': "*"'groupsize.4.': "*) ok ;; *) bad "no best config block: $out" ;; esac
 [ "$(wc -l < "$T/a.jsonl")" -eq 9 ] && ok || bad "history lines: $(wc -l < "$T/a.jsonl")"
+for pl in pareto progress plan; do  # the PNG plots beside the history (when built with libpng)
+  case "$out" in *"without libpng"*) ok; continue ;; esac
+  [ "$(head -c 8 "$T/a_$pl.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] && ok || bad "no PNG $T/a_$pl.png"
+done
 [ "$(wc -l < "$T/a.csv")" -eq 9 ] && head -1 "$T/a.csv" | grep -q '^cal_PPL,model_size,quant_config$' && ok || bad "CSV: $(head -2 "$T/a.csv")"
 python3 - "$T/a.jsonl" "$LIM" <<'EOF' && ok || bad "history contents"
 import json, sys
