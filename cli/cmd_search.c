@@ -54,6 +54,8 @@ static void usage(FILE *f) {
                "                        uniform plans and the Pareto front), PREFIX_progress.png (best so far\n"
                "                        vs trial), PREFIX_plan.png (the best plan per layer); default: the\n"
                "                        history's name without .jsonl\n"
+               "  --quant-cache GB      quantized tensors kept across trials, so a layer's setting seen before\n"
+               "                        is never quantized again (default 4 GB; 0: no limit)\n"
                "  --strategy S          bo (default) or random: after the initial trials, uniformly random\n"
                "                        untried plans that fit (the baseline BO is measured against)\n");
 }
@@ -323,13 +325,14 @@ int cmd_search(int argc, char **argv) {
                                          {"resume", no_argument, 0, 'R'},
                                          {"strategy", required_argument, 0, 'G'},
                                          {"plots", required_argument, 0, 'L'},
+                                         {"quant-cache", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
     cli_model_init(&cm);
     const char *objective = NULL, *text = NULL, *tokens = NULL, *space_path = NULL, *samples_path = NULL;
     const char *history = "search_history.jsonl", *output = "search_output.csv", *plots = NULL;
-    double max_gb = 0;
+    double max_gb = 0, cache_gb = 4.0;
     long v, trials = 40, n_init = 10;
     int resume = 0, o, r, ctx = 0, random_search = 0;
     size_t max_tokens = 2000;
@@ -367,6 +370,15 @@ int cmd_search(int argc, char **argv) {
         case 'o': output = optarg; break;
         case 'R': resume = 1; break;
         case 'L': plots = optarg; break;
+        case 'C': {
+            char *end;
+            cache_gb = strtod(optarg, &end);
+            if (*end || !(cache_gb >= 0) || !isfinite(cache_gb)) {
+                fprintf(stderr, "qjit search: --quant-cache \"%s\": expected a size in GB (0: no limit)\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'G':
             if (strcmp(optarg, "bo") && strcmp(optarg, "random")) {
                 fprintf(stderr, "qjit search: --strategy \"%s\": expected bo or random\n", optarg);
@@ -421,6 +433,7 @@ int cmd_search(int argc, char **argv) {
     trial *t = NULL;
     cJSON *settings = NULL;
     double *X = NULL, *Y = NULL;
+    qj_quant_cache *qcache = NULL;
     int rc = 1;
     if (cli_model_open(&cm, text != NULL, 1)) goto fail;
     if (cm.is_package) {
@@ -530,6 +543,7 @@ int cmd_search(int argc, char **argv) {
         free(js);
         if (st) goto fail;
     }
+    if (qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
     qj_eval_params ep = qj_eval_default_params();
     ep.ctx = ctx;
     ep.max_tokens = max_tokens;
@@ -609,8 +623,10 @@ int cmd_search(int argc, char **argv) {
         qj_plan *plan = NULL;
         qj_model *m = NULL;
         qj_eval_result er;
+        qj_compile_stats cst;
+        memset(&cst, 0, sizeof cst);
         qj_status st = qj_search_plan(s, c, &plan);
-        if (!st) st = qj_compile_model(cm.src, plan, 0, &m, NULL);
+        if (!st) st = qj_compile_model_cached(cm.src, plan, qcache, 0, &m, &cst);
         if (!st) st = qj_eval_nll(m, ids, nid, &ep, &er);
         qj_size_info z;
         if (!st) qj_model_size(m, &z);
@@ -651,8 +667,9 @@ int cmd_search(int argc, char **argv) {
         for (int i = 0; i < nt; i++) best = fmin(best, t[i].ppl);
         spent = qj_now() - t0;
         const double eta = spent / ran * (double)(trials - nt);
-        printf("trial %d/%ld (%s): ppl %.4f  size %.6g GB  best %.4f  %.2f s  ETA %.0f s\n", nt, trials, how, er.ppl,
-               (double)z.bytes / 1e9, best, t[nt - 1].seconds, eta);
+        printf("trial %d/%ld (%s): ppl %.4f  size %.6g GB  best %.4f  %.2f s (%d of %d tensors quantized before)  "
+               "ETA %.0f s\n", nt, trials, how, er.ppl, (double)z.bytes / 1e9, best, t[nt - 1].seconds, cst.cached_tensors,
+               cst.cached_tensors + cst.quantized_tensors, eta);
         fflush(stdout);
     }
     int bi = 0;
@@ -676,6 +693,7 @@ fail:
     free(pts);
     free(ids);
     cJSON_Delete(settings);
+    qj_quant_cache_free(qcache);
     qj_search_free(s);
     qj_samples_free(samples);
     qj_space_free(space);

@@ -73,6 +73,41 @@ int main(void) {
     }
     QJ_CHECK_OK(qj_search_uniform(s, 4, 64, c));
     QJ_CHECK(qj_search_bytes(s, c) == compiled_bytes(src, s, c));
+    /* the quantization cache: a (tensor, format) seen before is not quantized again, and the
+     * compiled model is the same, bit for bit, with or without it (also under a tight budget) */
+    for (int budgeted = 0; budgeted < 2; budgeted++) {
+        qj_quant_cache *qc = NULL;
+        QJ_CHECK_OK(qj_quant_cache_new(budgeted ? qj_search_bytes(s, c) : 0, &qc));
+        const int per = L * QJ_LIN_COUNT;
+        for (int round = 0; qc && round < 6; round++) {
+            for (int k = 0; k < nc; k++) c2[k] = round % 3 == 0 ? c[k] : (k + round) % qj_search_nvalues(s, k);
+            qj_plan *p = NULL;
+            qj_model *a = NULL, *b = NULL;
+            qj_compile_stats st;
+            QJ_CHECK_OK(qj_search_plan(s, c2, &p));
+            if (p) QJ_CHECK_OK(qj_compile_model_cached(src, p, qc, 0, &a, &st));
+            if (p) QJ_CHECK_OK(qj_compile_model(src, p, 0, &b, NULL));
+            if (a && b) {
+                QJ_CHECK(st.quantized_tensors + st.cached_tensors == per);
+                if (round == 3 && !budgeted) QJ_CHECK_MSG(st.cached_tensors == per, "round 3: %d cached", st.cached_tensors);
+                if (round == 0) QJ_CHECK(st.cached_tensors == 0);
+                int same = 1;
+                for (int i = 0; i < L; i++)
+                    for (int l = 0; l < QJ_LIN_COUNT; l++) {
+                        const qj_tensor *ta = qj_layer_linear(&a->layers[i], (qj_linear)l),
+                                        *tb = qj_layer_linear(&b->layers[i], (qj_linear)l);
+                        same &= ta->nbytes == tb->nbytes && !memcmp(ta->data, tb->data, ta->nbytes) &&
+                                ta->scales_nbytes == tb->scales_nbytes && !memcmp(ta->scales, tb->scales, ta->scales_nbytes);
+                    }
+                QJ_CHECK_MSG(same, "round %d (budget %d): the cached compile differs", round, budgeted);
+                if (budgeted) QJ_CHECK(qj_quant_cache_bytes(qc) <= 2 * qj_search_bytes(s, c));
+            }
+            qj_model_free(a);
+            qj_model_free(b);
+            qj_plan_free(p);
+        }
+        qj_quant_cache_free(qc);
+    }
     QJ_CHECK_FAILS(qj_search_uniform(s, 7, 64, c), "does not allow bit width 7 in layer 0");
     /* encoding: 2 -> 0, 8 -> 1, 4 -> log2 position 1/2; group 32 -> 0, 512 -> 1 */
     {
