@@ -12,6 +12,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_baselines(int argc, char **argv);
 
 /* Print "qjit <cmd>: <last error>" to stderr and return 1. */
 int cli_error(const char *cmd);

@@ -18,6 +18,7 @@ static const struct {
     {"convert", cmd_convert, "write a model as a Hugging Face safetensors directory"},
     {"export", cmd_export, "turn a package into C source + object code an application links"},
     {"search", cmd_search, "Bayesian-optimisation search for the best plan under a size limit"},
+    {"baselines", cmd_baselines, "the seed's table: bf16, int8, int4, the manual rule and a search's best"},
     {"bench", cmd_bench, "decode tokens/s, weight bandwidth, per-kernel timings (--kernels)"},
 };
 

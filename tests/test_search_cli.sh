@@ -88,6 +88,16 @@ assert all(t["size_bytes"] <= float(sys.argv[2]) * 1e9 + 1 for t in lines[1:])
 EOF
 expect_fail '--strategy "greedy": expected bo or random' run --strategy greedy --history "$T/g.jsonl"
 
+# qjit baselines: the seed's table, the search's best among them, measured on the same ids
+out=$("$Q" baselines --model "$M" --text "$TXT" --max-tokens 300 --history "$T/a.jsonl" 2>&1) && ok || bad "baselines: $out"
+for row in "bf16 baseline" "int8wo uniform quantization" "int4wo uniform quantization" "manual baseline" \
+           "BO mixed-precision quantization"; do
+  case "$out" in *"| $row  | "*) ok ;; *) bad "baselines lack '$row': $out" ;; esac
+done
+best=$(python3 -c 'import json,sys; print("%.4f" % min(json.loads(l)["cal_PPL"] for l in list(open(sys.argv[1]))[1:]))' "$T/a.jsonl")
+case "$out" in *"| BO mixed-precision quantization  | $best |"*) ok ;; *) bad "BO row is not the history's best $best: $out" ;; esac
+expect_fail "missing.jsonl" "$Q" baselines --model "$M" --text "$TXT" --history "$T/missing.jsonl"
+
 # refusals
 expect_fail "exists: --resume continues" run --trials 8 --history "$T/a.jsonl" --output "$T/x.csv"
 expect_fail "differ from this search's" "$Q" search --model "$M" --objective ppl --max-size 1 --text "$TXT" \
