@@ -5,13 +5,25 @@
  * data and an unwritable path are refused with no file (or temporary) left behind.
  * Skips (77) without libpng. */
 #include <math.h>
-#include <png.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "plot.h"
 #include "qj_test.h"
+
+#if defined(__has_include)
+#if __has_include(<png.h>)
+#include <png.h>
+#define HAVE_PNG_H 1
+#endif
+#endif
+#ifndef HAVE_PNG_H
+int main(void) {
+    printf("SKIP: no libpng headers to read the plots back\n");
+    return 77;
+}
+#else
 
 static unsigned char *read_png(const char *path, int *w, int *h) {
     FILE *f = fopen(path, "rb");
@@ -103,3 +115,4 @@ int main(void) {
     QJ_CHECK_FAILS(qj_plot_png("/nonexistent-dir/x.png", &p, 400, 300), "/nonexistent-dir/x.png.tmp");
     return qj_test_finish();
 }
+#endif
