@@ -425,7 +425,7 @@ int cmd_search(int argc, char **argv) {
         return 2;
     }
     const uint64_t seed = cm.seed;
-    int *ids = NULL, *pts = NULL, n_pts = 0, nt = 0, nc = 0;
+    int *ids = NULL, *pts = NULL, *hist = NULL, *starts = NULL, n_pts = 0, nt = 0, nc = 0;
     size_t nid = 0;
     qj_space *space = NULL;
     qj_samples *samples = NULL;
@@ -449,10 +449,12 @@ int cmd_search(int argc, char **argv) {
     const uint64_t max_bytes = (uint64_t)floor(max_gb * 1e9 + 0.5); /* to the byte: 0.000264928 GB is 264,928 */
     /* the initial points: the samples that fit, else a Latin hypercube under the size */
     pts = calloc((size_t)(trials + n_init) * (size_t)nc, sizeof *pts);
+    hist = calloc((size_t)trials * (size_t)nc, sizeof *hist);     /* the trials' points, row i = trial i */
+    starts = calloc((size_t)4 * (size_t)nc, sizeof *starts);      /* the best 4 of them */
     t = calloc((size_t)trials, sizeof *t);
     X = calloc((size_t)trials * (size_t)(d + 1), sizeof *X);
     Y = calloc((size_t)trials, sizeof *Y);
-    if (!pts || !t || !X || !Y) {
+    if (!pts || !hist || !starts || !t || !X || !Y) {
         qj_fail(QJ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -552,6 +554,7 @@ int cmd_search(int argc, char **argv) {
     int ran = 0;
     for (int i = 0; i < nt; i++) {
         qj_search_encode(s, t[i].choice, X + (size_t)i * d);
+        memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
         Y[i] = gp_target(t[i].ppl);
     }
     while (nt < trials) {
@@ -560,15 +563,7 @@ int cmd_search(int argc, char **argv) {
         double acq = 0;
         if (nt < n_pts) memcpy(c, pts + (size_t)nt * nc, (size_t)nc * sizeof *c);
         else if (random_search) {
-            int *hist = malloc((size_t)nt * nc * sizeof *hist);
-            if (!hist) {
-                qj_fail(QJ_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-            for (int i = 0; i < nt; i++) memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
-            qj_status st = qj_search_random(s, seed * 7919u + (uint64_t)nt, max_bytes, hist, nt, c);
-            free(hist);
-            if (st) goto fail;
+            if (qj_search_random(s, seed * 7919u + (uint64_t)nt, max_bytes, hist, nt, c)) goto fail;
             how = "random";
         } else {
             /* the GP on log perplexity of every trial so far, then the point of largest EI */
@@ -581,13 +576,6 @@ int cmd_search(int argc, char **argv) {
             ap.seed = seed * 7919u + (uint64_t)nt;
             ap.best = INFINITY;
             for (int i = 0; i < nt; i++) ap.best = fmin(ap.best, Y[i]);
-            int *hist = malloc((size_t)nt * nc * sizeof *hist);
-            if (!hist) {
-                qj_gp_free(g);
-                qj_fail(QJ_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-            for (int i = 0; i < nt; i++) memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
             ap.exclude = hist;
             ap.n_exclude = nt;
             /* local search also from next to the best 4 trials */
@@ -601,19 +589,10 @@ int cmd_search(int argc, char **argv) {
                 }
                 order[no++] = bi;
             }
-            int *starts = malloc((size_t)(no ? no : 1) * nc * sizeof *starts);
-            if (!starts) {
-                free(hist);
-                qj_gp_free(g);
-                qj_fail(QJ_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
             for (int u = 0; u < no; u++) memcpy(starts + (size_t)u * nc, t[order[u]].choice, (size_t)nc * sizeof *starts);
             ap.starts = starts;
             ap.n_starts = no;
             qj_status st = qj_search_propose(s, g, &ap, c, &acq);
-            free(hist);
-            free(starts);
             qj_gp_free(g);
             if (st) goto fail;
             how = "bo";
@@ -659,6 +638,7 @@ int cmd_search(int argc, char **argv) {
         free(js);
         if (st) goto fail;
         qj_search_encode(s, c, X + (size_t)nt * d);
+        memcpy(hist + (size_t)nt * nc, c, (size_t)nc * sizeof *hist);
         Y[nt] = gp_target(er.ppl);
         nt++;
         ran++;
@@ -691,6 +671,8 @@ fail:
     free(X);
     free(Y);
     free(pts);
+    free(hist);
+    free(starts);
     free(ids);
     cJSON_Delete(settings);
     qj_quant_cache_free(qcache);
