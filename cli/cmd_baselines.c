@@ -29,35 +29,34 @@ static void usage(FILE *f) {
                "  --history FILE        a qjit search history: its best trial is measured too\n");
 }
 
+typedef struct best_ctx {
+    cJSON *best;
+    double ppl;
+} best_ctx;
+
+static qj_status best_line(void *ctx, const cJSON *o, int line) {
+    (void)line;
+    best_ctx *b = ctx;
+    const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(o, "cal_PPL"), *cfg = cJSON_GetObjectItemCaseSensitive(o, "quant_config");
+    if (cJSON_IsNumber(ppl) && cJSON_IsObject(cfg) && ppl->valuedouble < b->ppl) {
+        b->ppl = ppl->valuedouble;
+        cJSON_Delete(b->best);
+        b->best = cJSON_Duplicate(cfg, 1);
+    }
+    return QJ_OK;
+}
+
 /* the best trial's quant_config of a search history (a new object), or NULL with an error */
 static cJSON *best_of_history(const char *path) {
-    char *buf;
-    size_t len;
-    if (qj_read_file(path, &buf, &len)) return NULL;
-    cJSON *best = NULL;
-    double bp = INFINITY;
-    int line = 0;
-    for (char *p = buf, *nl; p < buf + len && (nl = memchr(p, '\n', (size_t)(buf + len - p))); p = nl + 1) {
-        *nl = 0;
-        line++;
-        cJSON *o = cJSON_Parse(p);
-        if (!o) {
-            cJSON_Delete(best);
-            free(buf);
-            qj_fail(QJ_ERR_FORMAT, "%s:%d: not a JSON object", path, line);
-            return NULL;
-        }
-        const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(o, "cal_PPL"), *cfg = cJSON_GetObjectItemCaseSensitive(o, "quant_config");
-        if (cJSON_IsNumber(ppl) && cJSON_IsObject(cfg) && ppl->valuedouble < bp) {
-            bp = ppl->valuedouble;
-            cJSON_Delete(best);
-            best = cJSON_Duplicate(cfg, 1);
-        }
-        cJSON_Delete(o);
+    best_ctx b = {NULL, INFINITY};
+    size_t valid;
+    int lines;
+    if (cli_jsonl_each(path, best_line, &b, &valid, &lines)) {
+        cJSON_Delete(b.best);
+        return NULL;
     }
-    free(buf);
-    if (!best) qj_fail(QJ_ERR_FORMAT, "%s: no trial with \"cal_PPL\" and \"quant_config\"", path);
-    return best;
+    if (!b.best) qj_fail(QJ_ERR_FORMAT, "%s: no trial with \"cal_PPL\" and \"quant_config\"", path);
+    return b.best;
 }
 
 int cmd_baselines(int argc, char **argv) {

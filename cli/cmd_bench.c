@@ -173,7 +173,7 @@ int cmd_bench(int argc, char **argv) {
         if (batch > 1) { /* B sequences a step: every kernel built for batch B, a KV cache per sequence */
             qj_gpu_params gp = qj_gpu_default_params();
             gp.batch = (int)batch;
-            gp.max_seq = 264; /* the bench's positions */
+            gp.max_seq = QJ_DECODE_BENCH_POSITIONS;
             qj_gpu_model *gb = NULL;
             qj_gpu_build_stats bs;
             qj_decode_bench dbb;

@@ -133,59 +133,53 @@ static qj_status write_csv(const char *path, const qj_search *s, const trial *t,
     return st;
 }
 
+typedef struct history_ctx {
+    const char *path;
+    const cJSON *want;
+    const qj_search *s;
+    trial *t;
+    int max, n;
+} history_ctx;
+
+/* line 1: the settings, which must equal the search's; the rest: trials */
+static qj_status history_line(void *ctx, const cJSON *o, int line) {
+    history_ctx *h = ctx;
+    if (line == 1) {
+        const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "search");
+        if (set && cJSON_Compare(set, h->want, 1)) return QJ_OK;
+        char *a = set ? cJSON_PrintUnformatted(set) : NULL, *b = cJSON_PrintUnformatted(h->want);
+        qj_status st = qj_fail(QJ_ERR_INVALID, "%s: the history's settings %s differ from this search's %s; --resume "
+                               "continues the same search", h->path, a ? a : "(none)", b ? b : "?");
+        free(a);
+        free(b);
+        return st;
+    }
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "quant_config");
+    const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(o, "cal_PPL");
+    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "seconds");
+    char where[600];
+    snprintf(where, sizeof where, "%s:%d: quant_config", h->path, line);
+    if (h->n >= h->max) return qj_fail(QJ_ERR_INVALID, "%s: more trials than --trials %d", h->path, h->max);
+    if (!cJSON_IsNumber(ppl)) return qj_fail(QJ_ERR_FORMAT, "%s:%d: \"cal_PPL\" is missing", h->path, line);
+    trial *t = &h->t[h->n];
+    qj_status st = qj_search_from_config(h->s, cfg, where, t->choice);
+    if (st) return st;
+    t->ppl = ppl->valuedouble;
+    t->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
+    t->bytes = qj_search_bytes(h->s, t->choice);
+    h->n++;
+    return QJ_OK;
+}
+
 /* Reads a history: its settings line must equal `want`; trials go to t (choices decoded
- * through s). A last line cut short (an interrupted append) is dropped. */
+ * through s). A last line cut short (an interrupted append) is dropped: *valid ends before it. */
 static qj_status read_history(const char *path, const cJSON *want, const qj_search *s, trial *t, int max, int *n,
                               size_t *valid) {
-    char *buf;
-    size_t len;
-    *n = 0;
-    *valid = 0;
-    qj_status st = qj_read_file(path, &buf, &len);
-    if (st) return st;
-    int line = 0;
-    char *p = buf;
-    while (p < buf + len && !st) {
-        char *nl = memchr(p, '\n', (size_t)(buf + len - p));
-        if (!nl) break; /* unterminated: the append that was interrupted */
-        *nl = 0;
-        line++;
-        cJSON *o = cJSON_Parse(p);
-        p = nl + 1;
-        *valid = (size_t)(p - buf);
-        if (!o) {
-            st = qj_fail(QJ_ERR_FORMAT, "%s:%d: not a JSON object", path, line);
-            break;
-        }
-        const cJSON *set = cJSON_GetObjectItemCaseSensitive(o, "search");
-        if (line == 1) {
-            if (!set || !cJSON_Compare(set, want, 1)) {
-                char *a = set ? cJSON_PrintUnformatted(set) : NULL, *b = cJSON_PrintUnformatted(want);
-                st = qj_fail(QJ_ERR_INVALID, "%s: the history's settings %s differ from this search's %s; --resume "
-                             "continues the same search", path, a ? a : "(none)", b ? b : "?");
-                free(a);
-                free(b);
-            }
-            cJSON_Delete(o);
-            continue;
-        }
-        const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "quant_config");
-        const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(o, "cal_PPL");
-        const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "seconds");
-        char where[600];
-        snprintf(where, sizeof where, "%s:%d: quant_config", path, line);
-        if (*n >= max) st = qj_fail(QJ_ERR_INVALID, "%s: more trials than --trials %d", path, max);
-        else if (!cJSON_IsNumber(ppl)) st = qj_fail(QJ_ERR_FORMAT, "%s:%d: \"cal_PPL\" is missing", path, line);
-        else if (!(st = qj_search_from_config(s, cfg, where, t[*n].choice))) {
-            t[*n].ppl = ppl->valuedouble;
-            t[*n].seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
-            t[*n].bytes = qj_search_bytes(s, t[*n].choice);
-            (*n)++;
-        }
-        cJSON_Delete(o);
-    }
-    free(buf);
-    if (!st && line == 0) st = qj_fail(QJ_ERR_FORMAT, "%s: empty history", path);
+    history_ctx h = {path, want, s, t, max, 0};
+    int lines = 0;
+    qj_status st = cli_jsonl_each(path, history_line, &h, valid, &lines);
+    *n = h.n;
+    if (!st && lines == 0) st = qj_fail(QJ_ERR_FORMAT, "%s: empty history", path);
     return st;
 }
 

@@ -32,6 +32,25 @@ qj_status cli_read_ids(const cli_model *c, const char *text, const char *tokens,
     return s;
 }
 
+qj_status cli_jsonl_each(const char *path, cli_jsonl_fn fn, void *ctx, size_t *valid, int *lines) {
+    char *buf;
+    size_t len;
+    *valid = 0;
+    *lines = 0;
+    qj_status st = qj_read_file(path, &buf, &len);
+    if (st) return st;
+    for (char *p = buf, *nl; !st && p < buf + len && (nl = memchr(p, '\n', (size_t)(buf + len - p))); p = nl + 1) {
+        *nl = 0;
+        const int line = ++*lines;
+        cJSON *o = cJSON_Parse(p);
+        *valid = (size_t)(nl + 1 - buf);
+        st = o ? fn(ctx, o, line) : qj_fail(QJ_ERR_FORMAT, "%s:%d: not a JSON object", path, line);
+        cJSON_Delete(o);
+    }
+    free(buf);
+    return st;
+}
+
 qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out) {
     char *end;
     errno = 0;

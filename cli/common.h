@@ -86,6 +86,13 @@ void cli_model_close(cli_model *c);
  * text, tokens given; vocab bounds the ids); *ids malloc'd. Errors name the file. */
 qj_status cli_read_ids(const cli_model *c, const char *text, const char *tokens, int vocab, int **ids, size_t *n);
 
+/* Each newline-terminated line of a JSONL file (qjit search's history) parsed and given to fn
+ * with its 1-based number, until fn fails; a last line without its newline (an append that was
+ * interrupted) is left out. *valid: bytes up to the end of the last line read; *lines: lines
+ * read. Errors name the file and line. */
+typedef qj_status (*cli_jsonl_fn)(void *ctx, const cJSON *obj, int line);
+qj_status cli_jsonl_each(const char *path, cli_jsonl_fn fn, void *ctx, size_t *valid, int *lines);
+
 /* Parse an integer option value in [lo, hi]; error names the option. */
 qj_status cli_parse_long(const char *arg, const char *opt, long lo, long hi, long *out);
 qj_status cli_parse_double(const char *arg, const char *opt, double lo, double hi, double *out);

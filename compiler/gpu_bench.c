@@ -390,7 +390,7 @@ qj_status qj_gpu_decode_bench(qj_gpu_model *g, int tokens, qj_decode_bench *out)
         }
         for (int b = 0; b < B; b++) {
             tk[b] = 1 + (i + 7 * b) % 100;
-            ps[b] = i < 8 ? i : 8 + (i - 8) % 256;
+            ps[b] = i < 8 ? i : 8 + (i - 8) % (QJ_DECODE_BENCH_POSITIONS - 8);
         }
         if (!s) s = qj_gpu_step_batch(g, tk, ps);
     }

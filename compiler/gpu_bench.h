@@ -74,7 +74,8 @@ qj_status qj_gpu_copy_ceiling(qj_cuda *cu, qj_custream st, double *gbs);
 
 /* Decode `tokens` steps (after 8 warm-up steps) on an already built GPU model, every
  * sequence of a batched one at once (row b at token 1 + (i + 7b) % 100, position 8 + i % 256:
- * the model needs 264 positions). */
+ * the model needs QJ_DECODE_BENCH_POSITIONS positions). */
+#define QJ_DECODE_BENCH_POSITIONS 264
 qj_status qj_gpu_decode_bench(qj_gpu_model *g, int tokens, qj_decode_bench *out);
 
 #ifdef __cplusplus

@@ -44,7 +44,7 @@ int qj_search_value(const qj_search *s, int coord, int c);
 /* GP coordinates of a point (qj_search_ndim values). */
 void qj_search_encode(const qj_search *s, const int *choice, double *x);
 /* Exact bytes of the compiled model for a point (packed weights, scales, zero points, the
- * dense rest), and the same for every layer at one (bits, group) setting. */
+ * dense rest), from tables made at setup: nothing is compiled. */
 uint64_t qj_search_bytes(const qj_search *s, const int *choice);
 /* The point as the seed's quant_config {"bitwidth.0.": b, "groupsize.0.": g, ...} (caller
  * deletes) and as a plan (caller frees). */
