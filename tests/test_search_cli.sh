@@ -106,6 +106,11 @@ expect_fail "needs --max-size" "$Q" search --model "$M" --objective ppl --text "
 expect_fail "throughput is not built yet" "$Q" search --model "$M" --objective throughput --text "$TXT"
 expect_fail "no initial plan fits --max-size" run --max-size 0.00001 --history "$T/d.jsonl"
 expect_fail "--max-size \"abc\"" run --max-size abc --history "$T/d.jsonl"
+expect_fail "--quant-cache \"-1\"" run --quant-cache -1 --history "$T/d.jsonl"
+if [ "$(uname)" = Linux ]; then # an unwritable plot prefix: a clear error after the trials; the history stays whole
+  expect_fail "/nonexistent-dir/p_pareto.png" run --trials 5 --history "$T/p.jsonl" --output "$T/p.csv" --plots /nonexistent-dir/p
+  [ "$(wc -l < "$T/p.jsonl")" -eq 6 ] && ok || bad "history after the plot failure: $(wc -l < "$T/p.jsonl") lines"
+fi
 cat > "$T/space_overlap.json" <<'EOF'
 {"parameters": [{"name": "bitwidth", "name_format": "bitwidth.{i}.", "layers": [
   {"range": [0, 3], "type": "choice", "values": [4, 8]}, {"range": [2, 5], "type": "choice", "values": [3]}]},
