@@ -38,20 +38,6 @@ static void usage(FILE *f) {
                "                        reference forward, in this run, and print the speed-up\n");
 }
 
-/* tokens/s of n batch-1 decode steps of m on the CPU forward it has (reference, or m->cpu_matvec) */
-static qj_status cpu_decode(const qj_model *m, int n, double *tps) {
-    qj_state *st = NULL;
-    qj_status s = qj_state_alloc(m, 0, &st);
-    if (s) return s;
-    const float *lg;
-    double t0 = qj_now();
-    for (int i = 0; i < n && !s; i++) s = qj_forward(st, 1 + i % 100, i, &lg);
-    double el = qj_now() - t0;
-    qj_state_free(st);
-    if (!s) *tps = n / el;
-    return s;
-}
-
 int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {CLI_MODEL_OPTIONS,
                                          {"tokens", required_argument, 0, 'n'},
@@ -192,7 +178,7 @@ int cmd_bench(int argc, char **argv) {
     } else {
         int n = (int)(tokens < m->cfg.seq_len ? tokens : m->cfg.seq_len);
         double tps = 0, tps32 = 0;
-        if (cpu_decode(m, n, &tps)) goto fail;
+        if (cli_cpu_decode(m, n, &tps)) goto fail;
         qj_size_info z;
         qj_model_size(m, &z);
         printf("device cpu: decode batch 1: %.2f tokens/s over %d tokens (%s); %.4f GB of weights\n", tps, n,
@@ -211,7 +197,7 @@ int cmd_bench(int argc, char **argv) {
             qj_compile_stats cs;
             qj_status st = qj_plan_parse("fp32", cm.src->cfg.n_layers, &p32);
             if (!st) st = qj_compile_model(cm.src, p32, 0, &m32, &cs);
-            if (!st) st = cpu_decode(m32, n, &tps32);
+            if (!st) st = cli_cpu_decode(m32, n, &tps32);
             qj_plan_free(p32);
             qj_model_free(m32);
             if (st) goto fail;

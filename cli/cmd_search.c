@@ -1,9 +1,12 @@
 /* cmd_search.c — qjit search: Bayesian-optimisation search over per-layer
  * bit widths and group sizes whose objective is a real trial: every proposed
- * plan is compiled (quantized) and its perplexity measured on a calibration
- * text. This version: --objective ppl under --max-size (CPU); the history is a
- * JSONL file appended trial by trial, so an interrupted search resumes
- * (--resume) without repeating or losing a trial. */
+ * plan is compiled (quantized, and on --device cuda its kernels generated and
+ * compiled through the cache), run and measured. Objectives: perplexity under
+ * a size limit, measured decode tokens/s under a perplexity limit (a second GP
+ * gives the probability of meeting it) or under a data-free layer-output error
+ * limit (exact, so no plan over it is ever tried), or the error itself. The
+ * history is a JSONL file appended trial by trial, so an interrupted search
+ * resumes (--resume) without repeating or losing a trial. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +18,11 @@
 #include "common.h"
 #include "compile.h"
 #include "gp.h"
+#include "gpu_bench.h"
+#include "gpu_model.h"
+#include "llvm_kernels.h"
 #include "plot.h"
+#include "quant.h"
 #include "qj_eval.h"
 #include "qj_io.h"
 #include "qj_package.h"
@@ -23,70 +30,133 @@
 #include "search.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: qjit search (--model PATH | --synthetic PRESET) --objective ppl --max-size GB\n"
-               "                   (--text FILE | --tokens FILE) [--trials N] [--init N] [--space FILE]\n"
+    fprintf(f, "usage: qjit search (--model PATH | --synthetic PRESET) --objective ppl|throughput|error\n"
+               "                   [--max-size GB] [--max-ppl P] [--max-error E] [--text FILE | --tokens FILE]\n"
+               "                   [--device cpu|cuda] [--trials N] [--init N] [--space FILE]\n"
                "                   [--initial-samples FILE] [--history FILE] [--output FILE] [--resume] [--seed N]\n\n"
                "Searches per-layer bit widths and group sizes (the seed's parameter space: bitwidth.{i}.,\n"
-               "groupsize.{i}.) for the plan of lowest perplexity whose compiled size is at most --max-size GB\n"
-               "(exact, computed without compiling, so no oversized plan is ever tried). Each trial compiles\n"
-               "the plan and measures perplexity on the text (CPU). A Gaussian process (Matern-5/2, one length\n"
-               "scale per coordinate, fitted by maximum likelihood) over the plans tried so far proposes the next\n"
-               "by expected improvement. Every trial is appended to the history (JSONL) as it ends, the seed's\n"
-               "CSV (cal_PPL, model_size, quant_config) is rewritten, and the end prints the best config.\n\n" CLI_MODEL_HELP
-               "  --objective ppl       minimise perplexity (the only objective of this version)\n"
+               "groupsize.{i}.). Each trial compiles the plan, runs it and measures it. A Gaussian process\n"
+               "(Matern-5/2, one length scale per coordinate, fitted by maximum likelihood, per-trial noise from\n"
+               "repeated measurements) over the plans tried so far proposes the next by expected improvement.\n"
+               "Size and the layer-output error are exact and known without compiling, so no plan over\n"
+               "--max-size or --max-error is ever tried; --max-ppl is measured, and a second GP on perplexity\n"
+               "weighs the improvement by the probability of meeting it. Every trial is appended to the history\n"
+               "(JSONL) as it ends, the seed's CSV is rewritten, and the end prints the best config.\n\n" CLI_MODEL_HELP
+               "  --objective O         ppl: minimise perplexity (needs --max-size and a text);\n"
+               "                        throughput: maximise measured decode tokens/s (batch 1);\n"
+               "                        error: minimise the layer-output error (needs --max-size)\n"
                "  --max-size GB         size limit in GB (1e9 bytes), the seed's model_size\n"
+               "  --max-ppl P           perplexity limit (throughput; needs a text)\n"
+               "  --max-error E         limit on the data-free layer-output error: the root mean square over\n"
+               "                        the blocks' linears of each one's relative output error against the\n"
+               "                        dense layer on random N(0,1) inputs (works without text, on synthetic\n"
+               "                        models too)\n"
+               "  --error-rows N        rows per linear the error samples (default 256; 0: every row)\n"
                "  --text FILE           calibration text (tokenized with the model's tokenizer)\n"
                "  --tokens FILE         calibration token ids instead\n"
                "  --max-tokens N        ids of the text measured per trial (default 2000)\n"
                "  --ctx N               perplexity window (default: the model's context)\n"
+               "  --repeats N           throughput: decode measurements per trial (default 3); their mean is the\n"
+               "                        trial's value and their spread the GP's noise for it\n"
+               "  --decode-tokens N     throughput: decode steps per measurement (default 64, after 8 warm-up)\n"
                "  --trials N            trials in all, initial ones included (default 40)\n"
                "  --init N              initial trials without --initial-samples (default 10): the uniform\n"
-               "                        plans that fit (per bit width, its finest group), then a Latin\n"
-               "                        hypercube\n"
+               "                        plans within the limits (per bit width, its finest group for ppl and\n"
+               "                        error, its smallest plan for throughput), then a Latin hypercube\n"
                "  --space FILE          the seed's parameter space (default: bits 2,3,4,5,6,8 x groups\n"
                "                        32..512 per layer)\n"
-               "  --initial-samples FILE the seed's initial samples (tried first; those over the size are skipped)\n"
+               "  --initial-samples FILE the seed's initial samples (tried first; those over a limit are skipped)\n"
                "  --history FILE        JSONL history (default search_history.jsonl)\n"
                "  --output FILE         the seed's CSV (default search_output.csv)\n"
                "  --resume              continue the search in --history (same settings), repeating nothing\n"
                "  --seed N              the search's seed (also the synthetic weights'), default 1\n"
-               "  --plots PREFIX        PNG plots PREFIX_pareto.png (perplexity vs size, every trial, the\n"
-               "                        uniform plans and the Pareto front), PREFIX_progress.png (best so far\n"
-               "                        vs trial), PREFIX_plan.png (the best plan per layer); default: the\n"
-               "                        history's name without .jsonl\n"
+               "  --plots PREFIX        PNG plots PREFIX_pareto.png (objective against size, or tokens/s against\n"
+               "                        accuracy: every trial, the uniform plans and the Pareto front),\n"
+               "                        PREFIX_progress.png (best so far vs trial), PREFIX_plan.png (the best\n"
+               "                        plan per layer); default: the history's name without .jsonl\n"
                "  --quant-cache GB      quantized tensors kept across trials, so a layer's setting seen before\n"
                "                        is never quantized again (default 4 GB; 0: no limit)\n"
                "  --strategy S          bo (default) or random: after the initial trials, uniformly random\n"
-               "                        untried plans that fit (the baseline BO is measured against)\n");
+               "                        untried plans within the limits (the baseline BO is measured against)\n");
 }
+
+typedef enum { OBJ_PPL, OBJ_THROUGHPUT, OBJ_ERROR } search_objective;
+static const char *const obj_name[] = {"ppl", "throughput", "error"};
+
+typedef struct search_opts {
+    search_objective obj;
+    double max_gb, max_ppl, max_error;
+    int repeats, decode_tokens, error_rows, cuda, need_ppl;
+} search_opts;
 
 typedef struct trial {
     int *choice;
-    double ppl, seconds;
+    double ppl, tps, tps_var, error, seconds; /* tps_var: variance of the mean of log tokens/s */
     uint64_t bytes;
 } trial;
 
 /* the settings a resumed search must share with its history */
-static cJSON *settings_json(const cli_model *cm, const char *space, double max_gb, uint64_t seed, int init, size_t max_tokens,
-                            int ctx, const char *text, int random_search) {
+static cJSON *settings_json(const cli_model *cm, const search_opts *so, const char *space, uint64_t seed, int init,
+                            size_t max_tokens, int ctx, const char *text, int random_search) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "strategy", random_search ? "random" : "bo");
     cJSON_AddStringToObject(o, "model", cm->run->origin);
-    cJSON_AddStringToObject(o, "objective", "ppl");
-    cJSON_AddNumberToObject(o, "max_size_gb", max_gb);
+    cJSON_AddStringToObject(o, "objective", obj_name[so->obj]);
+    cJSON_AddNumberToObject(o, "max_size_gb", so->max_gb);
+    cJSON_AddNumberToObject(o, "max_ppl", so->max_ppl);
+    cJSON_AddNumberToObject(o, "max_error", so->max_error);
+    cJSON_AddNumberToObject(o, "error_rows", so->error_rows);
+    cJSON_AddStringToObject(o, "device", so->cuda ? "cuda" : "cpu");
+    if (so->obj == OBJ_THROUGHPUT) {
+        cJSON_AddNumberToObject(o, "repeats", so->repeats);
+        cJSON_AddNumberToObject(o, "decode_tokens", so->decode_tokens);
+    }
     cJSON_AddNumberToObject(o, "seed", (double)seed);
     cJSON_AddNumberToObject(o, "init", init);
     cJSON_AddStringToObject(o, "space", space);
-    cJSON_AddStringToObject(o, "calibration", text);
+    cJSON_AddStringToObject(o, "calibration", text ? text : "");
     cJSON_AddNumberToObject(o, "max_tokens", (double)max_tokens);
     cJSON_AddNumberToObject(o, "ctx", ctx);
     return o;
 }
 
-/* What the GP models: log of the NLL (= log log perplexity). Plans with 2-bit layers reach
- * perplexities 50x the good ones; on log perplexity they set the GP's scale and the good region
- * looks flat. */
+/* What the GP models for perplexity: log of the NLL (= log log perplexity). Plans with 2-bit
+ * layers reach perplexities 50x the good ones; on log perplexity they set the GP's scale and the
+ * good region looks flat. */
 static double gp_target(double ppl) { return log(log(ppl > 1.0000001 ? ppl : 1.0000001)); }
+
+/* The minimised GP target of a trial */
+static double trial_y(const search_opts *so, const trial *t) {
+    if (so->obj == OBJ_PPL) return gp_target(t->ppl);
+    if (so->obj == OBJ_THROUGHPUT) return -log(t->tps);
+    return log(t->error > 1e-300 ? t->error : 1e-300);
+}
+
+/* measured limits only (size and error hold by construction) */
+static int trial_ok(const search_opts *so, const trial *t) { return !(so->max_ppl > 0) || t->ppl <= so->max_ppl; }
+
+/* the best trial meeting the limits, -1 when none does */
+static int best_trial(const search_opts *so, const trial *t, int n) {
+    int bi = -1;
+    for (int i = 0; i < n; i++)
+        if (trial_ok(so, &t[i]) && (bi < 0 || trial_y(so, &t[i]) < trial_y(so, &t[bi]))) bi = i;
+    return bi;
+}
+
+/* The objective's value as printed */
+static double trial_value(const search_opts *so, const trial *t) {
+    return so->obj == OBJ_PPL ? t->ppl : so->obj == OBJ_THROUGHPUT ? t->tps : t->error;
+}
+static const char *value_key(const search_opts *so) {
+    return so->obj == OBJ_PPL ? "cal_PPL" : so->obj == OBJ_THROUGHPUT ? "cal_throughput" : "layer_error";
+}
+/* The seed's second column: model_size for ppl and error; for throughput the accuracy it is held to */
+static const char *second_key(const search_opts *so) {
+    return so->obj != OBJ_THROUGHPUT ? "model_size" : so->need_ppl ? "cal_PPL" : "layer_error";
+}
+static double second_value(const search_opts *so, const trial *t) {
+    return so->obj != OBJ_THROUGHPUT ? (double)t->bytes / 1e9 : so->need_ppl ? t->ppl : t->error;
+}
 
 /* Python-dict style, as the seed prints: {'bitwidth.0.': 5, ...} */
 static void print_pydict(FILE *f, const cJSON *o) {
@@ -99,11 +169,11 @@ static void print_pydict(FILE *f, const cJSON *o) {
     fputc('}', f);
 }
 
-static qj_status write_csv(const char *path, const qj_search *s, const trial *t, int n) {
+static qj_status write_csv(const char *path, const search_opts *so, const qj_search *s, const trial *t, int n) {
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory");
-    len += (size_t)snprintf(buf, cap, "cal_PPL,model_size,quant_config\n");
+    len += (size_t)snprintf(buf, cap, "%s,%s,quant_config\n", value_key(so), second_key(so));
     for (int i = 0; i < n; i++) {
         cJSON *cfg = qj_search_config(s, t[i].choice);
         char *js = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
@@ -125,7 +195,8 @@ static qj_status write_csv(const char *path, const qj_search *s, const trial *t,
             }
             buf = nb;
         }
-        len += (size_t)snprintf(buf + len, cap - len, "%.6f,%.9g,\"%s\"\n", t[i].ppl, (double)t[i].bytes / 1e9, js);
+        len += (size_t)snprintf(buf + len, cap - len, "%.6f,%.9g,\"%s\"\n", trial_value(so, &t[i]),
+                                second_value(so, &t[i]), js);
         free(js);
     }
     qj_status st = qj_write_file_atomic(path, buf, len);
@@ -136,10 +207,18 @@ static qj_status write_csv(const char *path, const qj_search *s, const trial *t,
 typedef struct history_ctx {
     const char *path;
     const cJSON *want;
+    const search_opts *so;
     const qj_search *s;
     trial *t;
     int max, n;
 } history_ctx;
+
+static qj_status need_number(const cJSON *o, const char *key, const char *path, int line, double *v) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(it)) return qj_fail(QJ_ERR_FORMAT, "%s:%d: \"%s\" is missing", path, line, key);
+    *v = it->valuedouble;
+    return QJ_OK;
+}
 
 /* line 1: the settings, which must equal the search's; the rest: trials */
 static qj_status history_line(void *ctx, const cJSON *o, int line) {
@@ -155,16 +234,21 @@ static qj_status history_line(void *ctx, const cJSON *o, int line) {
         return st;
     }
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "quant_config");
-    const cJSON *ppl = cJSON_GetObjectItemCaseSensitive(o, "cal_PPL");
     const cJSON *sec = cJSON_GetObjectItemCaseSensitive(o, "seconds");
     char where[600];
     snprintf(where, sizeof where, "%s:%d: quant_config", h->path, line);
     if (h->n >= h->max) return qj_fail(QJ_ERR_INVALID, "%s: more trials than --trials %d", h->path, h->max);
-    if (!cJSON_IsNumber(ppl)) return qj_fail(QJ_ERR_FORMAT, "%s:%d: \"cal_PPL\" is missing", h->path, line);
     trial *t = &h->t[h->n];
-    qj_status st = qj_search_from_config(h->s, cfg, where, t->choice);
+    qj_status st = QJ_OK;
+    if (h->so->need_ppl) st = need_number(o, "cal_PPL", h->path, line, &t->ppl);
+    if (!st && h->so->obj == OBJ_THROUGHPUT) {
+        st = need_number(o, "cal_throughput", h->path, line, &t->tps);
+        if (!st) st = need_number(o, "throughput_log_var", h->path, line, &t->tps_var);
+        if (!st && !(t->tps > 0)) st = qj_fail(QJ_ERR_FORMAT, "%s:%d: \"cal_throughput\" must be positive", h->path, line);
+    }
+    if (!st) st = qj_search_from_config(h->s, cfg, where, t->choice);
     if (st) return st;
-    t->ppl = ppl->valuedouble;
+    t->error = qj_search_error(h->s, t->choice);
     t->seconds = cJSON_IsNumber(sec) ? sec->valuedouble : 0;
     t->bytes = qj_search_bytes(h->s, t->choice);
     h->n++;
@@ -173,9 +257,9 @@ static qj_status history_line(void *ctx, const cJSON *o, int line) {
 
 /* Reads a history: its settings line must equal `want`; trials go to t (choices decoded
  * through s). A last line cut short (an interrupted append) is dropped: *valid ends before it. */
-static qj_status read_history(const char *path, const cJSON *want, const qj_search *s, trial *t, int max, int *n,
-                              size_t *valid) {
-    history_ctx h = {path, want, s, t, max, 0};
+static qj_status read_history(const char *path, const cJSON *want, const search_opts *so, const qj_search *s, trial *t,
+                              int max, int *n, size_t *valid) {
+    history_ctx h = {path, want, so, s, t, max, 0};
     int lines = 0;
     qj_status st = cli_jsonl_each(path, history_line, &h, valid, &lines);
     *n = h.n;
@@ -191,9 +275,14 @@ static int uniform_point(const qj_search *s, const int *c) {
 }
 
 /* The three PNGs of a search (see the usage); PREFIX from the history's name by default. */
-static qj_status write_plots(const char *prefix, const char *history, const qj_search *s, const trial *t, int n, int best) {
+static qj_status write_plots(const char *prefix, const char *history, const search_opts *so, const qj_search *s,
+                             const trial *t, int n, int best) {
     if (!qj_plot_available()) {
         printf("plots: this qjit was built without libpng; none written\n");
+        return QJ_OK;
+    }
+    if (best < 0) {
+        printf("plots: no trial met the limits; none written\n");
         return QJ_OK;
     }
     char pre[4096], path[4200];
@@ -212,38 +301,50 @@ static qj_status write_plots(const char *prefix, const char *history, const qj_s
         free(ord);
         return qj_fail(QJ_ERR_NOMEM, "out of memory");
     }
-    /* all trials; uniform ones; the Pareto front (lowest perplexity at each size); the best */
+    /* all trials; uniform ones; the Pareto front; the best. ppl and error: the value against the
+     * size (lowest value at each size); throughput: tokens/s against the accuracy measure it is
+     * held to (highest tokens/s at each accuracy) */
+    const int tput = so->obj == OBJ_THROUGHPUT, maxfront = tput;
     double *ax = gx, *ay = gy, *ux = gx + n, *uy = gy + n, *fx = gx + 2 * n, *fy = gy + 2 * n, *bx = gx + 3 * n,
            *by = gy + 3 * n;
     int nu = 0, nf = 0;
     for (int i = 0; i < n; i++) {
-        ax[i] = (double)t[i].bytes / 1e9;
-        ay[i] = t[i].ppl;
+        ax[i] = tput ? second_value(so, &t[i]) : (double)t[i].bytes / 1e9;
+        ay[i] = trial_value(so, &t[i]);
         if (uniform_point(s, t[i].choice)) ux[nu] = ax[i], uy[nu++] = ay[i];
         ord[i] = i;
     }
-    for (int i = 1; i < n; i++) /* by size, then perplexity */
-        for (int j = i; j > 0 && (t[ord[j]].bytes < t[ord[j - 1]].bytes ||
-                                  (t[ord[j]].bytes == t[ord[j - 1]].bytes && t[ord[j]].ppl < t[ord[j - 1]].ppl));
-             j--) {
-            const int tmp = ord[j];
-            ord[j] = ord[j - 1];
-            ord[j - 1] = tmp;
+    for (int i = 1; i < n; i++) /* by x, then the better y first */
+        for (int j = i; j > 0; j--) {
+            const int a = ord[j], b = ord[j - 1];
+            const int before = ax[a] < ax[b] || (ax[a] == ax[b] && (maxfront ? ay[a] > ay[b] : ay[a] < ay[b]));
+            if (!before) break;
+            ord[j] = b;
+            ord[j - 1] = a;
         }
-    double lo = INFINITY;
-    for (int i = 0; i < n; i++)
-        if (t[ord[i]].ppl < lo) {
-            lo = t[ord[i]].ppl;
-            fx[nf] = (double)t[ord[i]].bytes / 1e9, fy[nf++] = lo;
-        }
+    double run = maxfront ? -INFINITY : INFINITY;
+    for (int i = 0; i < n; i++) {
+        const double y = ay[ord[i]];
+        if (!trial_ok(so, &t[ord[i]]) || (maxfront ? !(y > run) : !(y < run))) continue;
+        run = y;
+        fx[nf] = ax[ord[i]], fy[nf++] = y;
+    }
     bx[0] = ax[best];
     by[0] = ay[best];
     qj_plot p;
     memset(&p, 0, sizeof p);
-    p.title = "Perplexity vs model size";
-    p.xlabel = "model size (GB)";
-    p.ylabel = "perplexity (log)";
-    p.logy = 1;
+    char title[128], ylab[64];
+    if (tput) {
+        snprintf(title, sizeof title, "Decode tokens/s vs %s", so->need_ppl ? "perplexity" : "layer-output error");
+        p.xlabel = so->need_ppl ? "perplexity" : "layer-output error";
+        p.ylabel = "tokens/s";
+    } else {
+        snprintf(title, sizeof title, "%s vs model size", so->obj == OBJ_PPL ? "Perplexity" : "Layer-output error");
+        p.xlabel = "model size (GB)";
+        p.ylabel = so->obj == OBJ_PPL ? "perplexity (log)" : "layer-output error (log)";
+        p.logy = 1;
+    }
+    p.title = title;
     p.series[0] = (qj_plot_series){ax, ay, n, 0x909090, QJ_MARK_DOT, "trials"};
     p.series[1] = (qj_plot_series){fx, fy, nf, 0x2050D0, QJ_MARK_LINE, "pareto front"};
     p.series[2] = (qj_plot_series){ux, uy, nu, 0xD03020, QJ_MARK_SQUARE, "uniform plans"};
@@ -251,19 +352,23 @@ static qj_status write_plots(const char *prefix, const char *history, const qj_s
     p.n_series = 4;
     snprintf(path, sizeof path, "%s_pareto.png", pre);
     qj_status st = qj_plot_png(path, &p, 800, 560);
-    /* best so far against the trial */
-    double *tx = gx, *ty = gy, run = INFINITY;
+    /* best so far (within the limits) against the trial */
+    double *tx = gx, *ty = gy;
+    int np = 0, bs = -1;
     for (int i = 0; !st && i < n; i++) {
-        run = fmin(run, t[i].ppl);
-        tx[i] = i + 1;
-        ty[i] = run;
+        if (trial_ok(so, &t[i]) && (bs < 0 || trial_y(so, &t[i]) < trial_y(so, &t[bs]))) bs = i;
+        if (bs < 0) continue;
+        tx[np] = i + 1;
+        ty[np++] = trial_value(so, &t[bs]);
     }
     if (!st) {
         memset(&p, 0, sizeof p);
-        p.title = "Best perplexity so far";
+        snprintf(title, sizeof title, "Best %s so far", tput ? "tokens/s" : so->obj == OBJ_PPL ? "perplexity" : "error");
+        snprintf(ylab, sizeof ylab, "best %s", tput ? "tokens/s" : so->obj == OBJ_PPL ? "perplexity" : "error");
+        p.title = title;
         p.xlabel = "trial";
-        p.ylabel = "best perplexity";
-        p.series[0] = (qj_plot_series){tx, ty, n, 0x2050D0, QJ_MARK_LINE, "best so far"};
+        p.ylabel = ylab;
+        p.series[0] = (qj_plot_series){tx, ty, np, 0x2050D0, QJ_MARK_LINE, "best so far"};
         p.n_series = 1;
         snprintf(path, sizeof path, "%s_progress.png", pre);
         st = qj_plot_png(path, &p, 800, 480);
@@ -302,10 +407,140 @@ static qj_status append_line(const char *path, const char *line) {
     return bad ? qj_fail(QJ_ERR_IO, "%s: write failed", path) : QJ_OK;
 }
 
+#define MAX_REPEATS 16
+
+/* What a trial needs besides its point */
+typedef struct trial_env {
+    const search_opts *so;
+    const qj_model *src;
+    const qj_search *s;
+    qj_quant_cache *qcache;
+    const int *ids;
+    size_t nid;
+    qj_eval_params ep;
+} trial_env;
+
+typedef struct trial_out {
+    qj_compile_stats cst;
+    qj_eval_result er;
+    double runs[MAX_REPEATS];
+    int gpu_kernels, gpu_compiled; /* kernels the GPU model needed, and of those compiled now (not cached) */
+    double gpu_build_s;
+} trial_out;
+
+/* One trial: compile the point's plan (through the quantization cache), build it on the device
+ * (kernels through the kernel cache), measure what the objective and limits need. */
+static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out *o) {
+    const search_opts *so = e->so;
+    memset(o, 0, sizeof *o);
+    t->error = qj_search_error(e->s, c);
+    t->bytes = qj_search_bytes(e->s, c);
+    if (so->obj == OBJ_ERROR) return QJ_OK; /* exact: nothing to run */
+    qj_plan *plan = NULL;
+    qj_model *m = NULL;
+    qj_gpu_model *g = NULL;
+    qj_cpu_kernels *ck = NULL;
+    qj_gpu_params gp = qj_gpu_default_params();
+    qj_status st = qj_search_plan(e->s, c, &plan);
+    if (!st) st = qj_compile_model_cached(e->src, plan, e->qcache, 0, &m, &o->cst);
+    if (!st) {
+        qj_size_info z;
+        qj_model_size(m, &z);
+        if (z.bytes != t->bytes)
+            st = qj_fail(QJ_ERR_INTERNAL, "compiled size %llu differs from the predicted %llu",
+                         (unsigned long long)z.bytes, (unsigned long long)t->bytes);
+    }
+    if (!st && so->cuda) {
+        gp.max_seq = QJ_DECODE_BENCH_POSITIONS;
+        const int cx = e->ep.ctx ? e->ep.ctx : m->cfg.seq_len;
+        if (so->need_ppl && cx > gp.max_seq) gp.max_seq = cx;
+        qj_gpu_build_stats bs;
+        st = qj_gpu_model_create(m, &gp, &g, &bs);
+        if (!st) {
+            o->gpu_kernels = bs.kernels;
+            o->gpu_compiled = bs.kernels - bs.cache_hits - bs.from_package;
+            o->gpu_build_s = bs.compile_seconds + bs.upload_seconds;
+        }
+    }
+    if (!st && so->need_ppl) {
+        st = g ? qj_eval_nll_with(&m->cfg, gp.max_seq, cli_gpu_forward_fn, g, e->ids, e->nid, &e->ep, &o->er)
+               : qj_eval_nll(m, e->ids, e->nid, &e->ep, &o->er);
+        t->ppl = o->er.ppl;
+    }
+    if (!st && so->obj == OBJ_THROUGHPUT) {
+        const char *ckenv = getenv("QJ_CPU_KERNELS");
+        if (!g && qj_cpu_llvm_available() && !(ckenv && !strcmp(ckenv, "reference"))) {
+            qj_cpu_attach_info ci;
+            st = qj_cpu_kernels_attach_ex(m, QJ_CPU_CODE_AUTO, &ck, &ci);
+        }
+        const int n = so->decode_tokens < m->cfg.seq_len ? so->decode_tokens : m->cfg.seq_len;
+        double warm = 0, sum = 0, lsum = 0, lsq = 0;
+        if (!st && !g) st = cli_cpu_decode(m, n < 8 ? n : 8, &warm); /* the GPU bench warms up itself */
+        for (int r = 0; r < so->repeats && !st; r++) {
+            qj_decode_bench db;
+            if (g) {
+                st = qj_gpu_decode_bench(g, so->decode_tokens, &db);
+                o->runs[r] = db.tokens_per_s;
+            } else
+                st = cli_cpu_decode(m, n, &o->runs[r]);
+            if (!st && !(o->runs[r] > 0)) st = qj_fail(QJ_ERR_INTERNAL, "decode measured %g tokens/s", o->runs[r]);
+            if (st) break;
+            sum += o->runs[r];
+            lsum += log(o->runs[r]);
+            lsq += log(o->runs[r]) * log(o->runs[r]);
+        }
+        if (!st) {
+            const int R = so->repeats;
+            t->tps = sum / R;
+            /* the variance of the mean of log tokens/s: the GP's noise for this trial */
+            const double var = R > 1 ? fmax(0.0, (lsq - lsum * lsum / R) / (R - 1)) : 0.0;
+            t->tps_var = var / R;
+        }
+    }
+    if (ck) qj_cpu_kernels_free(m, ck);
+    qj_gpu_model_free(g);
+    qj_model_free(m);
+    qj_plan_free(plan);
+    return st;
+}
+
+static qj_status parse_gb(const char *arg, const char *opt, int zero_ok, double *out) {
+    char *end;
+    const double v = strtod(arg, &end);
+    if (*end || !isfinite(v) || (zero_ok ? !(v >= 0) : !(v > 0)))
+        return qj_fail(QJ_ERR_INVALID, "--%s \"%s\": expected a %s number", opt, arg, zero_ok ? "non-negative" : "positive");
+    *out = v;
+    return QJ_OK;
+}
+
+/* the uniform plans of the space: size, error and whether they meet the limits */
+static void print_uniform(const qj_search *s, uint64_t max_bytes, int *tmp) {
+    printf("uniform plans (every layer at one setting):\n");
+    for (int bi = 0; bi < qj_search_nvalues(s, 0); bi++)
+        for (int gi = 0; gi < qj_search_nvalues(s, 1); gi++) {
+            const int bits = qj_search_value(s, 0, bi), grp = qj_search_value(s, 1, gi);
+            if (qj_search_uniform(s, bits, grp, tmp)) {
+                qj_clear_error();
+                continue;
+            }
+            const double err = qj_search_error(s, tmp);
+            char es[48] = "";
+            if (err >= 0) snprintf(es, sizeof es, "  layer-output error %.5f", err);
+            printf("  int%d-%s%-4d %10.6f GB%s  %s\n", bits, grp ? "g" : "pc", grp ? grp : 0,
+                   (double)qj_search_bytes(s, tmp) / 1e9, es,
+                   qj_search_feasible(s, tmp, max_bytes) ? "within the limits" : "over a limit");
+        }
+}
+
 int cmd_search(int argc, char **argv) {
     static const struct option opts[] = {CLI_MODEL_OPTIONS,
                                          {"objective", required_argument, 0, 'O'},
                                          {"max-size", required_argument, 0, 'S'},
+                                         {"max-ppl", required_argument, 0, 'E'},
+                                         {"max-error", required_argument, 0, 'X'},
+                                         {"error-rows", required_argument, 0, 'W'},
+                                         {"repeats", required_argument, 0, 'r'},
+                                         {"decode-tokens", required_argument, 0, 'D'},
                                          {"text", required_argument, 0, 'T'},
                                          {"tokens", required_argument, 0, 'K'},
                                          {"max-tokens", required_argument, 0, 'n'},
@@ -326,7 +561,12 @@ int cmd_search(int argc, char **argv) {
     cli_model_init(&cm);
     const char *objective = NULL, *text = NULL, *tokens = NULL, *space_path = NULL, *samples_path = NULL;
     const char *history = "search_history.jsonl", *output = "search_output.csv", *plots = NULL;
-    double max_gb = 0, cache_gb = 4.0;
+    search_opts so;
+    memset(&so, 0, sizeof so);
+    so.repeats = 3;
+    so.decode_tokens = 64;
+    so.error_rows = 256;
+    double cache_gb = 4.0;
     long v, trials = 40, n_init = 10;
     int resume = 0, o, r, ctx = 0, random_search = 0;
     size_t max_tokens = 2000;
@@ -337,15 +577,22 @@ int cmd_search(int argc, char **argv) {
         }
         switch (o) {
         case 'O': objective = optarg; break;
-        case 'S': {
-            char *end;
-            max_gb = strtod(optarg, &end);
-            if (*end || !(max_gb > 0) || !isfinite(max_gb)) {
-                fprintf(stderr, "qjit search: --max-size \"%s\": expected a positive size in GB\n", optarg);
-                return 2;
-            }
+        case 'S': if (parse_gb(optarg, "max-size", 0, &so.max_gb)) return cli_error("search"); break;
+        case 'E': if (parse_gb(optarg, "max-ppl", 0, &so.max_ppl)) return cli_error("search"); break;
+        case 'X': if (parse_gb(optarg, "max-error", 0, &so.max_error)) return cli_error("search"); break;
+        case 'C': if (parse_gb(optarg, "quant-cache", 1, &cache_gb)) return cli_error("search"); break;
+        case 'W':
+            if (cli_parse_long(optarg, "error-rows", 0, 1 << 30, &v)) return cli_error("search");
+            so.error_rows = (int)v;
             break;
-        }
+        case 'r':
+            if (cli_parse_long(optarg, "repeats", 1, MAX_REPEATS, &v)) return cli_error("search");
+            so.repeats = (int)v;
+            break;
+        case 'D':
+            if (cli_parse_long(optarg, "decode-tokens", 1, 1 << 20, &v)) return cli_error("search");
+            so.decode_tokens = (int)v;
+            break;
         case 'T': text = optarg; break;
         case 'K': tokens = optarg; break;
         case 'n':
@@ -364,15 +611,6 @@ int cmd_search(int argc, char **argv) {
         case 'o': output = optarg; break;
         case 'R': resume = 1; break;
         case 'L': plots = optarg; break;
-        case 'C': {
-            char *end;
-            cache_gb = strtod(optarg, &end);
-            if (*end || !(cache_gb >= 0) || !isfinite(cache_gb)) {
-                fprintf(stderr, "qjit search: --quant-cache \"%s\": expected a size in GB (0: no limit)\n", optarg);
-                return 2;
-            }
-            break;
-        }
         case 'G':
             if (strcmp(optarg, "bo") && strcmp(optarg, "random")) {
                 fprintf(stderr, "qjit search: --strategy \"%s\": expected bo or random\n", optarg);
@@ -388,25 +626,25 @@ int cmd_search(int argc, char **argv) {
         fprintf(stderr, "qjit search: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    if (!objective || strcmp(objective, "ppl")) {
-        fprintf(stderr, "qjit search: --objective %s%s: this version searches --objective ppl (under --max-size)\n",
-                objective ? objective : "(missing)", objective && !strcmp(objective, "throughput") ? " is not built yet" : "");
+    int known = 0;
+    for (int k = 0; k < 3 && objective; k++)
+        if (!strcmp(objective, obj_name[k])) so.obj = (search_objective)k, known = 1;
+    if (!known) {
+        fprintf(stderr, "qjit search: --objective %s: expected ppl, throughput or error\n", objective ? objective : "(missing)");
         return 2;
     }
-    if (max_gb <= 0) {
-        fprintf(stderr, "qjit search: --objective ppl needs --max-size GB\n");
-        return 2;
-    }
-    if (!!text == !!tokens) {
-        fprintf(stderr, "qjit search: give exactly one of --text FILE or --tokens FILE\n");
-        return 2;
-    }
-    if (cm.cuda) {
-        fprintf(stderr, "qjit search: trials run on the CPU in this version (no --device cuda)\n");
-        return 2;
-    }
-    if (cm.plan) {
-        fprintf(stderr, "qjit search: --plan does not apply (the search makes the plans)\n");
+    so.need_ppl = so.obj == OBJ_PPL || so.max_ppl > 0;
+    so.cuda = cm.cuda;
+    const char *bad = NULL;
+    if (so.obj != OBJ_THROUGHPUT && !(so.max_gb > 0)) bad = "--objective ppl and error need --max-size GB";
+    else if (so.max_ppl > 0 && so.obj != OBJ_THROUGHPUT) bad = "--max-ppl goes with --objective throughput";
+    else if (so.max_error > 0 && so.obj == OBJ_ERROR) bad = "--max-error does not go with --objective error (it is the objective)";
+    else if (so.need_ppl && !!text == !!tokens) bad = "perplexity needs exactly one of --text FILE or --tokens FILE";
+    else if (!so.need_ppl && (text || tokens)) bad = "--text/--tokens apply to --objective ppl and --max-ppl only";
+    else if (so.obj == OBJ_ERROR && so.cuda) bad = "--objective error runs nothing (it is exact): no --device cuda";
+    else if (cm.plan) bad = "--plan does not apply (the search makes the plans)";
+    if (bad) {
+        fprintf(stderr, "qjit search: %s\n", bad);
         return 2;
     }
     struct stat sb;
@@ -418,15 +656,17 @@ int cmd_search(int argc, char **argv) {
         fprintf(stderr, "qjit search: this qjit was built without LAPACKE, which the search's Gaussian process needs\n");
         return 2;
     }
+    cm.cuda = 0;    /* the trials build their own GPU models */
+    cm.cpu_jit = 0; /* and attach their own CPU kernels */
     const uint64_t seed = cm.seed;
-    int *ids = NULL, *pts = NULL, *hist = NULL, *starts = NULL, n_pts = 0, nt = 0, nc = 0;
+    int *ids = NULL, *pts = NULL, *hist = NULL, *starts = NULL, *tmp = NULL, n_pts = 0, nt = 0, nc = 0;
     size_t nid = 0;
     qj_space *space = NULL;
     qj_samples *samples = NULL;
     qj_search *s = NULL;
     trial *t = NULL;
     cJSON *settings = NULL;
-    double *X = NULL, *Y = NULL;
+    double *X = NULL, *Y = NULL, *Yn = NULL, *Yc = NULL;
     qj_quant_cache *qcache = NULL;
     int rc = 1;
     if (cli_model_open(&cm, text != NULL, 1)) goto fail;
@@ -434,21 +674,31 @@ int cmd_search(int argc, char **argv) {
         qj_fail(QJ_ERR_INVALID, "%s is a compiled package; the search needs the source model", cm.model);
         goto fail;
     }
-    if (cli_read_ids(&cm, text, tokens, cm.src->cfg.vocab_size, &ids, &nid)) goto fail;
+    if (cm.src->synthetic) printf("%s\n", cli_synthetic_label(cm.src));
+    if (so.need_ppl && cli_read_ids(&cm, text, tokens, cm.src->cfg.vocab_size, &ids, &nid)) goto fail;
     const int L = cm.src->cfg.n_layers;
     if (space_path ? qj_space_parse(space_path, L, &space) : qj_space_default(L, &space)) goto fail;
     if (qj_search_setup(cm.src, space, &s)) goto fail;
     nc = qj_search_nchoice(s);
     const int d = qj_search_ndim(s);
-    const uint64_t max_bytes = (uint64_t)floor(max_gb * 1e9 + 0.5); /* to the byte: 0.000264928 GB is 264,928 */
-    /* the initial points: the samples that fit, else a Latin hypercube under the size */
+    const uint64_t max_bytes = so.max_gb > 0 ? (uint64_t)floor(so.max_gb * 1e9 + 0.5) : 0; /* to the byte */
+    if (so.obj == OBJ_ERROR || so.max_error > 0) {
+        const double te = qj_now();
+        if (qj_search_measure_error(s, cm.src, so.error_rows, seed, 1)) goto fail;
+        qj_search_set_max_error(s, so.max_error);
+        printf("layer-output error of every setting of every layer measured in %.2f s (%d random inputs, %s rows "
+               "per linear)\n", qj_now() - te, QJ_OUTERR_INPUTS, so.error_rows > 0 ? "sampled" : "all");
+    }
     pts = calloc((size_t)(trials + n_init) * (size_t)nc, sizeof *pts);
-    hist = calloc((size_t)trials * (size_t)nc, sizeof *hist);     /* the trials' points, row i = trial i */
-    starts = calloc((size_t)4 * (size_t)nc, sizeof *starts);      /* the best 4 of them */
+    hist = calloc((size_t)trials * (size_t)nc, sizeof *hist); /* the trials' points, row i = trial i */
+    starts = calloc((size_t)4 * (size_t)nc, sizeof *starts);  /* the best 4 of them */
+    tmp = calloc((size_t)nc, sizeof *tmp);
     t = calloc((size_t)trials, sizeof *t);
     X = calloc((size_t)trials * (size_t)(d + 1), sizeof *X);
     Y = calloc((size_t)trials, sizeof *Y);
-    if (!pts || !hist || !starts || !t || !X || !Y) {
+    Yn = calloc((size_t)trials, sizeof *Yn);
+    Yc = calloc((size_t)trials, sizeof *Yc);
+    if (!pts || !hist || !starts || !tmp || !t || !X || !Y || !Yn || !Yc) {
         qj_fail(QJ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -457,6 +707,9 @@ int cmd_search(int argc, char **argv) {
             qj_fail(QJ_ERR_NOMEM, "out of memory");
             goto fail;
         }
+    print_uniform(s, max_bytes, tmp);
+    /* the initial points: the samples within the limits, else the uniform plans within them and
+     * a Latin hypercube */
     if (samples_path) {
         /* validated (inside the space, every layer given) by the samples parser, then read as points */
         if (qj_samples_parse(samples_path, space, L, &samples)) goto fail;
@@ -475,22 +728,22 @@ int cmd_search(int argc, char **argv) {
                 cJSON_Delete(sj);
                 goto fail;
             }
-            if (qj_search_bytes(s, c) > max_bytes) {
-                printf("initial sample %d: %.6f GB is over --max-size %g: skipped\n", i, (double)qj_search_bytes(s, c) / 1e9,
-                       max_gb);
+            if (!qj_search_feasible(s, c, max_bytes)) {
+                printf("initial sample %d: %.6f GB%s is over a limit: skipped\n", i, (double)qj_search_bytes(s, c) / 1e9,
+                       qj_search_error(s, c) >= 0 ? ", its layer-output error" : "");
                 continue;
             }
             n_pts++;
         }
         cJSON_Delete(sj);
     } else {
-        /* the uniform plans that fit first (per bit width of layer 0's list, its smallest group
-         * that fits: the baselines a mixed plan has to beat), then a Latin hypercube */
+        /* per bit width of layer 0's list, the uniform plan within the limits a mixed plan has to
+         * beat: its finest group (accuracy objectives) or its smallest plan (throughput) */
         int nu = 0;
         for (int bi = 0; bi < qj_search_nvalues(s, 0) && nu < n_init && nu < trials; bi++) {
             int *c = pts + (size_t)nu * nc, found = 0;
             const int bits = qj_search_value(s, 0, bi);
-            int bestg = -1;
+            double bestkey = INFINITY;
             for (int gi = 0; gi < qj_search_nvalues(s, 1); gi++) {
                 const int grp = qj_search_value(s, 1, gi);
                 if (qj_search_uniform(s, bits, grp, c)) {
@@ -498,10 +751,10 @@ int cmd_search(int argc, char **argv) {
                     continue;
                 }
                 /* smaller is finer; per-channel (0) is the coarsest */
-                const int key = grp == 0 ? 1 << 30 : grp;
-                if (qj_search_bytes(s, c) <= max_bytes && (bestg < 0 || key < bestg)) bestg = key, found = grp;
+                const double key = so.obj == OBJ_THROUGHPUT ? (double)qj_search_bytes(s, c) : grp == 0 ? 1e18 : grp;
+                if (qj_search_feasible(s, c, max_bytes) && key < bestkey) bestkey = key, found = grp;
             }
-            if (bestg < 0) continue;
+            if (!isfinite(bestkey)) continue;
             if (!qj_search_uniform(s, bits, found, c)) nu++;
         }
         n_pts = nu + qj_search_initial(s, (int)((n_init < trials ? n_init : trials) - nu), seed, max_bytes,
@@ -514,13 +767,14 @@ int cmd_search(int argc, char **argv) {
         }
     }
     if (n_pts == 0) {
-        qj_fail(QJ_ERR_INVALID, "no initial plan fits --max-size %g GB (the smallest the space allows is larger)", max_gb);
+        qj_fail(QJ_ERR_INVALID, "no initial plan meets the limits (--max-size %g GB, --max-error %g): the space's "
+                "smallest or most accurate plan is over them", so.max_gb, so.max_error);
         goto fail;
     }
-    settings = settings_json(&cm, space->name, max_gb, seed, n_pts, max_tokens, ctx, text ? text : tokens, random_search);
+    settings = settings_json(&cm, &so, space->name, seed, n_pts, max_tokens, ctx, text ? text : tokens, random_search);
     if (resume && stat(history, &sb) == 0) {
         size_t valid = 0;
-        if (read_history(history, settings, s, t, (int)trials, &nt, &valid)) goto fail;
+        if (read_history(history, settings, &so, s, t, (int)trials, &nt, &valid)) goto fail;
         /* a record cut short by the interruption goes; its trial runs again */
         if (stat(history, &sb) == 0 && (size_t)sb.st_size > valid) {
             if (truncate(history, (off_t)valid) != 0) {
@@ -540,16 +794,18 @@ int cmd_search(int argc, char **argv) {
         if (st) goto fail;
     }
     if (qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
-    qj_eval_params ep = qj_eval_default_params();
-    ep.ctx = ctx;
-    ep.max_tokens = max_tokens;
-    ep.progress = 0;
+    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params()};
+    env.ep.ctx = ctx;
+    env.ep.max_tokens = max_tokens;
+    env.ep.progress = 0;
     double t0 = qj_now(), spent = 0;
     int ran = 0;
     for (int i = 0; i < nt; i++) {
         qj_search_encode(s, t[i].choice, X + (size_t)i * d);
         memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
-        Y[i] = gp_target(t[i].ppl);
+        Y[i] = trial_y(&so, &t[i]);
+        Yn[i] = t[i].tps_var;
+        if (so.need_ppl) Yc[i] = gp_target(t[i].ppl);
     }
     while (nt < trials) {
         int *c = t[nt].choice;
@@ -560,27 +816,41 @@ int cmd_search(int argc, char **argv) {
             if (qj_search_random(s, seed * 7919u + (uint64_t)nt, max_bytes, hist, nt, c)) goto fail;
             how = "random";
         } else {
-            /* the GP on log perplexity of every trial so far, then the point of largest EI */
-            qj_gp *g = NULL;
+            /* the GP on the objective of every trial so far (with each trial's measured noise), a
+             * GP on perplexity for --max-ppl, then the point of largest (constrained) EI */
+            qj_gp *g = NULL, *gc = NULL;
             qj_gp_opts go = qj_gp_default_opts();
             go.seed = seed * 1000003u + (uint64_t)nt;
-            if (qj_gp_fit(X, Y, NULL, nt, d, &go, &g)) goto fail;
+            if (qj_gp_fit(X, Y, so.obj == OBJ_THROUGHPUT ? Yn : NULL, nt, d, &go, &g)) goto fail;
             qj_acq_params ap = qj_acq_default_params();
+            if (so.max_ppl > 0) {
+                if (qj_gp_fit(X, Yc, NULL, nt, d, &go, &gc)) {
+                    qj_gp_free(g);
+                    goto fail;
+                }
+                ap.constraint = gc;
+                ap.limit = gp_target(so.max_ppl);
+            }
             ap.max_bytes = max_bytes;
             ap.seed = seed * 7919u + (uint64_t)nt;
-            ap.best = INFINITY;
-            for (int i = 0; i < nt; i++) ap.best = fmin(ap.best, Y[i]);
+            /* the incumbent: the best trial within the limits; none yet: the worst, so the
+             * acquisition is driven by the probability of meeting the limit */
+            const int bt = best_trial(&so, t, nt);
+            ap.best = bt >= 0 ? Y[bt] : -INFINITY;
+            if (bt < 0)
+                for (int i = 0; i < nt; i++) ap.best = fmax(ap.best, Y[i]);
             ap.exclude = hist;
             ap.n_exclude = nt;
-            /* local search also from next to the best 4 trials */
+            /* local search also from next to the best 4 trials within the limits */
             int order[4], no = 0;
             for (int q = 0; q < 4 && q < nt; q++) {
                 int bi = -1;
                 for (int i = 0; i < nt; i++) {
                     int used = 0;
                     for (int u = 0; u < no; u++) used |= order[u] == i;
-                    if (!used && (bi < 0 || Y[i] < Y[bi])) bi = i;
+                    if (!used && trial_ok(&so, &t[i]) && (bi < 0 || Y[i] < Y[bi])) bi = i;
                 }
+                if (bi < 0) break;
                 order[no++] = bi;
             }
             for (int u = 0; u < no; u++) memcpy(starts + (size_t)u * nc, t[order[u]].choice, (size_t)nc * sizeof *starts);
@@ -588,74 +858,100 @@ int cmd_search(int argc, char **argv) {
             ap.n_starts = no;
             qj_status st = qj_search_propose(s, g, &ap, c, &acq);
             qj_gp_free(g);
+            qj_gp_free(gc);
             if (st) goto fail;
             how = "bo";
         }
-        /* the trial: compile the plan, measure perplexity */
+        /* the trial */
         const double ts = qj_now();
-        qj_plan *plan = NULL;
-        qj_model *m = NULL;
-        qj_eval_result er;
-        qj_compile_stats cst;
-        memset(&cst, 0, sizeof cst);
-        qj_status st = qj_search_plan(s, c, &plan);
-        if (!st) st = qj_compile_model_cached(cm.src, plan, qcache, 0, &m, &cst);
-        if (!st) st = qj_eval_nll(m, ids, nid, &ep, &er);
-        qj_size_info z;
-        if (!st) qj_model_size(m, &z);
-        qj_model_free(m);
-        qj_plan_free(plan);
-        if (st) goto fail;
-        if (z.bytes != qj_search_bytes(s, c)) {
-            qj_fail(QJ_ERR_INTERNAL, "trial %d: compiled size %llu differs from the predicted %llu", nt,
-                    (unsigned long long)z.bytes, (unsigned long long)qj_search_bytes(s, c));
+        trial_out to;
+        if (run_trial(&env, c, &t[nt], &to)) {
+            qj_fail_context(QJ_ERR_INVALID, "trial %d", nt);
             goto fail;
         }
-        t[nt].ppl = er.ppl;
-        t[nt].bytes = z.bytes;
         t[nt].seconds = qj_now() - ts;
         /* the record, appended before anything depends on it */
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddNumberToObject(rec, "trial", nt);
         cJSON_AddStringToObject(rec, "kind", how);
-        cJSON_AddNumberToObject(rec, "cal_PPL", er.ppl);
-        cJSON_AddNumberToObject(rec, "nll", er.nll);
-        cJSON_AddNumberToObject(rec, "model_size", (double)z.bytes / 1e9);
-        cJSON_AddNumberToObject(rec, "size_bytes", (double)z.bytes);
-        cJSON_AddNumberToObject(rec, "tokens", (double)er.tokens);
+        if (so.need_ppl) {
+            cJSON_AddNumberToObject(rec, "cal_PPL", t[nt].ppl);
+            cJSON_AddNumberToObject(rec, "nll", to.er.nll);
+            cJSON_AddNumberToObject(rec, "tokens", (double)to.er.tokens);
+        }
+        if (so.obj == OBJ_THROUGHPUT) {
+            cJSON_AddNumberToObject(rec, "cal_throughput", t[nt].tps);
+            cJSON_AddNumberToObject(rec, "throughput_log_var", t[nt].tps_var);
+            cJSON_AddItemToObject(rec, "throughput_runs", cJSON_CreateDoubleArray(to.runs, so.repeats));
+        }
+        if (t[nt].error >= 0) cJSON_AddNumberToObject(rec, "layer_error", t[nt].error);
+        cJSON_AddNumberToObject(rec, "model_size", (double)t[nt].bytes / 1e9);
+        cJSON_AddNumberToObject(rec, "size_bytes", (double)t[nt].bytes);
         cJSON_AddNumberToObject(rec, "acquisition", acq);
         cJSON_AddNumberToObject(rec, "seconds", t[nt].seconds);
+        if (so.cuda) {
+            cJSON_AddNumberToObject(rec, "gpu_kernels", to.gpu_kernels);
+            cJSON_AddNumberToObject(rec, "gpu_kernels_compiled", to.gpu_compiled);
+        }
         cJSON_AddItemToObject(rec, "quant_config", qj_search_config(s, c));
         char *js = cJSON_PrintUnformatted(rec);
         cJSON_Delete(rec);
-        st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
+        qj_status st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
         free(js);
         if (st) goto fail;
         qj_search_encode(s, c, X + (size_t)nt * d);
         memcpy(hist + (size_t)nt * nc, c, (size_t)nc * sizeof *hist);
-        Y[nt] = gp_target(er.ppl);
+        Y[nt] = trial_y(&so, &t[nt]);
+        Yn[nt] = t[nt].tps_var;
+        if (so.need_ppl) Yc[nt] = gp_target(t[nt].ppl);
         nt++;
         ran++;
-        if (write_csv(output, s, t, nt)) goto fail;
-        double best = INFINITY;
-        for (int i = 0; i < nt; i++) best = fmin(best, t[i].ppl);
+        if (write_csv(output, &so, s, t, nt)) goto fail;
+        const int bt = best_trial(&so, t, nt);
         spent = qj_now() - t0;
         const double eta = spent / ran * (double)(trials - nt);
-        printf("trial %d/%ld (%s): ppl %.4f  size %.6g GB  best %.4f  %.2f s (%d of %d tensors quantized before)  "
-               "ETA %.0f s\n", nt, trials, how, er.ppl, (double)z.bytes / 1e9, best, t[nt - 1].seconds, cst.cached_tensors,
-               cst.cached_tensors + cst.quantized_tensors, eta);
+        char val[160], bst[64] = "none yet", ext[160] = "";
+        if (so.obj == OBJ_THROUGHPUT)
+            snprintf(val, sizeof val, "%.2f tokens/s (+-%.1f%%)", t[nt - 1].tps, 100.0 * sqrt(t[nt - 1].tps_var * so.repeats));
+        else if (so.obj == OBJ_PPL) snprintf(val, sizeof val, "ppl %.4f", t[nt - 1].ppl);
+        else snprintf(val, sizeof val, "error %.5f", t[nt - 1].error);
+        if (bt >= 0) snprintf(bst, sizeof bst, "%.*f", so.obj == OBJ_ERROR ? 5 : so.obj == OBJ_PPL ? 4 : 2, trial_value(&so, &t[bt]));
+        size_t el = 0;
+        if (so.obj == OBJ_THROUGHPUT && so.need_ppl)
+            el += (size_t)snprintf(ext + el, sizeof ext - el, "  ppl %.4f%s", t[nt - 1].ppl, trial_ok(&so, &t[nt - 1]) ? "" : " (over)");
+        if (so.obj != OBJ_ERROR && t[nt - 1].error >= 0)
+            el += (size_t)snprintf(ext + el, sizeof ext - el, "  error %.5f", t[nt - 1].error);
+        if (so.cuda)
+            snprintf(ext + el, sizeof ext - el, "  %d kernels, %d compiled", to.gpu_kernels, to.gpu_compiled);
+        char qz[80] = "";
+        if (so.obj != OBJ_ERROR)
+            snprintf(qz, sizeof qz, " (%d of %d tensors quantized before)", to.cst.cached_tensors,
+                     to.cst.cached_tensors + to.cst.quantized_tensors);
+        printf("trial %d/%ld (%s): %s%s  size %.6g GB  best %s  %.2f s%s  ETA %.0f s\n", nt, trials, how, val, ext,
+               (double)t[nt - 1].bytes / 1e9, bst, t[nt - 1].seconds, qz, eta);
         fflush(stdout);
     }
-    int bi = 0;
-    for (int i = 1; i < nt; i++)
-        if (t[i].ppl < t[bi].ppl) bi = i;
-    cJSON *cfg = qj_search_config(s, t[bi].choice);
-    printf("------Best config------\n{'cal_PPL': %.4f, 'model_size': %.6g} ", t[bi].ppl, (double)t[bi].bytes / 1e9);
-    if (cfg) print_pydict(stdout, cfg);
-    printf("\n");
-    cJSON_Delete(cfg);
+    const int bi = best_trial(&so, t, nt);
+    if (bi < 0)
+        printf("------Best config------\nno trial met --max-ppl %g\n", so.max_ppl);
+    else {
+        cJSON *cfg = qj_search_config(s, t[bi].choice);
+        printf("------Best config------\n{'%s': %.6g, '%s': %.6g} ", value_key(&so), trial_value(&so, &t[bi]), second_key(&so),
+               second_value(&so, &t[bi]));
+        if (cfg) print_pydict(stdout, cfg);
+        printf("\n");
+        cJSON_Delete(cfg);
+        /* against the uniform plans the search tried */
+        int bu = -1;
+        for (int i = 0; i < nt; i++)
+            if (uniform_point(s, t[i].choice) && trial_ok(&so, &t[i]) && (bu < 0 || trial_y(&so, &t[i]) < trial_y(&so, &t[bu])))
+                bu = i;
+        if (bu >= 0)
+            printf("best uniform plan tried (trial %d): %s %.6g; the best plan: %s %.6g\n", bu + 1, value_key(&so),
+                   trial_value(&so, &t[bu]), value_key(&so), trial_value(&so, &t[bi]));
+    }
     printf("history %s, CSV %s (%d trials, %d run now in %.1f s)\n", history, output, nt, ran, spent);
-    if (write_plots(plots, history, s, t, nt, bi)) goto fail;
+    if (write_plots(plots, history, &so, s, t, nt, bi)) goto fail;
     rc = 0;
 fail:
     if (rc) cli_error("search");
@@ -664,9 +960,12 @@ fail:
     free(t);
     free(X);
     free(Y);
+    free(Yn);
+    free(Yc);
     free(pts);
     free(hist);
     free(starts);
+    free(tmp);
     free(ids);
     cJSON_Delete(settings);
     qj_quant_cache_free(qcache);

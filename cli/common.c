@@ -13,6 +13,7 @@
 #include "qj_forward.h"
 #include "qj_io.h"
 #include "qj_package.h"
+#include "qj_progress.h"
 
 void cli_model_init(cli_model *c) {
     memset(c, 0, sizeof *c);
@@ -178,7 +179,20 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
     return QJ_OK;
 }
 
-static qj_status gpu_fn(void *ctx, int token, int pos, const float **logits) {
+qj_status cli_cpu_decode(const qj_model *m, int n, double *tps) {
+    qj_state *st = NULL;
+    qj_status s = qj_state_alloc(m, 0, &st);
+    if (s) return s;
+    const float *lg;
+    double t0 = qj_now();
+    for (int i = 0; i < n && !s; i++) s = qj_forward(st, 1 + i % 100, i, &lg);
+    double el = qj_now() - t0;
+    qj_state_free(st);
+    if (!s) *tps = n / el;
+    return s;
+}
+
+qj_status cli_gpu_forward_fn(void *ctx, int token, int pos, const float **logits) {
     return qj_gpu_forward((qj_gpu_model *)ctx, token, pos, logits);
 }
 
@@ -190,7 +204,7 @@ qj_forward_fn cli_forward_fn(cli_model *c, void **ctx, int *max_ctx) {
     *max_ctx = c->run->cfg.seq_len;
     if (c->gpu) {
         *ctx = c->gpu;
-        return gpu_fn;
+        return cli_gpu_forward_fn;
     }
     *ctx = NULL; /* the caller allocates a qj_state */
     return cpu_fn;

@@ -103,4 +103,11 @@ qj_forward_fn cli_forward_fn(cli_model *c, void **ctx, int *max_ctx);
 /* Print the label line of a synthetic model ("" otherwise). */
 const char *cli_synthetic_label(const qj_model *m);
 
+/* tokens/s of n batch-1 decode steps of m on the CPU forward it has (the reference, or the
+ * LLVM kernels attached to it), tokens 1 + i % 100 at positions 0..n-1 (n <= the context) */
+qj_status cli_cpu_decode(const qj_model *m, int n, double *tps);
+
+/* The GPU forward of a qj_gpu_model (ctx) as a qj_forward_fn, for qj_eval_nll_with. */
+qj_status cli_gpu_forward_fn(void *ctx, int token, int pos, const float **logits);
+
 #endif

@@ -144,3 +144,85 @@ void qj_tensor_set_quant(qj_tensor *t, const char *name, int64_t N, int64_t K, c
     t->scales_nbytes = b->scales_bytes;
     t->zeros_nbytes = b->zeros_bytes;
 }
+
+/* QJ_OUTERR_INPUTS rows of K N(0, 1) floats from seed (Box-Muller on splitmix64) */
+static void outerr_inputs(float *x, int64_t K, uint64_t seed) {
+    uint64_t st = seed * 0x9E3779B97F4A7C15ull + (uint64_t)K;
+    const int64_t n = (int64_t)QJ_OUTERR_INPUTS * K;
+    for (int64_t i = 0; i < n; i += 2) {
+        double u[2];
+        for (int j = 0; j < 2; j++) {
+            uint64_t z = (st += 0x9E3779B97F4A7C15ull);
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            u[j] = ((double)(z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        }
+        const double r = sqrt(-2.0 * log(u[0])), a = 6.283185307179586 * u[1];
+        x[i] = (float)(r * cos(a));
+        if (i + 1 < n) x[i + 1] = (float)(r * sin(a));
+    }
+}
+
+qj_status qj_quant_output_error(const qj_tensor *w, const qj_qformat *fmt, int64_t max_rows, uint64_t seed,
+                                double *err2, double *ref2) {
+    *err2 = *ref2 = 0;
+    qj_status s = qj_qformat_check(fmt);
+    if (s) return s;
+    if (w->ndim != 2 || w->dtype == QJ_DTYPE_Q)
+        return qj_fail(QJ_ERR_INVALID, "%s: the layer-output error needs a dense 2-D weight", w->name);
+    const int64_t N = w->shape[0], K = w->shape[1];
+    const int64_t rows = max_rows > 0 && N > max_rows ? max_rows : N;
+    const int G = qj_qformat_group(fmt, K);
+    const int64_t ng = QJ_NGROUPS(K, G), rw = QJ_ROW_WORDS(K, (int64_t)fmt->bits);
+    const size_t es = qj_dtype_size(fmt->scale_dtype);
+    float *x = malloc((size_t)QJ_OUTERR_INPUTS * (size_t)K * sizeof *x);
+    if (!x) return qj_fail(QJ_ERR_NOMEM, "%s: out of memory", w->name);
+    outerr_inputs(x, K, seed);
+    double e2 = 0, r2 = 0;
+    int oom = 0;
+    #pragma omp parallel reduction(+ : e2, r2)
+    {
+        float *row = malloc((size_t)K * sizeof *row), *deq = malloc((size_t)K * sizeof *deq);
+        uint32_t *q = malloc((size_t)rw * 4);
+        char *sc = malloc((size_t)ng * es), *zp = malloc((size_t)ng * es);
+        if (!row || !deq || !q || !sc || !zp) {
+            #pragma omp atomic write
+            oom = 1;
+        } else {
+            #pragma omp for schedule(static)
+            for (int64_t j = 0; j < rows; j++) {
+                const int64_t n = rows == N ? j : j * N / rows;
+                qj_tensor_row_f32(w, n, row);
+                memset(q, 0, (size_t)rw * 4);
+                qj_quantize_row(row, K, fmt, G, q, sc, fmt->symmetric ? NULL : zp);
+                qj_qbuf b = {q, sc, fmt->symmetric ? NULL : zp, (size_t)rw * 4, (size_t)ng * es,
+                             fmt->symmetric ? 0 : (size_t)ng * es};
+                qj_tensor t1;
+                memset(&t1, 0, sizeof t1);
+                qj_tensor_set_quant(&t1, w->name, 1, K, fmt, &b);
+                qj_tensor_row_f32(&t1, 0, deq);
+                for (int r = 0; r < QJ_OUTERR_INPUTS; r++) {
+                    const float *xr = x + (size_t)r * (size_t)K;
+                    double dw = 0, ww = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        dw += (double)(row[k] - deq[k]) * xr[k];
+                        ww += (double)row[k] * xr[k];
+                    }
+                    e2 += dw * dw;
+                    r2 += ww * ww;
+                }
+            }
+        }
+        free(row);
+        free(deq);
+        free(q);
+        free(sc);
+        free(zp);
+    }
+    free(x);
+    if (oom) return qj_fail(QJ_ERR_NOMEM, "%s: out of memory", w->name);
+    *err2 = e2;
+    *ref2 = r2;
+    return QJ_OK;
+}

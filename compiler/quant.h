@@ -43,6 +43,16 @@ void qj_quantize_row(const float *w, int64_t K, const qj_qformat *fmt, int group
 
 void qj_qbuf_free(qj_qbuf *b);
 
+/* The data-free layer-output error of w quantized under fmt: over QJ_OUTERR_INPUTS random
+ * inputs x (N(0, 1) entries, the same for every call with the same K and seed) and a sample of
+ * rows (every row when N <= max_rows, else max_rows rows evenly spaced; max_rows <= 0: all),
+ * *err2 = sum (w_n.x - q_n.x)^2 and *ref2 = sum (w_n.x)^2, where q_n is row n quantized and
+ * dequantized exactly as the kernels see it. err2 / ref2 is the squared relative error of the
+ * layer's output. Rows run in parallel. */
+#define QJ_OUTERR_INPUTS 8
+qj_status qj_quant_output_error(const qj_tensor *w, const qj_qformat *fmt, int64_t max_rows, uint64_t seed,
+                                double *err2, double *ref2);
+
 /* Fill a QJ_DTYPE_Q tensor descriptor from a buffer (borrowed). */
 void qj_tensor_set_quant(qj_tensor *t, const char *name, int64_t N, int64_t K, const qj_qformat *fmt,
                          const qj_qbuf *b);

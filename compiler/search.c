@@ -9,6 +9,7 @@
 
 #include "quant.h"
 #include "qj_package.h"
+#include "qj_progress.h"
 
 struct qj_search {
     int layers, nc, ndim;
@@ -18,6 +19,10 @@ struct qj_search {
     int *dim;      /* (nc) GP dimension of a coordinate, -1 when fixed */
     uint64_t base; /* bytes of everything but the layers' linears */
     uint64_t *tab; /* (layers * MAXV * MAXV) bytes of layer i's linears at (bit choice, group choice) */
+    double *err2;  /* NULL, or (layers * MAXV * MAXV) sum over layer i's linears of the squared relative
+                    * output error at (bit choice, group choice) (qj_search_measure_error) */
+    int err_terms; /* linears per point the error averages over */
+    double max_error; /* 0, or points of larger error are infeasible */
 };
 
 #define MAXV QJ_SPACE_MAX_VALUES
@@ -37,6 +42,7 @@ void qj_search_free(qj_search *s) {
     free(s->enc);
     free(s->dim);
     free(s->tab);
+    free(s->err2);
     free(s);
 }
 
@@ -169,6 +175,73 @@ uint64_t qj_search_bytes(const qj_search *s, const int *choice) {
     return b;
 }
 
+qj_status qj_search_measure_error(qj_search *s, const qj_model *src, int64_t max_rows, uint64_t seed, int progress) {
+    const int L = s->layers;
+    double *e2 = calloc((size_t)L * MAXV * MAXV, sizeof *e2);
+    int *ch = calloc((size_t)s->nc, sizeof *ch);
+    if (!e2 || !ch) {
+        free(e2);
+        free(ch);
+        return qj_fail(QJ_ERR_NOMEM, "search: out of memory");
+    }
+    size_t total = 0;
+    for (int i = 0; i < L; i++) total += (size_t)s->nv[2 * i] * (size_t)s->nv[2 * i + 1];
+    qj_progress prog;
+    qj_progress_begin(&prog, "layer-output error", "settings", total);
+    if (!progress) prog.enabled = 0;
+    qj_status st = QJ_OK;
+    int terms = 0;
+    for (int i = 0; i < L && !st; i++)
+        for (int bi = 0; bi < s->nv[2 * i] && !st; bi++)
+            for (int gi = 0; gi < s->nv[2 * i + 1] && !st; gi++) {
+                for (int k = 0; k < L; k++) ch[2 * k] = ch[2 * k + 1] = 0;
+                ch[2 * i] = bi;
+                ch[2 * i + 1] = gi;
+                qj_plan *plan = NULL;
+                if ((st = qj_search_plan(s, ch, &plan))) break;
+                double sum = 0;
+                int n = 0;
+                for (int l = 0; l < QJ_LIN_COUNT && !st; l++) {
+                    const qj_tensor *w = qj_layer_linear((qj_layer *)&src->layers[i], (qj_linear)l);
+                    const qj_tensor_plan *tp = qj_plan_linear(plan, i, (qj_linear)l);
+                    n++;
+                    if (qj_tensor_plan_dtype(tp, w->dtype) != QJ_DTYPE_Q) continue; /* kept dense: no error */
+                    double a, b;
+                    if ((st = qj_quant_output_error(w, &tp->q, max_rows, seed, &a, &b))) break;
+                    sum += b > 0 ? a / b : 0.0;
+                }
+                qj_plan_free(plan);
+                e2[((size_t)i * MAXV + bi) * MAXV + gi] = sum;
+                if (bi == 0 && gi == 0) terms += n;
+                qj_progress_add(&prog, 1);
+            }
+    qj_progress_end(&prog);
+    free(ch);
+    if (st) {
+        free(e2);
+        return st;
+    }
+    free(s->err2);
+    s->err2 = e2;
+    s->err_terms = terms;
+    return QJ_OK;
+}
+
+double qj_search_error(const qj_search *s, const int *choice) {
+    if (!s->err2 || s->err_terms <= 0) return -1.0;
+    double sum = 0;
+    for (int i = 0; i < s->layers; i++) sum += s->err2[((size_t)i * MAXV + choice[2 * i]) * MAXV + choice[2 * i + 1]];
+    return sqrt(sum / s->err_terms);
+}
+
+void qj_search_set_max_error(qj_search *s, double max_error) { s->max_error = max_error > 0 ? max_error : 0; }
+
+int qj_search_feasible(const qj_search *s, const int *choice, uint64_t max_bytes) {
+    if (max_bytes && qj_search_bytes(s, choice) > max_bytes) return 0;
+    if (s->max_error > 0 && s->err2 && qj_search_error(s, choice) > s->max_error) return 0;
+    return 1;
+}
+
 qj_status qj_search_from_config(const qj_search *s, const cJSON *cfg, const char *where, int *choice) {
     if (!cJSON_IsObject(cfg)) return qj_fail(QJ_ERR_FORMAT, "%s: expected an object of \"bitwidth.i.\" / \"groupsize.i.\"", where);
     for (int k = 0; k < s->nc; k++) {
@@ -203,6 +276,24 @@ static void random_point(const qj_search *s, uint64_t *rng, int *c) {
     for (int k = 0; k < s->nc; k++) c[k] = s->nv[k] > 1 ? rnd(rng, s->nv[k]) : 0;
 }
 
+/* Under an error limit a random point is seldom within it (one 2-bit layer of 32 can be over
+ * it), so one over it is repaired: a random layer at a time moves to its next more accurate
+ * setting (the smallest step down in error), until the point is within the limit; points land
+ * near the limit, where the fast ones are. 1 when the point ends feasible. */
+static int repair_error(const qj_search *s, uint64_t *rng, int *c, uint64_t max_bytes) {
+    if (!(s->max_error > 0) || !s->err2) return qj_search_feasible(s, c, max_bytes);
+    for (int it = 0; it < 64 * s->layers && qj_search_error(s, c) > s->max_error; it++) {
+        const int i = rnd(rng, s->layers);
+        const double *t = s->err2 + (size_t)i * MAXV * MAXV, cur = t[c[2 * i] * MAXV + c[2 * i + 1]];
+        int bb = -1, bg = -1;
+        for (int b = 0; b < s->nv[2 * i]; b++)
+            for (int g = 0; g < s->nv[2 * i + 1]; g++)
+                if (t[b * MAXV + g] < cur && (bb < 0 || t[b * MAXV + g] > t[bb * MAXV + bg])) bb = b, bg = g;
+        if (bb >= 0) c[2 * i] = bb, c[2 * i + 1] = bg;
+    }
+    return qj_search_feasible(s, c, max_bytes);
+}
+
 int qj_search_initial(const qj_search *s, int n, uint64_t seed, uint64_t max_bytes, int *choices) {
     if (n <= 0) return 0;
     uint64_t rng = seed * 0xD1B54A32D192ED03ull + 99;
@@ -229,17 +320,24 @@ int qj_search_initial(const qj_search *s, int n, uint64_t seed, uint64_t max_byt
     }
     free(perm);
     /* over the size limit: redrawn uniformly (up to 1000 times), else dropped */
-    int kept = 0;
+    int kept = 0, *lhs = malloc((size_t)s->nc * sizeof *lhs);
+    if (!lhs) return 0;
     for (int j = 0; j < n; j++) {
-        int *c = choices + (size_t)j * s->nc, ok = !max_bytes || qj_search_bytes(s, c) <= max_bytes;
+        int *c = choices + (size_t)j * s->nc, ok = qj_search_feasible(s, c, max_bytes);
+        memcpy(lhs, c, (size_t)s->nc * sizeof *c);
         for (int t = 0; !ok && t < 1000; t++) {
             random_point(s, &rng, c);
-            ok = qj_search_bytes(s, c) <= max_bytes;
+            ok = qj_search_feasible(s, c, max_bytes);
+        }
+        if (!ok) { /* under an error limit: the hypercube point itself, repaired */
+            memcpy(c, lhs, (size_t)s->nc * sizeof *c);
+            ok = repair_error(s, &rng, c, max_bytes);
         }
         if (!ok) continue;
         if (kept != j) memmove(choices + (size_t)kept * s->nc, c, (size_t)s->nc * sizeof *c);
         kept++;
     }
+    free(lhs);
     return kept;
 }
 
@@ -260,7 +358,7 @@ static int excluded(const qj_search *s, const qj_acq_params *p, const int *c) {
 
 /* the acquisition at a point; -1 for a point not allowed (over the size, or already tried) */
 static double acq_at(const qj_search *s, const qj_gp *g, const qj_acq_params *p, const int *c, double *x) {
-    if ((p->max_bytes && qj_search_bytes(s, c) > p->max_bytes) || excluded(s, p, c)) return -1.0;
+    if (!qj_search_feasible(s, c, p->max_bytes) || excluded(s, p, c)) return -1.0;
     qj_search_encode(s, c, x);
     double mu, var;
     qj_gp_predict(g, x, &mu, &var);
@@ -294,6 +392,7 @@ qj_status qj_search_propose(const qj_search *s, const qj_gp *objective, const qj
             random_point(s, &rng, c);
             a = acq_at(s, objective, p, c, x);
         }
+        if (a < 0 && repair_error(s, &rng, c, p->max_bytes)) a = acq_at(s, objective, p, c, x);
         if (a >= 0) score[n++] = a;
     }
     /* the best neighbour of each given start (the starts themselves are tried already) */
@@ -348,7 +447,9 @@ qj_status qj_search_propose(const qj_search *s, const qj_gp *objective, const qj
         }
     }
     free(cand); free(cur); free(nb); free(score); free(x);
-    if (best < 0) return qj_fail(QJ_ERR_INVALID, "search: no untried point fits the size limit");
+    if (best < 0)
+        return qj_fail(QJ_ERR_INVALID, "search: no untried point meets the size%s limit",
+                       s->max_error > 0 ? " and error" : "");
     *acq = best;
     return QJ_OK;
 }
@@ -361,7 +462,11 @@ qj_status qj_search_random(const qj_search *s, uint64_t seed, uint64_t max_bytes
     p.n_exclude = n_exclude;
     for (int t = 0; t < 100000; t++) {
         random_point(s, &rng, choice);
-        if ((!max_bytes || qj_search_bytes(s, choice) <= max_bytes) && !excluded(s, &p, choice)) return QJ_OK;
+        if (qj_search_feasible(s, choice, max_bytes) && !excluded(s, &p, choice)) return QJ_OK;
     }
-    return qj_fail(QJ_ERR_INVALID, "search: no untried point fits the size limit");
+    for (int t = 0; t < 1000; t++) { /* none by drawing: drawn points repaired to the error limit */
+        random_point(s, &rng, choice);
+        if (repair_error(s, &rng, choice, max_bytes) && !excluded(s, &p, choice)) return QJ_OK;
+    }
+    return qj_fail(QJ_ERR_INVALID, "search: no untried point meets the size%s limit", s->max_error > 0 ? " and error" : "");
 }

@@ -46,6 +46,18 @@ void qj_search_encode(const qj_search *s, const int *choice, double *x);
 /* Exact bytes of the compiled model for a point (packed weights, scales, zero points, the
  * dense rest), from tables made at setup: nothing is compiled. */
 uint64_t qj_search_bytes(const qj_search *s, const int *choice);
+/* The data-free layer-output error: for every layer and every (bits, group) of the space, each
+ * of the layer's linears quantized (qj_quant_output_error over max_rows sampled rows, seed) and
+ * its squared relative output error summed; progress: a progress line on a terminal. Then
+ * qj_search_error(point) = sqrt(mean over the blocks' linears of the squared relative output
+ * error), exact for any point without compiling it (-1 before the measurement). */
+qj_status qj_search_measure_error(qj_search *s, const qj_model *src, int64_t max_rows, uint64_t seed, int progress);
+double qj_search_error(const qj_search *s, const int *choice);
+/* Points of error above max_error (0: none) are infeasible from now on: qj_search_initial,
+ * qj_search_propose and qj_search_random never return one (needs qj_search_measure_error). */
+void qj_search_set_max_error(qj_search *s, double max_error);
+/* At most max_bytes (0 = no limit) and within the error limit. */
+int qj_search_feasible(const qj_search *s, const int *choice, uint64_t max_bytes);
 /* The point as the seed's quant_config {"bitwidth.0.": b, "groupsize.0.": g, ...} (caller
  * deletes) and as a plan (caller frees). */
 cJSON *qj_search_config(const qj_search *s, const int *choice);

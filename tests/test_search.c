@@ -16,6 +16,7 @@
 #include "loaders.h"
 #include "qj_package.h"
 #include "qj_test.h"
+#include "quant.h"
 #include "search.h"
 
 static void squote(char *s) {
@@ -184,6 +185,107 @@ int main(void) {
         QJ_CHECK(n >= 8);
         for (int j = 0; j < n; j++) QJ_CHECK(qj_search_bytes(s, pts + (size_t)j * nc) <= lim);
     }
+    /* the data-free layer-output error */
+    {
+        enum { N = 128, K = 512 };
+        float *wd = malloc(sizeof(float) * N * K), *dq = malloc(sizeof(float) * K);
+        QJ_CHECK(wd && dq);
+        int64_t shape[2] = {N, K};
+        qj_tensor w;
+        memset(&w, 0, sizeof w);
+        qj_tensor_set(&w, "w", QJ_DTYPE_F32, 2, shape, wd);
+        /* on the grid: integers 0..255 with 0 and 255 in every group of 32 quantize exactly at 8 bits */
+        for (int i = 0; i < N * K; i++) wd[i] = i % 32 == 0 ? 0.0f : i % 32 == 1 ? 255.0f : (float)((i * 37) % 256);
+        qj_qformat f8 = {8, 32, 0, QJ_DTYPE_F16};
+        double e2 = -1, r2 = -1;
+        QJ_CHECK_OK(qj_quant_output_error(&w, &f8, 0, 1, &e2, &r2));
+        QJ_CHECK_MSG(e2 == 0.0 && r2 > 0, "exact weights: err2 %g ref2 %g", e2, r2);
+        /* Gaussian weights: E (w.x - q.x)^2 / E (w.x)^2 over N(0,1) inputs is the squared
+         * Frobenius ratio ||w - q||^2 / ||w||^2; eight inputs x 128 rows land near it */
+        uint64_t gr = 12345;
+        for (int i = 0; i < N * K; i += 2) {
+            double u[2];
+            for (int j = 0; j < 2; j++) {
+                gr = gr * 6364136223846793005ull + 1442695040888963407ull;
+                u[j] = ((double)(gr >> 11) + 0.5) / 9007199254740992.0;
+            }
+            wd[i] = (float)(sqrt(-2 * log(u[0])) * cos(6.283185307179586 * u[1]));
+            wd[i + 1] = (float)(sqrt(-2 * log(u[0])) * sin(6.283185307179586 * u[1]));
+        }
+        double prev = INFINITY;
+        const int widths[] = {2, 3, 4, 6, 8};
+        for (int b = 0; b < 5; b++) {
+            qj_qformat f = {widths[b], 128, 0, QJ_DTYPE_F16};
+            qj_qbuf qb;
+            QJ_CHECK_OK(qj_quantize(&w, &f, &qb));
+            qj_tensor qt;
+            memset(&qt, 0, sizeof qt);
+            qj_tensor_set_quant(&qt, "w", N, K, &f, &qb);
+            double fe = 0, fr = 0;
+            for (int n = 0; n < N; n++) {
+                qj_tensor_row_f32(&qt, n, dq);
+                for (int k = 0; k < K; k++) {
+                    const double dd = (double)wd[(size_t)n * K + k] - dq[k];
+                    fe += dd * dd;
+                    fr += (double)wd[(size_t)n * K + k] * wd[(size_t)n * K + k];
+                }
+            }
+            qj_qbuf_free(&qb);
+            QJ_CHECK_OK(qj_quant_output_error(&w, &f, 0, 1, &e2, &r2));
+            const double rel = e2 / r2, frob = fe / fr;
+            QJ_CHECK_MSG(rel > 0.75 * frob && rel < 1.33 * frob, "int%d: output error^2 %g, Frobenius ratio %g", widths[b], rel,
+                         frob);
+            QJ_CHECK_MSG(rel < prev, "int%d: error %g not below the narrower width's %g", widths[b], rel, prev);
+            prev = rel;
+            double s2, sr2; /* 32 of the 128 rows */
+            QJ_CHECK_OK(qj_quant_output_error(&w, &f, 32, 1, &s2, &sr2));
+            QJ_CHECK_MSG(s2 / sr2 > 0.6 * rel && s2 / sr2 < 1.67 * rel, "int%d: sampled %g, all rows %g", widths[b], s2 / sr2, rel);
+            double a2, ar2; /* deterministic */
+            QJ_CHECK_OK(qj_quant_output_error(&w, &f, 32, 1, &a2, &ar2));
+            QJ_CHECK(a2 == s2 && ar2 == sr2);
+        }
+        qj_qformat bad = {9, 128, 0, QJ_DTYPE_F16};
+        QJ_CHECK_FAILS(qj_quant_output_error(&w, &bad, 0, 1, &e2, &r2), "bits 9");
+        free(wd);
+        free(dq);
+        /* a point's error: the root mean square over the blocks' linears, as measured one by one */
+        QJ_CHECK(qj_search_error(s, c) == -1.0);
+        QJ_CHECK_OK(qj_search_measure_error(s, src, 0, 1, 0));
+        QJ_CHECK_OK(qj_search_uniform(s, 4, 64, c));
+        qj_plan *p = NULL;
+        QJ_CHECK_OK(qj_search_plan(s, c, &p));
+        double sum = 0;
+        int terms = 0;
+        for (int i = 0; p && i < L; i++)
+            for (int l = 0; l < QJ_LIN_COUNT; l++) {
+                QJ_CHECK_OK(qj_quant_output_error(qj_layer_linear(&src->layers[i], (qj_linear)l),
+                                                  &qj_plan_linear(p, i, (qj_linear)l)->q, 0, 1, &e2, &r2));
+                sum += e2 / r2;
+                terms++;
+            }
+        qj_plan_free(p);
+        const double want = sqrt(sum / terms), got = qj_search_error(s, c);
+        QJ_CHECK_MSG(fabs(got - want) <= 1e-12 * want, "point error %.15g, measured %.15g", got, want);
+        /* under an error limit: initial and random points stay within it */
+        const double elim = got;
+        qj_search_set_max_error(s, elim);
+        int pts[12 * 64];
+        /* hypercube points over the limit are repaired, not dropped: all 12 come back, distinct */
+        const int n = qj_search_initial(s, 12, 3, 0, pts);
+        QJ_CHECK_MSG(n == 12, "%d initial points under the error limit", n);
+        for (int j = 0; j < n; j++) {
+            QJ_CHECK(qj_search_error(s, pts + (size_t)j * nc) <= elim);
+            for (int i = 0; i < j; i++) QJ_CHECK(memcmp(pts + (size_t)i * nc, pts + (size_t)j * nc, (size_t)nc * sizeof *pts));
+        }
+        for (int t = 0; t < 20; t++) {
+            QJ_CHECK_OK(qj_search_random(s, (uint64_t)t, 0, NULL, 0, c2));
+            QJ_CHECK(qj_search_error(s, c2) <= elim && qj_search_feasible(s, c2, 0));
+        }
+        QJ_CHECK_OK(qj_search_uniform(s, 8, 32, c));
+        qj_search_set_max_error(s, 0.5 * qj_search_error(s, c)); /* below the most accurate point */
+        QJ_CHECK_FAILS(qj_search_random(s, 1, 0, NULL, 0, c2), "meets the size and error limit");
+        qj_search_set_max_error(s, 0);
+    }
     if (!qj_gp_available()) {
         printf("SKIP: the acquisition part (this qjit was built without LAPACKE)\n");
         qj_search_free(s);
@@ -274,7 +376,34 @@ int main(void) {
             for (int j = 0; j < n; j++) QJ_CHECK(memcmp(pts + (size_t)j * nc, c, (size_t)nc * sizeof *c) != 0);
         }
         QJ_CHECK_OK(qj_search_uniform(s, 2, 512, c));
-        QJ_CHECK_FAILS(qj_search_random(s, 1, qj_search_bytes(s, c) - 1, NULL, 0, c2), "no untried point fits");
+        QJ_CHECK_FAILS(qj_search_random(s, 1, qj_search_bytes(s, c) - 1, NULL, 0, c2), "no untried point meets the size limit");
+    }
+    /* the acquisition under an error limit proposes only points within it */
+    {
+        const int d = qj_search_ndim(s);
+        QJ_CHECK_OK(qj_search_uniform(s, 4, 128, c));
+        const double elim = qj_search_error(s, c);
+        qj_search_set_max_error(s, elim);
+        int pts[8 * 64];
+        double X[8 * 64], y[8];
+        const int n = qj_search_initial(s, 8, 21, 0, pts);
+        for (int j = 0; j < n; j++) {
+            y[j] = bowl(s, pts + (size_t)j * nc);
+            qj_search_encode(s, pts + (size_t)j * nc, X + (size_t)j * d);
+        }
+        qj_gp *g = NULL;
+        qj_gp_opts o = qj_gp_default_opts();
+        if (n > 0) QJ_CHECK_OK(qj_gp_fit(X, y, NULL, n, d, &o, &g));
+        for (int it = 0; g && it < 5; it++) {
+            qj_acq_params ap = qj_acq_default_params();
+            ap.best = y[0];
+            ap.seed = (uint64_t)it + 3;
+            double a = 0;
+            QJ_CHECK_OK(qj_search_propose(s, g, &ap, c, &a));
+            QJ_CHECK_MSG(qj_search_error(s, c) <= elim, "proposed error %g over the limit %g", qj_search_error(s, c), elim);
+        }
+        qj_gp_free(g);
+        qj_search_set_max_error(s, 0);
     }
     qj_search_free(s);
     qj_space_free(sp);

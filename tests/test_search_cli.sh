@@ -4,7 +4,10 @@
 # its JSONL history and the seed's CSV and prints the best config within the
 # size limit; a search stopped early (--trials) and one killed mid-trial (kill -9)
 # each resume (--resume) to the same history as an uninterrupted run with the
-# same seed (timings aside); bad settings and inputs are refused with a message.
+# same seed (timings aside); a throughput search (CPU decode) under the layer-output
+# error limit keeps every trial within it, one under --max-ppl reports a best within
+# that, and the error itself as the objective stays under the size; bad settings and
+# inputs are refused with a message.
 set -u
 Q=${QJIT:?QJIT not set}
 S=${QJ_SHARED:-}
@@ -88,6 +91,52 @@ assert all(t["size_bytes"] <= float(sys.argv[2]) * 1e9 + 1 for t in lines[1:])
 EOF
 expect_fail '--strategy "greedy": expected bo or random' run --strategy greedy --history "$T/g.jsonl"
 
+# throughput (CPU decode, JIT kernels) under the data-free layer-output error: every trial within
+# the limit, three runs each, the first the uniform int5 plan of the table, the best the fastest
+out=$("$Q" search --model "$M" --objective throughput --max-error 0.06 --trials 6 --init 3 --repeats 3 \
+  --decode-tokens 32 --history "$T/t.jsonl" --output "$T/t.csv" 2>&1) && ok || bad "throughput search: $out"
+case "$out" in *"------Best config------"*"{'cal_throughput': "*"'layer_error': "*) ok ;; *) bad "no best block: $out" ;; esac
+head -1 "$T/t.csv" | grep -q '^cal_throughput,layer_error,quant_config$' && ok || bad "CSV: $(head -1 "$T/t.csv")"
+e5=$(printf '%s\n' "$out" | sed -n 's/^  int5-g256 .*layer-output error \([0-9.]*\) *within the limits$/\1/p')
+[ -n "$e5" ] && ok || bad "uniform table lacks int5-g256 within the limits: $out"
+python3 - "$T/t.jsonl" "${e5:-0}" <<'EOF' && ok || bad "throughput history"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+s = lines[0]["search"]
+assert s["objective"] == "throughput" and s["max_error"] == 0.06 and s["repeats"] == 3, s
+tr = lines[1:]
+assert len(tr) == 6 and [t["kind"] for t in tr] == ["initial"] * 3 + ["bo"] * 3
+for t in tr:
+    assert 0 < t["layer_error"] <= 0.06, t
+    assert len(t["throughput_runs"]) == 3 and min(t["throughput_runs"]) > 0
+    assert abs(t["cal_throughput"] - sum(t["throughput_runs"]) / 3) < 1e-6 * t["cal_throughput"]
+    assert t["throughput_log_var"] >= 0 and "cal_PPL" not in t
+# the first initial trial: uniform int5 at its smallest plan, its error the table's
+assert all(v == 5 for k, v in tr[0]["quant_config"].items() if k.startswith("bitwidth"))
+assert abs(tr[0]["layer_error"] - float(sys.argv[2])) < 1e-5, (tr[0]["layer_error"], sys.argv[2])
+EOF
+best=$(python3 -c 'import json,sys; print("%g" % max(json.loads(l)["cal_throughput"] for l in list(open(sys.argv[1]))[1:]))' "$T/t.jsonl")
+case "$out" in *"{'cal_throughput': $best,"*) ok ;; *) bad "best is not the history's fastest $best: $out" ;; esac
+# throughput under a perplexity limit: the second GP; the best meets the limit
+out=$("$Q" search --model "$M" --objective throughput --max-ppl 12 --text "$TXT" --max-tokens 200 --trials 5 --init 3 \
+  --repeats 2 --decode-tokens 16 --history "$T/tp.jsonl" --output "$T/tp.csv" 2>&1) && ok || bad "max-ppl search: $out"
+python3 - "$T/tp.jsonl" <<'EOF' && ok || bad "max-ppl history"
+import json, sys
+tr = [json.loads(l) for l in list(open(sys.argv[1]))[1:]]
+assert len(tr) == 5 and all(t["cal_PPL"] > 1 and t["cal_throughput"] > 0 for t in tr)
+EOF
+bp=$(printf '%s\n' "$out" | sed -n "s/^{'cal_throughput': [0-9.e+]*, 'cal_PPL': \([0-9.]*\)}.*/\1/p")
+python3 -c 'import sys; sys.exit(0 if 1 < float(sys.argv[1]) <= 12 else 1)' "${bp:-0}" && ok || bad "best ppl '$bp' over 12: $out"
+# the error itself as the objective, under the size: exact, nothing compiled
+out=$("$Q" search --model "$M" --objective error --max-size "$LIM" --trials 8 --init 4 --history "$T/err.jsonl" \
+  --output "$T/err.csv" 2>&1) && ok || bad "error search: $out"
+python3 - "$T/err.jsonl" "$LIM" <<'EOF' && ok || bad "error history"
+import json, sys
+tr = [json.loads(l) for l in list(open(sys.argv[1]))[1:]]
+assert len(tr) == 8 and all(t["size_bytes"] <= float(sys.argv[2]) * 1e9 + 1 for t in tr)
+assert all(t["layer_error"] > 0 for t in tr)
+EOF
+
 # qjit baselines: the seed's table, the search's best among them, measured on the same ids
 out=$("$Q" baselines --model "$M" --text "$TXT" --max-tokens 300 --history "$T/a.jsonl" 2>&1) && ok || bad "baselines: $out"
 for row in "bf16 baseline" "int8wo uniform quantization" "int4wo uniform quantization" "manual baseline" \
@@ -102,9 +151,16 @@ expect_fail "missing.jsonl" "$Q" baselines --model "$M" --text "$TXT" --history 
 expect_fail "exists: --resume continues" run --trials 8 --history "$T/a.jsonl" --output "$T/x.csv"
 expect_fail "differ from this search's" "$Q" search --model "$M" --objective ppl --max-size 1 --text "$TXT" \
   --max-tokens 300 --init 4 --seed 3 --trials 9 --history "$T/a.jsonl" --resume
-expect_fail "needs --max-size" "$Q" search --model "$M" --objective ppl --text "$TXT"
-expect_fail "throughput is not built yet" "$Q" search --model "$M" --objective throughput --text "$TXT"
-expect_fail "no initial plan fits --max-size" run --max-size 0.00001 --history "$T/d.jsonl"
+expect_fail "need --max-size" "$Q" search --model "$M" --objective ppl --text "$TXT"
+expect_fail "expected ppl, throughput or error" "$Q" search --model "$M" --objective speed --max-size 1
+expect_fail "perplexity needs exactly one of --text" "$Q" search --model "$M" --objective throughput --max-ppl 9
+expect_fail "apply to --objective ppl and --max-ppl only" "$Q" search --model "$M" --objective throughput --text "$TXT"
+expect_fail "--max-ppl goes with --objective throughput" run --max-ppl 9 --history "$T/d.jsonl"
+expect_fail "it is the objective" "$Q" search --model "$M" --objective error --max-size 1 --max-error 0.1
+expect_fail "--max-error \"-0.1\"" "$Q" search --model "$M" --objective throughput --max-error -0.1
+expect_fail "no initial plan meets the limits" run --max-size 0.00001 --history "$T/d.jsonl"
+expect_fail "no initial plan meets the limits" "$Q" search --model "$M" --objective throughput --max-error 0.0001 \
+  --history "$T/d.jsonl"
 expect_fail "--max-size \"abc\"" run --max-size abc --history "$T/d.jsonl"
 expect_fail "--quant-cache \"-1\"" run --quant-cache -1 --history "$T/d.jsonl"
 if [ "$(uname)" = Linux ]; then # an unwritable plot prefix: a clear error after the trials; the history stays whole
