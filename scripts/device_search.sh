@@ -6,7 +6,7 @@
 # (from an earlier call's $OUT) is resumed, so a search longer than one call
 # continues where it stopped. Settings (env): MAX_ERROR (default 0.09), TRIALS (50),
 # INIT (10), STOP_AFTER (seconds the search may run in this call, default 420),
-# TESTS=1 runs test_gpu_forward first. Logs and the history in $OUT.
+# TESTS=1 runs test_gpu_forward and test_search_gpu first. Logs and the history in $OUT.
 set -uo pipefail
 T0=$(date +%s)
 source "$(dirname "$0")/device_env.sh"
@@ -15,6 +15,9 @@ t "built"
 if [ "${TESTS:-0}" = 1 ]; then
   ./build-gpu/tests/test_gpu_forward > "$out/forward.log" 2>&1
   t "test_gpu_forward rc=$? $(tail -1 "$out/forward.log")"
+  QJIT=$PWD/build-gpu/qjit bash tests/test_search_gpu.sh > "$out/search_gpu_test.log" 2>&1
+  t "test_search_gpu rc=$? $(tail -1 "$out/search_gpu_test.log")"
+  grep FAIL "$out/search_gpu_test.log" | head -5
 fi
 H=$out/tput.jsonl
 resume=""
