@@ -666,7 +666,7 @@ int cmd_search(int argc, char **argv) {
     qj_search *s = NULL;
     trial *t = NULL;
     cJSON *settings = NULL;
-    double *X = NULL, *Y = NULL, *Yn = NULL, *Yc = NULL;
+    double *X = NULL, *Y = NULL, *G = NULL, *Yn = NULL, *Yc = NULL;
     qj_quant_cache *qcache = NULL;
     int rc = 1;
     if (cli_model_open(&cm, text != NULL, 1)) goto fail;
@@ -696,9 +696,10 @@ int cmd_search(int argc, char **argv) {
     t = calloc((size_t)trials, sizeof *t);
     X = calloc((size_t)trials * (size_t)(d + 1), sizeof *X);
     Y = calloc((size_t)trials, sizeof *Y);
+    G = calloc((size_t)trials, sizeof *G);
     Yn = calloc((size_t)trials, sizeof *Yn);
     Yc = calloc((size_t)trials, sizeof *Yc);
-    if (!pts || !hist || !starts || !tmp || !t || !X || !Y || !Yn || !Yc) {
+    if (!pts || !hist || !starts || !tmp || !t || !X || !Y || !G || !Yn || !Yc) {
         qj_fail(QJ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -800,10 +801,15 @@ int cmd_search(int argc, char **argv) {
     env.ep.progress = 0;
     double t0 = qj_now(), spent = 0;
     int ran = 0;
+    /* throughput: the GP models the log of the achieved bandwidth (tokens/s x bytes read per
+     * step), the bytes themselves being exact for every point; bytes_off: the embedding table,
+     * which a step does not read (one row) unless it is also the head */
+    const uint64_t bytes_off = cm.src->cfg.tied_embeddings ? 0 : (uint64_t)qj_tensor_bytes(&cm.src->tok_embedding);
     for (int i = 0; i < nt; i++) {
         qj_search_encode(s, t[i].choice, X + (size_t)i * d);
         memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
         Y[i] = trial_y(&so, &t[i]);
+        G[i] = so.obj == OBJ_THROUGHPUT ? Y[i] - log((double)(t[i].bytes - bytes_off)) : Y[i];
         Yn[i] = t[i].tps_var;
         if (so.need_ppl) Yc[i] = gp_target(t[i].ppl);
     }
@@ -821,8 +827,10 @@ int cmd_search(int argc, char **argv) {
             qj_gp *g = NULL, *gc = NULL;
             qj_gp_opts go = qj_gp_default_opts();
             go.seed = seed * 1000003u + (uint64_t)nt;
-            if (qj_gp_fit(X, Y, so.obj == OBJ_THROUGHPUT ? Yn : NULL, nt, d, &go, &g)) goto fail;
+            if (qj_gp_fit(X, G, so.obj == OBJ_THROUGHPUT ? Yn : NULL, nt, d, &go, &g)) goto fail;
             qj_acq_params ap = qj_acq_default_params();
+            ap.log_bytes_mean = so.obj == OBJ_THROUGHPUT;
+            ap.bytes_offset = bytes_off;
             if (so.max_ppl > 0) {
                 if (qj_gp_fit(X, Yc, NULL, nt, d, &go, &gc)) {
                     qj_gp_free(g);
@@ -902,6 +910,7 @@ int cmd_search(int argc, char **argv) {
         qj_search_encode(s, c, X + (size_t)nt * d);
         memcpy(hist + (size_t)nt * nc, c, (size_t)nc * sizeof *hist);
         Y[nt] = trial_y(&so, &t[nt]);
+        G[nt] = so.obj == OBJ_THROUGHPUT ? Y[nt] - log((double)(t[nt].bytes - bytes_off)) : Y[nt];
         Yn[nt] = t[nt].tps_var;
         if (so.need_ppl) Yc[nt] = gp_target(t[nt].ppl);
         nt++;
@@ -960,6 +969,7 @@ fail:
     free(t);
     free(X);
     free(Y);
+    free(G);
     free(Yn);
     free(Yc);
     free(pts);

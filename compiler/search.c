@@ -362,6 +362,7 @@ static double acq_at(const qj_search *s, const qj_gp *g, const qj_acq_params *p,
     qj_search_encode(s, c, x);
     double mu, var;
     qj_gp_predict(g, x, &mu, &var);
+    if (p->log_bytes_mean) mu += log((double)(qj_search_bytes(s, c) - p->bytes_offset));
     double a = qj_expected_improvement(mu, sqrt(var), p->best);
     if (p->constraint) {
         double cm, cv;

@@ -81,6 +81,11 @@ typedef struct qj_acq_params {
     uint64_t seed;
     const int *exclude;   /* n_exclude points not to propose again (the history) */
     int n_exclude;
+    int log_bytes_mean;   /* 1: the objective's GP models y - log(bytes - bytes_offset) of each point (for
+                           * throughput, -log tokens/s less log bytes read: minus the log of the achieved
+                           * bandwidth), and the acquisition adds the exact log bytes of the candidate back,
+                           * so what the bytes explain is known, not learnt */
+    uint64_t bytes_offset; /* bytes of a point that are not read per step (the embedding table) */
     const int *starts;    /* n_starts points (e.g. the best tried) whose one-step neighbours also start
                            * the local search (exploitation next to what worked) */
     int n_starts;

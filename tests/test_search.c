@@ -403,6 +403,29 @@ int main(void) {
             QJ_CHECK_MSG(qj_search_error(s, c) <= elim, "proposed error %g over the limit %g", qj_search_error(s, c), elim);
         }
         qj_gp_free(g);
+        /* the bytes as a known part of the mean: with a flat residual (every point the same
+         * bandwidth) the proposal is a point of fewest bytes within the limit, no worse than the
+         * fewest of 500 random points within it */
+        for (int j = 0; j < n; j++) y[j] = 0.01 * (double)(j % 3);
+        g = NULL;
+        if (n > 0) QJ_CHECK_OK(qj_gp_fit(X, y, NULL, n, d, &o, &g));
+        if (g) {
+            qj_acq_params ap = qj_acq_default_params();
+            ap.log_bytes_mean = 1;
+            ap.best = INFINITY;
+            for (int j = 0; j < n; j++) ap.best = fmin(ap.best, y[j] + log((double)qj_search_bytes(s, pts + (size_t)j * nc)));
+            double a = 0;
+            QJ_CHECK_OK(qj_search_propose(s, g, &ap, c, &a));
+            uint64_t fewest = UINT64_MAX;
+            for (int t = 0; t < 500; t++) {
+                QJ_CHECK_OK(qj_search_random(s, (uint64_t)t + 100, 0, NULL, 0, c2));
+                if (qj_search_bytes(s, c2) < fewest) fewest = qj_search_bytes(s, c2);
+            }
+            QJ_CHECK_MSG(qj_search_bytes(s, c) <= fewest && qj_search_error(s, c) <= elim,
+                         "proposal of %llu bytes (error %g), the fewest of 500 random %llu",
+                         (unsigned long long)qj_search_bytes(s, c), qj_search_error(s, c), (unsigned long long)fewest);
+        }
+        qj_gp_free(g);
         qj_search_set_max_error(s, 0);
     }
     qj_search_free(s);
