@@ -6,7 +6,10 @@
  * gives the probability of meeting it) or under a data-free layer-output error
  * limit (exact, so no plan over it is ever tried), or the error itself. The
  * history is a JSONL file appended trial by trial, so an interrupted search
- * resumes (--resume) without repeating or losing a trial. */
+ * resumes (--resume) without repeating or losing a trial. Trials run in this
+ * process, or in worker processes (--workers N on the CPU, --gpus LIST one per
+ * GPU: this binary started again with --worker-slot K, see cli/pool.c), a
+ * batch of them at a time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +36,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: qjit search (--model PATH | --synthetic PRESET) --objective ppl|throughput|error\n"
                "                   [--max-size GB] [--max-ppl P] [--max-error E] [--text FILE | --tokens FILE]\n"
                "                   [--device cpu|cuda] [--trials N] [--init N] [--space FILE]\n"
-               "                   [--initial-samples FILE] [--history FILE] [--output FILE] [--resume] [--seed N]\n\n"
+               "                   [--initial-samples FILE] [--history FILE] [--output FILE] [--resume] [--seed N]\n"
+               "                   [--workers N | --gpus LIST]\n\n"
                "Searches per-layer bit widths and group sizes (the seed's parameter space: bitwidth.{i}.,\n"
                "groupsize.{i}.). Each trial compiles the plan, runs it and measures it. A Gaussian process\n"
                "(Matern-5/2, one length scale per coordinate, fitted by maximum likelihood, per-trial noise from\n"
@@ -77,7 +81,14 @@ static void usage(FILE *f) {
                "  --quant-cache GB      quantized tensors kept across trials, so a layer's setting seen before\n"
                "                        is never quantized again (default 4 GB; 0: no limit)\n"
                "  --strategy S          bo (default) or random: after the initial trials, uniformly random\n"
-               "                        untried plans within the limits (the baseline BO is measured against)\n");
+               "                        untried plans within the limits (the baseline BO is measured against)\n"
+               "  --workers N           CPU trials in N worker processes at once (default 1), each with its share\n"
+               "                        of the cores; trials go in batches of N, proposed together (each later\n"
+               "                        point with the earlier ones fantasised at the GP's mean), recorded in\n"
+               "                        order, so a run is reproducible for a given N (throughput measured\n"
+               "                        this way shares the cores: compare such runs only with each other)\n"
+               "  --gpus LIST           CUDA trials, one worker process per device of LIST (e.g. 0,1), in\n"
+               "                        batches of one per device; implies --device cuda\n");
 }
 
 typedef enum { OBJ_PPL, OBJ_THROUGHPUT, OBJ_ERROR } search_objective;
@@ -408,6 +419,7 @@ static qj_status append_line(const char *path, const char *line) {
 }
 
 #define MAX_REPEATS 16
+#define MAX_WORKERS 64
 
 /* What a trial needs besides its point */
 typedef struct trial_env {
@@ -418,6 +430,7 @@ typedef struct trial_env {
     const int *ids;
     size_t nid;
     qj_eval_params ep;
+    int ordinal; /* the CUDA device of --device cuda trials */
 } trial_env;
 
 typedef struct trial_out {
@@ -451,6 +464,7 @@ static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out
                          (unsigned long long)z.bytes, (unsigned long long)t->bytes);
     }
     if (!st && so->cuda) {
+        gp.ordinal = e->ordinal;
         gp.max_seq = QJ_DECODE_BENCH_POSITIONS;
         const int cx = e->ep.ctx ? e->ep.ctx : m->cfg.seq_len;
         if (so->need_ppl && cx > gp.max_seq) gp.max_seq = cx;
@@ -504,6 +518,169 @@ static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out
     return st;
 }
 
+/* Trials in worker processes (--workers, --gpus): a request is a header and the point's nc
+ * choice indices; a reply carries what run_trial measured. Both ends are this binary. */
+#define WIRE_MAGIC 0x51534a57 /* "WJSQ" */
+typedef struct wire_req {
+    int32_t magic, trial;
+} wire_req;
+typedef struct wire_res {
+    int32_t magic, trial, status, pad;
+    double ppl, tps, tps_var, seconds;
+    uint64_t bytes;
+    trial_out to;
+    char err[1024];
+} wire_res;
+
+/* A worker: trials until the requests end (its driver finished or died). */
+static int worker_loop(const trial_env *env, int nc) {
+    const int out = dup(1); /* replies only on the original stdout; anything printed goes to stderr */
+    if (out < 0 || dup2(2, 1) < 0) return 1;
+    int *c = calloc((size_t)nc, sizeof *c);
+    if (!c) return 1;
+    for (;;) {
+        wire_req rq;
+        int eof = 0;
+        if (cli_worker_read(0, &rq, sizeof rq, &eof)) break;
+        if (rq.magic != WIRE_MAGIC || cli_worker_read(0, c, (size_t)nc * sizeof *c, &eof)) {
+            fprintf(stderr, "qjit search worker: a malformed request\n");
+            free(c);
+            return 1;
+        }
+        wire_res rs;
+        memset(&rs, 0, sizeof rs);
+        rs.magic = WIRE_MAGIC;
+        rs.trial = rq.trial;
+        trial tt;
+        memset(&tt, 0, sizeof tt);
+        tt.choice = c;
+        const double ts = qj_now();
+        rs.status = (int32_t)run_trial(env, c, &tt, &rs.to);
+        rs.seconds = qj_now() - ts;
+        if (rs.status) snprintf(rs.err, sizeof rs.err, "%s", qj_last_error());
+        rs.ppl = tt.ppl;
+        rs.tps = tt.tps;
+        rs.tps_var = tt.tps_var;
+        rs.bytes = tt.bytes;
+        if (cli_worker_write(out, &rs, sizeof rs)) break;
+    }
+    free(c);
+    close(out);
+    return 0;
+}
+
+/* What proposing needs: the trials so far (rows of X, G, Y, Yn, Yc and hist) and scratch
+ * for a batch's fantasised rows */
+typedef struct proposer {
+    const search_opts *so;
+    const qj_search *s;
+    const trial *t;
+    const double *X, *G, *Y, *Yn, *Yc; /* (trials, d) coordinates; GP target; objective; noise; log NLL */
+    const int *hist;                   /* (trials, nc) the trials' points */
+    const int *pts;                    /* (n_pts, nc) the initial points */
+    int n_pts, nc, d, random_search;
+    uint64_t max_bytes, bytes_off, seed;
+    double *sx, *sg, *sn, *sc; /* scratch: (trials + batch) rows */
+    int *sh, *starts;          /* scratch: (trials + batch, nc) and (4, nc) */
+} proposer;
+
+/* The points of trials b0 .. b0 + bn - 1, from the trials before b0 only (so a batch cut short
+ * by an interruption is proposed again the same way): the initial points; random untried
+ * points; or BO, each later point of the batch proposed with the earlier ones fantasised at
+ * the GP's mean (the "kriging believer"), so a batch spreads out instead of repeating one
+ * point. bp: (bn, nc); acq and how per point. bn = 1 is the sequential search. */
+static qj_status propose_batch(const proposer *P, int b0, int bn, int *bp, double *acq, const char **how) {
+    const search_opts *so = P->so;
+    const int nc = P->nc, d = P->d;
+    qj_gp *g = NULL, *gc = NULL, *gf = NULL, *gcf = NULL;
+    qj_status st = QJ_OK;
+    /* the exclusion list: the trials, then the batch's points as they come */
+    memcpy(P->sh, P->hist, (size_t)b0 * (size_t)nc * sizeof *P->sh);
+    for (int j = 0; j < bn && !st; j++) {
+        const int idx = b0 + j;
+        int *c = bp + (size_t)j * nc;
+        acq[j] = 0;
+        if (idx < P->n_pts) {
+            memcpy(c, P->pts + (size_t)idx * nc, (size_t)nc * sizeof *c);
+            how[j] = "initial";
+        } else if (P->random_search) {
+            st = qj_search_random(P->s, P->seed * 7919u + (uint64_t)idx, P->max_bytes, P->sh, b0 + j, c);
+            how[j] = "random";
+        } else {
+            /* the GP on the objective of the trials (with each one's measured noise), a GP on
+             * perplexity for --max-ppl, then the point of largest (constrained) EI */
+            qj_gp_opts go = qj_gp_default_opts();
+            go.seed = P->seed * 1000003u + (uint64_t)idx;
+            const double *noise = so->obj == OBJ_THROUGHPUT ? P->Yn : NULL;
+            if (!g && (st = qj_gp_fit(P->X, P->G, noise, b0, d, &go, &g))) break;
+            if (so->max_ppl > 0 && !gc && (st = qj_gp_fit(P->X, P->Yc, NULL, b0, d, &go, &gc))) break;
+            const qj_gp *use = g, *usec = gc;
+            if (j > 0) { /* the trials and the batch's earlier points at the GP's mean */
+                const size_t rows = (size_t)(b0 + j);
+                memcpy(P->sx, P->X, (size_t)b0 * (size_t)d * sizeof *P->sx);
+                memcpy(P->sg, P->G, (size_t)b0 * sizeof *P->sg);
+                memcpy(P->sn, P->Yn, (size_t)b0 * sizeof *P->sn);
+                memcpy(P->sc, P->Yc, (size_t)b0 * sizeof *P->sc);
+                for (int q = 0; q < j; q++) {
+                    double *x = P->sx + (size_t)(b0 + q) * d, var;
+                    qj_search_encode(P->s, bp + (size_t)q * nc, x);
+                    qj_gp_predict(g, x, &P->sg[b0 + q], &var);
+                    P->sn[b0 + q] = 0;
+                    if (gc) qj_gp_predict(gc, x, &P->sc[b0 + q], &var);
+                }
+                qj_gp_free(gf);
+                qj_gp_free(gcf);
+                gf = gcf = NULL;
+                if ((st = qj_gp_fit(P->sx, P->sg, noise ? P->sn : NULL, (int)rows, d, &go, &gf))) break;
+                if (gc && (st = qj_gp_fit(P->sx, P->sc, NULL, (int)rows, d, &go, &gcf))) break;
+                use = gf;
+                usec = gcf;
+            }
+            qj_acq_params ap = qj_acq_default_params();
+            ap.log_bytes_mean = so->obj == OBJ_THROUGHPUT;
+            ap.bytes_offset = P->bytes_off;
+            if (usec) {
+                ap.constraint = usec;
+                ap.limit = gp_target(so->max_ppl);
+            }
+            ap.max_bytes = P->max_bytes;
+            ap.seed = P->seed * 7919u + (uint64_t)idx;
+            /* the incumbent: the best trial within the limits; none yet: the worst, so the
+             * acquisition is driven by the probability of meeting the limit */
+            const int bt = best_trial(so, P->t, b0);
+            ap.best = bt >= 0 ? P->Y[bt] : -INFINITY;
+            if (bt < 0)
+                for (int i = 0; i < b0; i++) ap.best = fmax(ap.best, P->Y[i]);
+            ap.exclude = P->sh;
+            ap.n_exclude = b0 + j;
+            /* local search also from next to the best 4 trials within the limits */
+            int order[4], no = 0;
+            for (int q = 0; q < 4 && q < b0; q++) {
+                int bi = -1;
+                for (int i = 0; i < b0; i++) {
+                    int used = 0;
+                    for (int u = 0; u < no; u++) used |= order[u] == i;
+                    if (!used && trial_ok(so, &P->t[i]) && (bi < 0 || P->Y[i] < P->Y[bi])) bi = i;
+                }
+                if (bi < 0) break;
+                order[no++] = bi;
+            }
+            for (int u = 0; u < no; u++)
+                memcpy(P->starts + (size_t)u * nc, P->t[order[u]].choice, (size_t)nc * sizeof *P->starts);
+            ap.starts = P->starts;
+            ap.n_starts = no;
+            st = qj_search_propose(P->s, use, &ap, c, &acq[j]);
+            how[j] = "bo";
+        }
+        if (!st) memcpy(P->sh + (size_t)(b0 + j) * nc, c, (size_t)nc * sizeof *c);
+    }
+    qj_gp_free(g);
+    qj_gp_free(gc);
+    qj_gp_free(gf);
+    qj_gp_free(gcf);
+    return st;
+}
+
 static qj_status parse_gb(const char *arg, const char *opt, int zero_ok, double *out) {
     char *end;
     const double v = strtod(arg, &end);
@@ -532,7 +709,8 @@ static void print_uniform(const qj_search *s, uint64_t max_bytes, int *tmp) {
         }
 }
 
-int cmd_search(int argc, char **argv) {
+/* args: the arguments as given (getopt reorders argv), for the worker processes */
+static int search_main(int argc, char **argv, char **args) {
     static const struct option opts[] = {CLI_MODEL_OPTIONS,
                                          {"objective", required_argument, 0, 'O'},
                                          {"max-size", required_argument, 0, 'S'},
@@ -555,6 +733,9 @@ int cmd_search(int argc, char **argv) {
                                          {"strategy", required_argument, 0, 'G'},
                                          {"plots", required_argument, 0, 'L'},
                                          {"quant-cache", required_argument, 0, 'C'},
+                                         {"workers", required_argument, 0, 'w'},
+                                         {"gpus", required_argument, 0, 'g'},
+                                         {"worker-slot", required_argument, 0, 'Z'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
@@ -567,8 +748,8 @@ int cmd_search(int argc, char **argv) {
     so.decode_tokens = 64;
     so.error_rows = 256;
     double cache_gb = 4.0;
-    long v, trials = 40, n_init = 10;
-    int resume = 0, o, r, ctx = 0, random_search = 0;
+    long v, trials = 40, n_init = 10, workers = 1, slot = -1;
+    int resume = 0, o, r, ctx = 0, random_search = 0, gpus[MAX_WORKERS], ngpus = 0;
     size_t max_tokens = 2000;
     while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
@@ -605,6 +786,25 @@ int cmd_search(int argc, char **argv) {
             break;
         case 'N': if (cli_parse_long(optarg, "trials", 1, 100000, &trials)) return cli_error("search"); break;
         case 'I': if (cli_parse_long(optarg, "init", 1, 100000, &n_init)) return cli_error("search"); break;
+        case 'w': if (cli_parse_long(optarg, "workers", 1, MAX_WORKERS, &workers)) return cli_error("search"); break;
+        case 'Z': if (cli_parse_long(optarg, "worker-slot", 0, MAX_WORKERS - 1, &slot)) return cli_error("search"); break;
+        case 'g': {
+            ngpus = 0;
+            for (char *p = optarg, *end; *p; p = *end ? end + 1 : end) {
+                const long gi = strtol(p, &end, 10);
+                if (end == p || (*end && *end != ',') || gi < 0 || gi > 1023 || ngpus == MAX_WORKERS) {
+                    fprintf(stderr, "qjit search: --gpus \"%s\": expected CUDA device numbers separated by commas "
+                            "(at most %d)\n", optarg, MAX_WORKERS);
+                    return 2;
+                }
+                gpus[ngpus++] = (int)gi;
+            }
+            if (!ngpus) {
+                fprintf(stderr, "qjit search: --gpus \"%s\": no device given\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'P': space_path = optarg; break;
         case 'i': samples_path = optarg; break;
         case 'H': history = optarg; break;
@@ -634,8 +834,12 @@ int cmd_search(int argc, char **argv) {
         return 2;
     }
     so.need_ppl = so.obj == OBJ_PPL || so.max_ppl > 0;
-    so.cuda = cm.cuda;
+    so.cuda = cm.cuda || ngpus > 0;
+    const int W = ngpus > 0 ? ngpus : (int)workers; /* trials at once: one per worker */
     const char *bad = NULL;
+    if (ngpus > 0 && cm.device_set && !cm.cuda) bad = "--gpus runs the trials on CUDA devices, not with --device cpu";
+    else if (workers > 1 && so.cuda) bad = "CUDA trials run one per GPU: --gpus LIST, not --workers";
+    else if (W > 1 && so.obj == OBJ_ERROR) bad = "--objective error runs nothing (it is exact): no workers";
     if (so.obj != OBJ_THROUGHPUT && !(so.max_gb > 0)) bad = "--objective ppl and error need --max-size GB";
     else if (so.max_ppl > 0 && so.obj != OBJ_THROUGHPUT) bad = "--max-ppl goes with --objective throughput";
     else if (so.max_error > 0 && so.obj == OBJ_ERROR) bad = "--max-error does not go with --objective error (it is the objective)";
@@ -643,12 +847,13 @@ int cmd_search(int argc, char **argv) {
     else if (!so.need_ppl && (text || tokens)) bad = "--text/--tokens apply to --objective ppl and --max-ppl only";
     else if (so.obj == OBJ_ERROR && so.cuda) bad = "--objective error runs nothing (it is exact): no --device cuda";
     else if (cm.plan) bad = "--plan does not apply (the search makes the plans)";
+    else if (slot >= W) bad = "--worker-slot is internal: the number of a worker process";
     if (bad) {
         fprintf(stderr, "qjit search: %s\n", bad);
         return 2;
     }
     struct stat sb;
-    if (!resume && stat(history, &sb) == 0) {
+    if (slot < 0 && !resume && stat(history, &sb) == 0) {
         fprintf(stderr, "qjit search: %s exists: --resume continues that search, or remove it to start anew\n", history);
         return 2;
     }
@@ -668,13 +873,17 @@ int cmd_search(int argc, char **argv) {
     cJSON *settings = NULL;
     double *X = NULL, *Y = NULL, *G = NULL, *Yn = NULL, *Yc = NULL;
     qj_quant_cache *qcache = NULL;
+    cli_pool *pool = NULL;
+    double *sx = NULL, *sg = NULL, *sn = NULL, *sc = NULL, *acq = NULL;
+    int *sh = NULL, *bp = NULL;
+    const char **how = NULL;
     int rc = 1;
-    if (cli_model_open(&cm, text != NULL, 1)) goto fail;
+    if (cli_model_open(&cm, text != NULL, slot < 0)) goto fail;
     if (cm.is_package) {
         qj_fail(QJ_ERR_INVALID, "%s is a compiled package; the search needs the source model", cm.model);
         goto fail;
     }
-    if (cm.src->synthetic) printf("%s\n", cli_synthetic_label(cm.src));
+    if (cm.src->synthetic && slot < 0) printf("%s\n", cli_synthetic_label(cm.src));
     if (so.need_ppl && cli_read_ids(&cm, text, tokens, cm.src->cfg.vocab_size, &ids, &nid)) goto fail;
     const int L = cm.src->cfg.n_layers;
     if (space_path ? qj_space_parse(space_path, L, &space) : qj_space_default(L, &space)) goto fail;
@@ -682,6 +891,15 @@ int cmd_search(int argc, char **argv) {
     nc = qj_search_nchoice(s);
     const int d = qj_search_ndim(s);
     const uint64_t max_bytes = so.max_gb > 0 ? (uint64_t)floor(so.max_gb * 1e9 + 0.5) : 0; /* to the byte */
+    if (slot >= 0) { /* a worker process: trials as its driver sends them (its share of the cache) */
+        if (qj_quant_cache_new((uint64_t)(cache_gb * 1e9 / W), &qcache)) goto fail;
+        trial_env we = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[slot] : 0};
+        we.ep.ctx = ctx;
+        we.ep.max_tokens = max_tokens;
+        we.ep.progress = 0;
+        rc = worker_loop(&we, nc);
+        goto fail;
+    }
     if (so.obj == OBJ_ERROR || so.max_error > 0) {
         const double te = qj_now();
         if (qj_search_measure_error(s, cm.src, so.error_rows, seed, 1)) goto fail;
@@ -699,7 +917,18 @@ int cmd_search(int argc, char **argv) {
     G = calloc((size_t)trials, sizeof *G);
     Yn = calloc((size_t)trials, sizeof *Yn);
     Yc = calloc((size_t)trials, sizeof *Yc);
-    if (!pts || !hist || !starts || !tmp || !t || !X || !Y || !G || !Yn || !Yc) {
+    /* a batch's scratch: the trials and its fantasised points; its points, acquisitions, kinds */
+    const size_t srows = (size_t)trials + (size_t)W;
+    sx = calloc(srows * (size_t)(d + 1), sizeof *sx);
+    sg = calloc(srows, sizeof *sg);
+    sn = calloc(srows, sizeof *sn);
+    sc = calloc(srows, sizeof *sc);
+    sh = calloc(srows * (size_t)nc, sizeof *sh);
+    bp = calloc((size_t)W * (size_t)nc, sizeof *bp);
+    acq = calloc((size_t)W, sizeof *acq);
+    how = calloc((size_t)W, sizeof *how);
+    if (!pts || !hist || !starts || !tmp || !t || !X || !Y || !G || !Yn || !Yc || !sx || !sg || !sn || !sc || !sh || !bp ||
+        !acq || !how) {
         qj_fail(QJ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -773,6 +1002,7 @@ int cmd_search(int argc, char **argv) {
         goto fail;
     }
     settings = settings_json(&cm, &so, space->name, seed, n_pts, max_tokens, ctx, text ? text : tokens, random_search);
+    cJSON_AddNumberToObject(settings, "workers", W); /* the batch size: part of what makes a run reproducible */
     if (resume && stat(history, &sb) == 0) {
         size_t valid = 0;
         if (read_history(history, settings, &so, s, t, (int)trials, &nt, &valid)) goto fail;
@@ -794,8 +1024,8 @@ int cmd_search(int argc, char **argv) {
         free(js);
         if (st) goto fail;
     }
-    if (qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
-    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params()};
+    if (W == 1 && qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
+    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[0] : 0};
     env.ep.ctx = ctx;
     env.ep.max_tokens = max_tokens;
     env.ep.progress = 0;
@@ -813,133 +1043,125 @@ int cmd_search(int argc, char **argv) {
         Yn[i] = t[i].tps_var;
         if (so.need_ppl) Yc[i] = gp_target(t[i].ppl);
     }
+    if (W > 1) { /* worker processes, each with its share of the cores (and of the quantization cache) */
+        const long np = sysconf(_SC_NPROCESSORS_ONLN);
+        char omp[48];
+        snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%ld", np / W > 0 ? np / W : 1);
+        if (cli_pool_start(&pool, W, argc, args, "--worker-slot", omp)) goto fail;
+        if (so.cuda) {
+            printf("%d worker processes, on CUDA devices", W);
+            for (int k = 0; k < W; k++) printf("%s%d", k ? "," : " ", gpus[k]);
+            printf("; trials in batches of %d\n", W);
+        } else
+            printf("%d worker processes on the CPU; trials in batches of %d\n", W, W);
+    }
+    proposer P = {&so, s, t, X, G, Y, Yn, Yc, hist, pts, n_pts, nc, d, random_search, max_bytes, bytes_off, seed,
+                  sx, sg, sn, sc, sh, starts};
     while (nt < trials) {
-        int *c = t[nt].choice;
-        const char *how = "initial";
-        double acq = 0;
-        if (nt < n_pts) memcpy(c, pts + (size_t)nt * nc, (size_t)nc * sizeof *c);
-        else if (random_search) {
-            if (qj_search_random(s, seed * 7919u + (uint64_t)nt, max_bytes, hist, nt, c)) goto fail;
-            how = "random";
-        } else {
-            /* the GP on the objective of every trial so far (with each trial's measured noise), a
-             * GP on perplexity for --max-ppl, then the point of largest (constrained) EI */
-            qj_gp *g = NULL, *gc = NULL;
-            qj_gp_opts go = qj_gp_default_opts();
-            go.seed = seed * 1000003u + (uint64_t)nt;
-            if (qj_gp_fit(X, G, so.obj == OBJ_THROUGHPUT ? Yn : NULL, nt, d, &go, &g)) goto fail;
-            qj_acq_params ap = qj_acq_default_params();
-            ap.log_bytes_mean = so.obj == OBJ_THROUGHPUT;
-            ap.bytes_offset = bytes_off;
-            if (so.max_ppl > 0) {
-                if (qj_gp_fit(X, Yc, NULL, nt, d, &go, &gc)) {
-                    qj_gp_free(g);
+        /* a batch: its points from the trials before it, run at once, recorded in order (a batch
+         * cut short is proposed again the same way and only its missing trials run) */
+        const int b0 = nt - nt % W, bn = (int)(trials - b0 < W ? trials - b0 : W);
+        if (propose_batch(&P, b0, bn, bp, acq, how)) goto fail;
+        for (int j = nt - b0; pool && j < bn; j++) {
+            const wire_req rq = {WIRE_MAGIC, b0 + j};
+            if (cli_pool_send(pool, j, &rq, sizeof rq) || cli_pool_send(pool, j, bp + (size_t)j * nc, (size_t)nc * sizeof *bp))
+                goto fail;
+        }
+        for (int j = nt - b0; j < bn; j++) {
+            int *c = t[nt].choice;
+            memcpy(c, bp + (size_t)j * nc, (size_t)nc * sizeof *c);
+            trial_out to;
+            if (pool) {
+                wire_res rs;
+                if (cli_pool_recv(pool, j, &rs, sizeof rs)) goto fail;
+                if (rs.magic != WIRE_MAGIC || rs.trial != nt) {
+                    qj_fail(QJ_ERR_INTERNAL, "worker %d: a reply for trial %d, expected %d", j, (int)rs.trial, nt);
                     goto fail;
                 }
-                ap.constraint = gc;
-                ap.limit = gp_target(so.max_ppl);
-            }
-            ap.max_bytes = max_bytes;
-            ap.seed = seed * 7919u + (uint64_t)nt;
-            /* the incumbent: the best trial within the limits; none yet: the worst, so the
-             * acquisition is driven by the probability of meeting the limit */
-            const int bt = best_trial(&so, t, nt);
-            ap.best = bt >= 0 ? Y[bt] : -INFINITY;
-            if (bt < 0)
-                for (int i = 0; i < nt; i++) ap.best = fmax(ap.best, Y[i]);
-            ap.exclude = hist;
-            ap.n_exclude = nt;
-            /* local search also from next to the best 4 trials within the limits */
-            int order[4], no = 0;
-            for (int q = 0; q < 4 && q < nt; q++) {
-                int bi = -1;
-                for (int i = 0; i < nt; i++) {
-                    int used = 0;
-                    for (int u = 0; u < no; u++) used |= order[u] == i;
-                    if (!used && trial_ok(&so, &t[i]) && (bi < 0 || Y[i] < Y[bi])) bi = i;
+                if (rs.status) {
+                    qj_fail((qj_status)rs.status, "trial %d (worker %d): %s", nt, j, rs.err);
+                    goto fail;
                 }
-                if (bi < 0) break;
-                order[no++] = bi;
+                t[nt].ppl = rs.ppl;
+                t[nt].tps = rs.tps;
+                t[nt].tps_var = rs.tps_var;
+                t[nt].bytes = rs.bytes;
+                t[nt].seconds = rs.seconds;
+                t[nt].error = qj_search_error(s, c);
+                to = rs.to;
+            } else {
+                const double ts = qj_now();
+                if (run_trial(&env, c, &t[nt], &to)) {
+                    qj_fail_context(QJ_ERR_INVALID, "trial %d", nt);
+                    goto fail;
+                }
+                t[nt].seconds = qj_now() - ts;
             }
-            for (int u = 0; u < no; u++) memcpy(starts + (size_t)u * nc, t[order[u]].choice, (size_t)nc * sizeof *starts);
-            ap.starts = starts;
-            ap.n_starts = no;
-            qj_status st = qj_search_propose(s, g, &ap, c, &acq);
-            qj_gp_free(g);
-            qj_gp_free(gc);
+            /* the record, appended before anything depends on it */
+            cJSON *rec = cJSON_CreateObject();
+            cJSON_AddNumberToObject(rec, "trial", nt);
+            cJSON_AddStringToObject(rec, "kind", how[j]);
+            if (so.need_ppl) {
+                cJSON_AddNumberToObject(rec, "cal_PPL", t[nt].ppl);
+                cJSON_AddNumberToObject(rec, "nll", to.er.nll);
+                cJSON_AddNumberToObject(rec, "tokens", (double)to.er.tokens);
+            }
+            if (so.obj == OBJ_THROUGHPUT) {
+                cJSON_AddNumberToObject(rec, "cal_throughput", t[nt].tps);
+                cJSON_AddNumberToObject(rec, "throughput_log_var", t[nt].tps_var);
+                cJSON_AddItemToObject(rec, "throughput_runs", cJSON_CreateDoubleArray(to.runs, so.repeats));
+            }
+            if (t[nt].error >= 0) cJSON_AddNumberToObject(rec, "layer_error", t[nt].error);
+            cJSON_AddNumberToObject(rec, "model_size", (double)t[nt].bytes / 1e9);
+            cJSON_AddNumberToObject(rec, "size_bytes", (double)t[nt].bytes);
+            cJSON_AddNumberToObject(rec, "acquisition", acq[j]);
+            cJSON_AddNumberToObject(rec, "seconds", t[nt].seconds);
+            if (so.cuda) {
+                cJSON_AddNumberToObject(rec, "gpu_kernels", to.gpu_kernels);
+                cJSON_AddNumberToObject(rec, "gpu_kernels_compiled", to.gpu_compiled);
+            }
+            cJSON_AddItemToObject(rec, "quant_config", qj_search_config(s, c));
+            char *js = cJSON_PrintUnformatted(rec);
+            cJSON_Delete(rec);
+            qj_status st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
+            free(js);
             if (st) goto fail;
-            how = "bo";
+            qj_search_encode(s, c, X + (size_t)nt * d);
+            memcpy(hist + (size_t)nt * nc, c, (size_t)nc * sizeof *hist);
+            Y[nt] = trial_y(&so, &t[nt]);
+            G[nt] = so.obj == OBJ_THROUGHPUT ? Y[nt] - log((double)(t[nt].bytes - bytes_off)) : Y[nt];
+            Yn[nt] = t[nt].tps_var;
+            if (so.need_ppl) Yc[nt] = gp_target(t[nt].ppl);
+            nt++;
+            ran++;
+            if (write_csv(output, &so, s, t, nt)) goto fail;
+            const int bt = best_trial(&so, t, nt);
+            spent = qj_now() - t0;
+            const double eta = spent / ran * (double)(trials - nt);
+            char val[160], bst[64] = "none yet", ext[160] = "";
+            if (so.obj == OBJ_THROUGHPUT)
+                snprintf(val, sizeof val, "%.2f tokens/s (+-%.1f%%)", t[nt - 1].tps, 100.0 * sqrt(t[nt - 1].tps_var * so.repeats));
+            else if (so.obj == OBJ_PPL) snprintf(val, sizeof val, "ppl %.4f", t[nt - 1].ppl);
+            else snprintf(val, sizeof val, "error %.5f", t[nt - 1].error);
+            if (bt >= 0) snprintf(bst, sizeof bst, "%.*f", so.obj == OBJ_ERROR ? 5 : so.obj == OBJ_PPL ? 4 : 2, trial_value(&so, &t[bt]));
+            size_t el = 0;
+            if (so.obj == OBJ_THROUGHPUT && so.need_ppl)
+                el += (size_t)snprintf(ext + el, sizeof ext - el, "  ppl %.4f%s", t[nt - 1].ppl, trial_ok(&so, &t[nt - 1]) ? "" : " (over)");
+            if (so.obj != OBJ_ERROR && t[nt - 1].error >= 0)
+                el += (size_t)snprintf(ext + el, sizeof ext - el, "  error %.5f", t[nt - 1].error);
+            if (so.cuda)
+                snprintf(ext + el, sizeof ext - el, "  %d kernels, %d compiled", to.gpu_kernels, to.gpu_compiled);
+            char qz[80] = "";
+            if (so.obj != OBJ_ERROR)
+                snprintf(qz, sizeof qz, " (%d of %d tensors quantized before)", to.cst.cached_tensors,
+                         to.cst.cached_tensors + to.cst.quantized_tensors);
+            printf("trial %d/%ld (%s): %s%s  size %.6g GB  best %s  %.2f s%s  ETA %.0f s\n", nt, trials, how[j], val, ext,
+                   (double)t[nt - 1].bytes / 1e9, bst, t[nt - 1].seconds, qz, eta);
+            fflush(stdout);
         }
-        /* the trial */
-        const double ts = qj_now();
-        trial_out to;
-        if (run_trial(&env, c, &t[nt], &to)) {
-            qj_fail_context(QJ_ERR_INVALID, "trial %d", nt);
-            goto fail;
-        }
-        t[nt].seconds = qj_now() - ts;
-        /* the record, appended before anything depends on it */
-        cJSON *rec = cJSON_CreateObject();
-        cJSON_AddNumberToObject(rec, "trial", nt);
-        cJSON_AddStringToObject(rec, "kind", how);
-        if (so.need_ppl) {
-            cJSON_AddNumberToObject(rec, "cal_PPL", t[nt].ppl);
-            cJSON_AddNumberToObject(rec, "nll", to.er.nll);
-            cJSON_AddNumberToObject(rec, "tokens", (double)to.er.tokens);
-        }
-        if (so.obj == OBJ_THROUGHPUT) {
-            cJSON_AddNumberToObject(rec, "cal_throughput", t[nt].tps);
-            cJSON_AddNumberToObject(rec, "throughput_log_var", t[nt].tps_var);
-            cJSON_AddItemToObject(rec, "throughput_runs", cJSON_CreateDoubleArray(to.runs, so.repeats));
-        }
-        if (t[nt].error >= 0) cJSON_AddNumberToObject(rec, "layer_error", t[nt].error);
-        cJSON_AddNumberToObject(rec, "model_size", (double)t[nt].bytes / 1e9);
-        cJSON_AddNumberToObject(rec, "size_bytes", (double)t[nt].bytes);
-        cJSON_AddNumberToObject(rec, "acquisition", acq);
-        cJSON_AddNumberToObject(rec, "seconds", t[nt].seconds);
-        if (so.cuda) {
-            cJSON_AddNumberToObject(rec, "gpu_kernels", to.gpu_kernels);
-            cJSON_AddNumberToObject(rec, "gpu_kernels_compiled", to.gpu_compiled);
-        }
-        cJSON_AddItemToObject(rec, "quant_config", qj_search_config(s, c));
-        char *js = cJSON_PrintUnformatted(rec);
-        cJSON_Delete(rec);
-        qj_status st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
-        free(js);
-        if (st) goto fail;
-        qj_search_encode(s, c, X + (size_t)nt * d);
-        memcpy(hist + (size_t)nt * nc, c, (size_t)nc * sizeof *hist);
-        Y[nt] = trial_y(&so, &t[nt]);
-        G[nt] = so.obj == OBJ_THROUGHPUT ? Y[nt] - log((double)(t[nt].bytes - bytes_off)) : Y[nt];
-        Yn[nt] = t[nt].tps_var;
-        if (so.need_ppl) Yc[nt] = gp_target(t[nt].ppl);
-        nt++;
-        ran++;
-        if (write_csv(output, &so, s, t, nt)) goto fail;
-        const int bt = best_trial(&so, t, nt);
-        spent = qj_now() - t0;
-        const double eta = spent / ran * (double)(trials - nt);
-        char val[160], bst[64] = "none yet", ext[160] = "";
-        if (so.obj == OBJ_THROUGHPUT)
-            snprintf(val, sizeof val, "%.2f tokens/s (+-%.1f%%)", t[nt - 1].tps, 100.0 * sqrt(t[nt - 1].tps_var * so.repeats));
-        else if (so.obj == OBJ_PPL) snprintf(val, sizeof val, "ppl %.4f", t[nt - 1].ppl);
-        else snprintf(val, sizeof val, "error %.5f", t[nt - 1].error);
-        if (bt >= 0) snprintf(bst, sizeof bst, "%.*f", so.obj == OBJ_ERROR ? 5 : so.obj == OBJ_PPL ? 4 : 2, trial_value(&so, &t[bt]));
-        size_t el = 0;
-        if (so.obj == OBJ_THROUGHPUT && so.need_ppl)
-            el += (size_t)snprintf(ext + el, sizeof ext - el, "  ppl %.4f%s", t[nt - 1].ppl, trial_ok(&so, &t[nt - 1]) ? "" : " (over)");
-        if (so.obj != OBJ_ERROR && t[nt - 1].error >= 0)
-            el += (size_t)snprintf(ext + el, sizeof ext - el, "  error %.5f", t[nt - 1].error);
-        if (so.cuda)
-            snprintf(ext + el, sizeof ext - el, "  %d kernels, %d compiled", to.gpu_kernels, to.gpu_compiled);
-        char qz[80] = "";
-        if (so.obj != OBJ_ERROR)
-            snprintf(qz, sizeof qz, " (%d of %d tensors quantized before)", to.cst.cached_tensors,
-                     to.cst.cached_tensors + to.cst.quantized_tensors);
-        printf("trial %d/%ld (%s): %s%s  size %.6g GB  best %s  %.2f s%s  ETA %.0f s\n", nt, trials, how, val, ext,
-               (double)t[nt - 1].bytes / 1e9, bst, t[nt - 1].seconds, qz, eta);
-        fflush(stdout);
     }
+    cli_pool_stop(pool, 0);
+    pool = NULL;
     const int bi = best_trial(&so, t, nt);
     if (bi < 0)
         printf("------Best config------\nno trial met --max-ppl %g\n", so.max_ppl);
@@ -963,7 +1185,17 @@ int cmd_search(int argc, char **argv) {
     if (write_plots(plots, history, &so, s, t, nt, bi)) goto fail;
     rc = 0;
 fail:
-    if (rc) cli_error("search");
+    if (rc && slot < 0) cli_error("search");
+    else if (rc) fprintf(stderr, "qjit search worker %ld: %s\n", slot, qj_last_error());
+    cli_pool_stop(pool, rc != 0);
+    free(sx);
+    free(sg);
+    free(sn);
+    free(sc);
+    free(sh);
+    free(bp);
+    free(acq);
+    free(how);
     if (t)
         for (long i = 0; i < trials; i++) free(t[i].choice);
     free(t);
@@ -983,5 +1215,15 @@ fail:
     qj_samples_free(samples);
     qj_space_free(space);
     cli_model_close(&cm);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv) {
+    char **args = malloc((size_t)(argc + 1) * sizeof *args);
+    if (!args) return cli_error("search");
+    memcpy(args, argv, (size_t)argc * sizeof *args);
+    args[argc] = NULL;
+    const int rc = search_main(argc, argv, args);
+    free(args);
     return rc;
 }

@@ -107,6 +107,21 @@ const char *cli_synthetic_label(const qj_model *m);
  * LLVM kernels attached to it), tokens 1 + i % 100 at positions 0..n-1 (n <= the context) */
 qj_status cli_cpu_decode(const qj_model *m, int n, double *tps);
 
+/* Worker processes (cli/pool.c): n copies of this executable started afresh with the
+ * command's arguments (argc, argv from the command name on) plus "slot_opt k" for worker k,
+ * env1 ("NAME=value", or NULL) added to the environment unless NAME is set; requests go to a
+ * worker's stdin, replies come from its stdout, as fixed-size binary records. Errors name the
+ * worker. cli_pool_stop closes the requests (a worker exits at their end), with kill_now sends
+ * SIGTERM too, and waits for every worker; NULL is a no-op. */
+typedef struct cli_pool cli_pool;
+qj_status cli_pool_start(cli_pool **out, int n, int argc, char *const *argv, const char *slot_opt, const char *env1);
+qj_status cli_pool_send(cli_pool *p, int k, const void *buf, size_t len);
+qj_status cli_pool_recv(cli_pool *p, int k, void *buf, size_t len);
+void cli_pool_stop(cli_pool *p, int kill_now);
+/* The worker's side: read or write exactly len bytes; *eof 1 when the requests ended cleanly. */
+qj_status cli_worker_read(int fd, void *buf, size_t len, int *eof);
+qj_status cli_worker_write(int fd, const void *buf, size_t len);
+
 /* The GPU forward of a qj_gpu_model (ctx) as a qj_forward_fn, for qj_eval_nll_with. */
 qj_status cli_gpu_forward_fn(void *ctx, int token, int pos, const float **logits);
 

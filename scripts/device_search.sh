@@ -7,7 +7,8 @@
 # continues where it stopped. Settings (env): MAX_ERROR (default 0.09), TRIALS (50),
 # INIT (10), STOP_AFTER (seconds the search may run in this call, default 420),
 # TESTS=1 runs test_gpu_forward and test_search_gpu first; NAME (tput) names
-# the history and logs; SAMPLES=FILE passes --initial-samples FILE (e.g. plans to measure). Logs and the history in $OUT.
+# the history and logs; SAMPLES=FILE passes --initial-samples FILE (e.g. plans to measure);
+# GPUS=0,1 runs the trials in one worker process per device (--gpus). Logs and the history in $OUT.
 set -uo pipefail
 T0=$(date +%s)
 source "$(dirname "$0")/device_env.sh"
@@ -31,7 +32,7 @@ if [ -f .device/search/$N.jsonl ]; then
   t "resuming a history of $(($(wc -l < "$H") - 1)) trials"
 fi
 timeout --signal=KILL "${STOP_AFTER:-420}" ./build-gpu/qjit search --synthetic llama3-8b --objective throughput \
-  --max-error "${MAX_ERROR:-0.09}" --device cuda --trials "${TRIALS:-50}" --init "${INIT:-10}" --quant-cache 60 \
+  --max-error "${MAX_ERROR:-0.09}" ${GPUS:+--gpus $GPUS} --device cuda --trials "${TRIALS:-50}" --init "${INIT:-10}" --quant-cache 60 \
   --history "$H" --output "$out/$N.csv" --plots "$out/$N" $resume $extra > "$out/$N.log" 2>&1
 t "search rc=$? ($(($(wc -l < "$H") - 1)) trials in the history)"
 grep -vE '^  int' "$out/$N.log" | tail -60

@@ -6,8 +6,9 @@
 # each resume (--resume) to the same history as an uninterrupted run with the
 # same seed (timings aside); a throughput search (CPU decode) under the layer-output
 # error limit keeps every trial within it, one under --max-ppl reports a best within
-# that, and the error itself as the objective stays under the size; bad settings and
-# inputs are refused with a message.
+# that, and the error itself as the objective stays under the size; with --workers 2
+# (worker processes, batches of two) a run is reproducible and resumes after a kill
+# to the same history; bad settings and inputs are refused with a message.
 set -u
 Q=${QJIT:?QJIT not set}
 S=${QJ_SHARED:-}
@@ -76,6 +77,41 @@ n=$(wc -l < "$T/c.jsonl")
 [ "$n" -lt 9 ] && ok || bad "the kill came too late ($n lines)"
 run --trials 8 --history "$T/c.jsonl" --output "$T/c.csv" --resume >/dev/null 2>&1 && ok || bad "resume after kill"
 same "$T/a.jsonl" "$T/c.jsonl" && ok || bad "history after kill + resume differs"
+
+# worker processes: a batch of 2 trials at a time, proposed together; the same run twice gives
+# the same history, and so does one killed mid-search and resumed (no worker left behind)
+wrun() { run --workers 2 --trials 8 "$@"; }
+out=$(wrun --history "$T/w1.jsonl" --output "$T/w1.csv" 2>&1) && ok || bad "--workers 2: $out"
+case "$out" in *"2 worker processes on the CPU"*) ok ;; *) bad "no worker line: $out" ;; esac
+wrun --history "$T/w2.jsonl" --output "$T/w2.csv" >/dev/null 2>&1 && ok || bad "--workers 2 again"
+same "$T/w1.jsonl" "$T/w2.jsonl" && ok || bad "two --workers 2 runs differ"
+python3 - "$T/w1.jsonl" "$LIM" <<'EOF' && ok || bad "--workers history"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines[0]["search"]["workers"] == 2
+tr = lines[1:]
+assert [t["trial"] for t in tr] == list(range(8)) and [t["kind"] for t in tr] == ["initial"] * 4 + ["bo"] * 4
+cfgs = [json.dumps(t["quant_config"], sort_keys=True) for t in tr]
+assert len(set(cfgs)) == 8 and all(t["size_bytes"] <= float(sys.argv[2]) * 1e9 + 1 for t in tr)
+EOF
+"$Q" search --model "$M" --objective ppl --max-size "$LIM" --text "$TXT" --max-tokens 300 --init 4 --seed 3 \
+  --workers 2 --trials 8 --history "$T/w3.jsonl" --output "$T/w3.csv" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  [ -f "$T/w3.jsonl" ] && [ "$(wc -l < "$T/w3.jsonl")" -ge 4 ] && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+[ "$(wc -l < "$T/w3.jsonl")" -lt 9 ] && ok || bad "the kill came too late"
+for _ in $(seq 100); do pgrep -f -- "--history $T/w3.jsonl" >/dev/null || break; sleep 0.05; done
+pgrep -f -- "--history $T/w3.jsonl" >/dev/null && bad "workers left running after the driver was killed" || ok
+wrun --history "$T/w3.jsonl" --output "$T/w3.csv" --resume >/dev/null 2>&1 && ok || bad "--workers resume after kill"
+same "$T/w1.jsonl" "$T/w3.jsonl" && ok || bad "--workers history after kill + resume differs"
+expect_fail '"workers":2} differ' run --trials 8 --history "$T/w1.jsonl" --resume
+expect_fail "--gpus LIST, not --workers" run --workers 2 --device cuda --history "$T/d.jsonl"
+expect_fail "--gpus \"0,x\"" run --gpus 0,x --history "$T/d.jsonl"
+expect_fail "not with --device cpu" run --gpus 0 --device cpu --history "$T/d.jsonl"
+expect_fail "no workers" "$Q" search --model "$M" --objective error --max-size 1 --workers 2 --history "$T/d.jsonl"
 
 # random search (the baseline): initial trials, then random untried plans that fit
 run --trials 6 --strategy random --history "$T/r.jsonl" --output "$T/r.csv" >/dev/null 2>&1 && ok || bad "random search"

@@ -5,7 +5,8 @@
 # trial's kernels (through the kernel cache) and times its decode on the device, each
 # trial within the limit; a throughput search under --max-ppl measures perplexity on
 # the GPU, and the first trial's (a uniform plan) equals the CPU's for that plan
-# within 1e-3 relative. Skips (77) without a CUDA device or ../shared.
+# within 1e-3 relative; --gpus runs the trials in worker processes, one per device.
+# Skips (77) without a CUDA device or ../shared.
 set -u
 Q=${QJIT:?QJIT not set}
 S=${QJ_SHARED:-}
@@ -46,5 +47,19 @@ cppl=$("$Q" eval --model "$M" --plan "$plan" --text "$TXT" --max-tokens 300 --js
        python3 -c 'import json,sys; print(json.load(sys.stdin)["ppl"])')
 python3 -c 'import sys; g, c = map(float, sys.argv[1:]); sys.exit(0 if abs(g - c) <= 1e-3 * c else 1)' "${gppl:-0}" "${cppl:-1}" &&
   ok || bad "GPU trial perplexity $gppl differs from the CPU's $cppl for $plan"
+# one worker process per device (two devices when there are two, else two workers on device 0)
+ng=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+list=0,0; [ "${ng:-0}" -ge 2 ] && list=0,1
+out=$("$Q" search --model "$M" --objective throughput --max-error 0.06 --gpus $list --trials 4 --init 2 --repeats 2 \
+  --decode-tokens 16 --history "$T/w.jsonl" --output "$T/w.csv" 2>&1) && ok || bad "--gpus $list search: $out"
+case "$out" in *"2 worker processes, on CUDA devices $list"*) ok ;; *) bad "no worker line for --gpus $list: $out" ;; esac
+python3 - "$T/w.jsonl" <<'EOF' && ok || bad "--gpus history: $(cat "$T/w.jsonl")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines[0]["search"]["workers"] == 2 and lines[0]["search"]["device"] == "cuda"
+tr = lines[1:]
+assert [t["trial"] for t in tr] == [0, 1, 2, 3]
+assert all(0 < t["layer_error"] <= 0.06 and t["cal_throughput"] > 0 and t["gpu_kernels"] > 0 for t in tr)
+EOF
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
