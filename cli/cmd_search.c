@@ -430,7 +430,8 @@ typedef struct trial_env {
     const int *ids;
     size_t nid;
     qj_eval_params ep;
-    int ordinal; /* the CUDA device of --device cuda trials */
+    int ordinal;           /* the CUDA device of --device cuda trials */
+    qj_cpu_kcache *kcache; /* CPU throughput trials: kernels kept across trials (NULL: the reference) */
 } trial_env;
 
 typedef struct trial_out {
@@ -438,6 +439,7 @@ typedef struct trial_out {
     qj_eval_result er;
     double runs[MAX_REPEATS];
     int gpu_kernels, gpu_compiled; /* kernels the GPU model needed, and of those compiled now (not cached) */
+    int cpu_kernels, cpu_compiled; /* the same for the CPU's LLVM kernels */
     double gpu_build_s;
 } trial_out;
 
@@ -482,10 +484,10 @@ static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out
         t->ppl = o->er.ppl;
     }
     if (!st && so->obj == OBJ_THROUGHPUT) {
-        const char *ckenv = getenv("QJ_CPU_KERNELS");
-        if (!g && qj_cpu_llvm_available() && !(ckenv && !strcmp(ckenv, "reference"))) {
+        if (!g && e->kcache) { /* a kernel seen in an earlier trial is not compiled again */
             qj_cpu_attach_info ci;
-            st = qj_cpu_kernels_attach_ex(m, QJ_CPU_CODE_AUTO, &ck, &ci);
+            st = qj_cpu_kernels_attach_cached(m, e->kcache, &ck, &ci, &o->cpu_compiled);
+            o->cpu_kernels = ci.n_kernels;
         }
         const int n = so->decode_tokens < m->cfg.seq_len ? so->decode_tokens : m->cfg.seq_len;
         double warm = 0, sum = 0, lsum = 0, lsq = 0;
@@ -681,6 +683,12 @@ static qj_status propose_batch(const proposer *P, int b0, int bn, int *bp, doubl
     return st;
 }
 
+/* CPU throughput trials decode on the LLVM kernels (unless QJ_CPU_KERNELS=reference or no LLVM) */
+static int cpu_kernels_wanted(const search_opts *so) {
+    const char *ck = getenv("QJ_CPU_KERNELS");
+    return so->obj == OBJ_THROUGHPUT && !so->cuda && qj_cpu_llvm_available() && !(ck && !strcmp(ck, "reference"));
+}
+
 static qj_status parse_gb(const char *arg, const char *opt, int zero_ok, double *out) {
     char *end;
     const double v = strtod(arg, &end);
@@ -873,6 +881,7 @@ static int search_main(int argc, char **argv, char **args) {
     cJSON *settings = NULL;
     double *X = NULL, *Y = NULL, *G = NULL, *Yn = NULL, *Yc = NULL;
     qj_quant_cache *qcache = NULL;
+    qj_cpu_kcache *kcache = NULL;
     cli_pool *pool = NULL;
     double *sx = NULL, *sg = NULL, *sn = NULL, *sc = NULL, *acq = NULL;
     int *sh = NULL, *bp = NULL;
@@ -893,7 +902,8 @@ static int search_main(int argc, char **argv, char **args) {
     const uint64_t max_bytes = so.max_gb > 0 ? (uint64_t)floor(so.max_gb * 1e9 + 0.5) : 0; /* to the byte */
     if (slot >= 0) { /* a worker process: trials as its driver sends them (its share of the cache) */
         if (qj_quant_cache_new((uint64_t)(cache_gb * 1e9 / W), &qcache)) goto fail;
-        trial_env we = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[slot] : 0};
+        if (cpu_kernels_wanted(&so) && qj_cpu_kcache_new(&kcache)) goto fail;
+        trial_env we = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[slot] : 0, kcache};
         we.ep.ctx = ctx;
         we.ep.max_tokens = max_tokens;
         we.ep.progress = 0;
@@ -1025,7 +1035,8 @@ static int search_main(int argc, char **argv, char **args) {
         if (st) goto fail;
     }
     if (W == 1 && qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
-    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[0] : 0};
+    if (W == 1 && cpu_kernels_wanted(&so) && qj_cpu_kcache_new(&kcache)) goto fail;
+    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[0] : 0, kcache};
     env.ep.ctx = ctx;
     env.ep.max_tokens = max_tokens;
     env.ep.progress = 0;
@@ -1119,6 +1130,9 @@ static int search_main(int argc, char **argv, char **args) {
             if (so.cuda) {
                 cJSON_AddNumberToObject(rec, "gpu_kernels", to.gpu_kernels);
                 cJSON_AddNumberToObject(rec, "gpu_kernels_compiled", to.gpu_compiled);
+            } else if (to.cpu_kernels) {
+                cJSON_AddNumberToObject(rec, "cpu_kernels", to.cpu_kernels);
+                cJSON_AddNumberToObject(rec, "cpu_kernels_compiled", to.cpu_compiled);
             }
             cJSON_AddItemToObject(rec, "quant_config", qj_search_config(s, c));
             char *js = cJSON_PrintUnformatted(rec);
@@ -1151,6 +1165,8 @@ static int search_main(int argc, char **argv, char **args) {
                 el += (size_t)snprintf(ext + el, sizeof ext - el, "  error %.5f", t[nt - 1].error);
             if (so.cuda)
                 snprintf(ext + el, sizeof ext - el, "  %d kernels, %d compiled", to.gpu_kernels, to.gpu_compiled);
+            else if (to.cpu_kernels)
+                snprintf(ext + el, sizeof ext - el, "  %d CPU kernels, %d compiled", to.cpu_kernels, to.cpu_compiled);
             char qz[80] = "";
             if (so.obj != OBJ_ERROR)
                 snprintf(qz, sizeof qz, " (%d of %d tensors quantized before)", to.cst.cached_tensors,
@@ -1211,6 +1227,7 @@ fail:
     free(ids);
     cJSON_Delete(settings);
     qj_quant_cache_free(qcache);
+    qj_cpu_kcache_free(kcache);
     qj_search_free(s);
     qj_samples_free(samples);
     qj_space_free(space);

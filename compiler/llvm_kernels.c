@@ -41,9 +41,17 @@
 /* ---- kernels attached to a model ---- */
 
 struct qj_cpu_kernels {
-    qj_cpu_jit *jit;
+    qj_cpu_jit *jit;      /* owned unless the kernels came through a qj_cpu_kcache */
+    int borrowed_jit;
     qj_cpu_binding *bind;
     char target[256];
+};
+
+struct qj_cpu_kcache {
+    qj_cpu_jit *jit;
+    qj_cpu_kspec *spec; /* (n) the specs compiled, fn[i] the kernel of spec[i] */
+    qj_cpu_gemv_fn *fn;
+    int n, cap, compiled; /* compiled: by the attach running now */
 };
 
 static qj_status jit_lookup(void *ctx, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn) {
@@ -215,8 +223,78 @@ qj_status qj_cpu_kernels_attach(qj_model *m, qj_cpu_kernels **out, int *n_kernel
 void qj_cpu_kernels_free(qj_model *m, qj_cpu_kernels *k) {
     if (!k) return;
     qj_cpu_binding_free(m, k->bind);
-    qj_cpu_jit_free(k->jit);
+    if (!k->borrowed_jit) qj_cpu_jit_free(k->jit);
     free(k);
+}
+
+qj_status qj_cpu_kcache_new(qj_cpu_kcache **out) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    qj_status s = qj_cpu_jit_create(&(*out)->jit);
+    if (s) {
+        free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+void qj_cpu_kcache_free(qj_cpu_kcache *c) {
+    if (!c) return;
+    qj_cpu_jit_free(c->jit);
+    free(c->spec);
+    free(c->fn);
+    free(c);
+}
+
+int qj_cpu_kcache_size(const qj_cpu_kcache *c) { return c->n; }
+
+static qj_status kcache_lookup(void *ctx, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn) {
+    qj_cpu_kcache *c = ctx;
+    for (int i = 0; i < c->n; i++)
+        if (qj_cpu_kspec_equal(&c->spec[i], s)) {
+            *fn = c->fn[i];
+            return QJ_OK;
+        }
+    if (c->n == c->cap) {
+        const int cap = c->cap ? 2 * c->cap : 32;
+        qj_cpu_kspec *ns = realloc(c->spec, (size_t)cap * sizeof *ns);
+        if (!ns) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+        c->spec = ns;
+        qj_cpu_gemv_fn *nf = realloc(c->fn, (size_t)cap * sizeof *nf);
+        if (!nf) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+        c->fn = nf;
+        c->cap = cap;
+    }
+    qj_status st = qj_cpu_jit_gemv(c->jit, s, fn);
+    if (st) return st;
+    c->spec[c->n] = *s;
+    c->fn[c->n++] = *fn;
+    c->compiled++;
+    return QJ_OK;
+}
+
+qj_status qj_cpu_kernels_attach_cached(qj_model *m, qj_cpu_kcache *c, qj_cpu_kernels **out, qj_cpu_attach_info *info,
+                                       int *compiled) {
+    *out = NULL;
+    qj_cpu_attach_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    const double t0 = qj_now();
+    qj_cpu_kernels *k = calloc(1, sizeof *k);
+    if (!k) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    k->jit = c->jit;
+    k->borrowed_jit = 1;
+    c->compiled = 0;
+    qj_status s = qj_cpu_bind(m, kcache_lookup, c, &k->bind, &info->n_kernels);
+    if (s) {
+        free(k);
+        return s;
+    }
+    snprintf(k->target, sizeof k->target, "%s", qj_cpu_jit_target(c->jit));
+    info->seconds = qj_now() - t0;
+    if (compiled) *compiled = c->compiled;
+    *out = k;
+    return QJ_OK;
 }
 
 const char *qj_cpu_kernels_target(const qj_cpu_kernels *k) { return k->target; }

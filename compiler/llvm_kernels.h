@@ -113,6 +113,19 @@ qj_status qj_cpu_kernels_attach_ex(qj_model *m, qj_cpu_code_mode mode, qj_cpu_ke
 void qj_cpu_kernels_free(qj_model *m, qj_cpu_kernels *k);
 const char *qj_cpu_kernels_target(const qj_cpu_kernels *k);
 
+/* Kernels kept across models (the search's trials compile a model each): one JIT, and every
+ * spec it compiled, so a spec seen before is bound again without compiling. The kernels of a
+ * model attached through the cache are the cache's: free them (qj_cpu_kernels_free) before
+ * the cache. qj_cpu_kcache_free(NULL) is a no-op. */
+typedef struct qj_cpu_kcache qj_cpu_kcache;
+qj_status qj_cpu_kcache_new(qj_cpu_kcache **out);
+void qj_cpu_kcache_free(qj_cpu_kcache *c);
+int qj_cpu_kcache_size(const qj_cpu_kcache *c); /* specs compiled so far */
+/* qj_cpu_kernels_attach through the cache (always JIT; a package's CPU code is not used);
+ * *compiled: kernels of this model compiled now (the rest came from the cache). */
+qj_status qj_cpu_kernels_attach_cached(qj_model *m, qj_cpu_kcache *c, qj_cpu_kernels **out, qj_cpu_attach_info *info,
+                                       int *compiled);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,7 @@
  * stories260K: perplexity on 1500 TinyStories ids for a dense, a uniform int4 and three mixed
  * plans (widths 2-8, groups 32-512 and per channel, symmetric bf16 scales,
  * int6 head, per-tensor overrides) must agree within 1e-4 relative; detaching
- * restores the reference. Skips (77) without LLVM or without ../shared.
+ * restores the reference; through a kernel cache a second attach compiles nothing. Skips (77) without LLVM or without ../shared.
  * ctest-labels: unit llvm */
 #include <math.h>
 #include <stdio.h>
@@ -61,6 +61,24 @@ int main(void) {
             QJ_CHECK_MSG(rel < 1e-4 && isfinite(jit.nll), "plan %zu: rel %.3g", pi, rel);
             QJ_CHECK_MSG(pi == 0 ? nk == 0 : nk > 0, "plan %zu: %d kernels", pi, nk);
             QJ_CHECK(again.nll == ref.nll); /* detached: the reference again, bit for bit */
+            /* through a kernel cache: the first attach compiles every kernel, a second one (another
+             * model of the same plan, as the search's next trial) compiles none, same NLL */
+            qj_cpu_kcache *kc = NULL;
+            QJ_CHECK_OK(qj_cpu_kcache_new(&kc));
+            for (int round = 0; kc && round < 2; round++) {
+                qj_cpu_attach_info ci;
+                int compiled = -1;
+                qj_eval_result cached;
+                QJ_CHECK_OK(qj_cpu_kernels_attach_cached(m, kc, &k, &ci, &compiled));
+                QJ_CHECK_MSG(ci.n_kernels == nk && compiled == (round == 0 ? nk : 0), "plan %zu round %d: %d kernels, %d compiled",
+                             pi, round, ci.n_kernels, compiled);
+                QJ_CHECK_OK(qj_eval_nll(m, ids, 1500, &ep, &cached));
+                QJ_CHECK_MSG(cached.nll == jit.nll, "plan %zu round %d: cached kernels NLL %.9f, %.9f", pi, round, cached.nll,
+                             jit.nll);
+                qj_cpu_kernels_free(m, k);
+            }
+            if (kc) QJ_CHECK(qj_cpu_kcache_size(kc) == nk);
+            qj_cpu_kcache_free(kc);
         }
         qj_model_free(m);
         qj_plan_free(plan);
