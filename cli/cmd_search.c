@@ -37,7 +37,7 @@ static void usage(FILE *f) {
                "                   [--max-size GB] [--max-ppl P] [--max-error E] [--text FILE | --tokens FILE]\n"
                "                   [--device cpu|cuda] [--trials N] [--init N] [--space FILE]\n"
                "                   [--initial-samples FILE] [--history FILE] [--output FILE] [--resume] [--seed N]\n"
-               "                   [--workers N | --gpus LIST]\n\n"
+               "                   [--workers N | --gpus LIST | --mpi]\n\n"
                "Searches per-layer bit widths and group sizes (the seed's parameter space: bitwidth.{i}.,\n"
                "groupsize.{i}.). Each trial compiles the plan, runs it and measures it. A Gaussian process\n"
                "(Matern-5/2, one length scale per coordinate, fitted by maximum likelihood, per-trial noise from\n"
@@ -88,7 +88,12 @@ static void usage(FILE *f) {
                "                        order, so a run is reproducible for a given N (throughput measured\n"
                "                        this way shares the cores: compare such runs only with each other)\n"
                "  --gpus LIST           CUDA trials, one worker process per device of LIST (e.g. 0,1), in\n"
-               "                        batches of one per device; implies --device cuda\n");
+               "                        batches of one per device; implies --device cuda\n"
+               "  --mpi                 under mpirun (Open MPI): rank 0 drives, every other rank is a worker,\n"
+               "                        on any host (mpirun -np 3 --host a,b,c qjit search --mpi ...); with\n"
+               "                        --device cuda the k-th worker of a host takes device k of --gpus LIST\n"
+               "                        (default: device k); the batches and history are --workers' for as\n"
+               "                        many workers\n");
 }
 
 typedef enum { OBJ_PPL, OBJ_THROUGHPUT, OBJ_ERROR } search_objective;
@@ -534,17 +539,19 @@ typedef struct wire_res {
     char err[1024];
 } wire_res;
 
-/* A worker: trials until the requests end (its driver finished or died). */
-static int worker_loop(const trial_env *env, int nc) {
-    const int out = dup(1); /* replies only on the original stdout; anything printed goes to stderr */
-    if (out < 0 || dup2(2, 1) < 0) return 1;
+/* A worker: trials until the requests end (its driver finished or died; over MPI, a zeroed
+ * request). mpi: requests from rank 0 instead of stdin. */
+static int worker_loop(const trial_env *env, int nc, int mpi) {
+    const int in = mpi ? -1 : 0, out = mpi ? -1 : dup(1); /* replies only on the original stdout */
+    if (!mpi && (out < 0 || dup2(2, 1) < 0)) return 1;  /* anything printed goes to stderr */
     int *c = calloc((size_t)nc, sizeof *c);
     if (!c) return 1;
     for (;;) {
         wire_req rq;
         int eof = 0;
-        if (cli_worker_read(0, &rq, sizeof rq, &eof)) break;
-        if (rq.magic != WIRE_MAGIC || cli_worker_read(0, c, (size_t)nc * sizeof *c, &eof)) {
+        if (cli_worker_read(in, &rq, sizeof rq, &eof)) break;
+        if (mpi && rq.magic == 0) break; /* the end */
+        if (rq.magic != WIRE_MAGIC || cli_worker_read(in, c, (size_t)nc * sizeof *c, &eof)) {
             fprintf(stderr, "qjit search worker: a malformed request\n");
             free(c);
             return 1;
@@ -567,7 +574,7 @@ static int worker_loop(const trial_env *env, int nc) {
         if (cli_worker_write(out, &rs, sizeof rs)) break;
     }
     free(c);
-    close(out);
+    if (!mpi) close(out);
     return 0;
 }
 
@@ -744,6 +751,7 @@ static int search_main(int argc, char **argv, char **args) {
                                          {"workers", required_argument, 0, 'w'},
                                          {"gpus", required_argument, 0, 'g'},
                                          {"worker-slot", required_argument, 0, 'Z'},
+                                         {"mpi", no_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cli_model cm;
@@ -757,7 +765,9 @@ static int search_main(int argc, char **argv, char **args) {
     so.error_rows = 256;
     double cache_gb = 4.0;
     long v, trials = 40, n_init = 10, workers = 1, slot = -1;
-    int resume = 0, o, r, ctx = 0, random_search = 0, gpus[MAX_WORKERS], ngpus = 0;
+    int resume = 0, o, r, ctx = 0, random_search = 0, gpus[MAX_WORKERS], ngpus = 0, use_mpi = 0;
+    cli_mpi mpi;
+    memset(&mpi, 0, sizeof mpi);
     size_t max_tokens = 2000;
     while ((o = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
         if ((r = cli_model_option(&cm, o, optarg))) {
@@ -795,6 +805,7 @@ static int search_main(int argc, char **argv, char **args) {
         case 'N': if (cli_parse_long(optarg, "trials", 1, 100000, &trials)) return cli_error("search"); break;
         case 'I': if (cli_parse_long(optarg, "init", 1, 100000, &n_init)) return cli_error("search"); break;
         case 'w': if (cli_parse_long(optarg, "workers", 1, MAX_WORKERS, &workers)) return cli_error("search"); break;
+        case 'M': use_mpi = 1; break;
         case 'Z': if (cli_parse_long(optarg, "worker-slot", 0, MAX_WORKERS - 1, &slot)) return cli_error("search"); break;
         case 'g': {
             ngpus = 0;
@@ -843,23 +854,43 @@ static int search_main(int argc, char **argv, char **args) {
     }
     so.need_ppl = so.obj == OBJ_PPL || so.max_ppl > 0;
     so.cuda = cm.cuda || ngpus > 0;
-    const int W = ngpus > 0 ? ngpus : (int)workers; /* trials at once: one per worker */
     const char *bad = NULL;
     if (ngpus > 0 && cm.device_set && !cm.cuda) bad = "--gpus runs the trials on CUDA devices, not with --device cpu";
     else if (workers > 1 && so.cuda) bad = "CUDA trials run one per GPU: --gpus LIST, not --workers";
-    else if (W > 1 && so.obj == OBJ_ERROR) bad = "--objective error runs nothing (it is exact): no workers";
-    if (so.obj != OBJ_THROUGHPUT && !(so.max_gb > 0)) bad = "--objective ppl and error need --max-size GB";
+    else if (use_mpi && (workers > 1 || slot >= 0)) bad = "--mpi: the workers are the MPI ranks after the first, not --workers";
+    else if ((workers > 1 || ngpus > 1 || use_mpi) && so.obj == OBJ_ERROR)
+        bad = "--objective error runs nothing (it is exact): no workers";
+    else if (use_mpi && !cli_mpi_available()) bad = "--mpi: this qjit was built without MPI (Open MPI: libopenmpi-dev)";
+    else if (so.obj != OBJ_THROUGHPUT && !(so.max_gb > 0)) bad = "--objective ppl and error need --max-size GB";
     else if (so.max_ppl > 0 && so.obj != OBJ_THROUGHPUT) bad = "--max-ppl goes with --objective throughput";
     else if (so.max_error > 0 && so.obj == OBJ_ERROR) bad = "--max-error does not go with --objective error (it is the objective)";
     else if (so.need_ppl && !!text == !!tokens) bad = "perplexity needs exactly one of --text FILE or --tokens FILE";
     else if (!so.need_ppl && (text || tokens)) bad = "--text/--tokens apply to --objective ppl and --max-ppl only";
     else if (so.obj == OBJ_ERROR && so.cuda) bad = "--objective error runs nothing (it is exact): no --device cuda";
     else if (cm.plan) bad = "--plan does not apply (the search makes the plans)";
-    else if (slot >= W) bad = "--worker-slot is internal: the number of a worker process";
+    else if (slot >= (ngpus > 0 ? ngpus : workers)) bad = "--worker-slot is internal: the number of a worker process";
     if (bad) {
         fprintf(stderr, "qjit search: %s\n", bad);
         return 2;
     }
+    /* over MPI: rank 0 drives, rank r > 0 is worker r - 1 (on its host's GPU host_worker) */
+    cli_pool *pool = NULL;
+    if (use_mpi) {
+        if (cli_mpi_start(&argc, &argv, sizeof(wire_req), &mpi, &pool)) { /* every rank alike: finalize */
+            cli_error("search");
+            cli_pool_stop(pool, 0);
+            cli_mpi_end(&mpi, 0);
+            return 2;
+        }
+        if (mpi.rank > 0) slot = mpi.rank - 1;
+    }
+    /* the CUDA device of this process's trials: --gpus LIST's entry for a worker process; over
+     * MPI, the host's list entry (or device number) for the rank's place among its host's workers */
+    const int ordinal = use_mpi ? (ngpus ? gpus[mpi.host_worker % ngpus] : mpi.host_worker)
+                                : ngpus ? gpus[slot >= 0 ? slot : 0] : 0;
+    /* trials at once: one per worker */
+    const int W = use_mpi ? mpi.size - 1 : ngpus > 0 ? ngpus : (int)workers;
+    const int remote = use_mpi || W > 1; /* trials in worker processes */
     struct stat sb;
     if (slot < 0 && !resume && stat(history, &sb) == 0) {
         fprintf(stderr, "qjit search: %s exists: --resume continues that search, or remove it to start anew\n", history);
@@ -882,7 +913,6 @@ static int search_main(int argc, char **argv, char **args) {
     double *X = NULL, *Y = NULL, *G = NULL, *Yn = NULL, *Yc = NULL;
     qj_quant_cache *qcache = NULL;
     qj_cpu_kcache *kcache = NULL;
-    cli_pool *pool = NULL;
     double *sx = NULL, *sg = NULL, *sn = NULL, *sc = NULL, *acq = NULL;
     int *sh = NULL, *bp = NULL;
     const char **how = NULL;
@@ -903,11 +933,11 @@ static int search_main(int argc, char **argv, char **args) {
     if (slot >= 0) { /* a worker process: trials as its driver sends them (its share of the cache) */
         if (qj_quant_cache_new((uint64_t)(cache_gb * 1e9 / W), &qcache)) goto fail;
         if (cpu_kernels_wanted(&so) && qj_cpu_kcache_new(&kcache)) goto fail;
-        trial_env we = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[slot] : 0, kcache};
+        trial_env we = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ordinal, kcache};
         we.ep.ctx = ctx;
         we.ep.max_tokens = max_tokens;
         we.ep.progress = 0;
-        rc = worker_loop(&we, nc);
+        rc = worker_loop(&we, nc, mpi.active);
         goto fail;
     }
     if (so.obj == OBJ_ERROR || so.max_error > 0) {
@@ -1034,9 +1064,9 @@ static int search_main(int argc, char **argv, char **args) {
         free(js);
         if (st) goto fail;
     }
-    if (W == 1 && qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
-    if (W == 1 && cpu_kernels_wanted(&so) && qj_cpu_kcache_new(&kcache)) goto fail;
-    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ngpus ? gpus[0] : 0, kcache};
+    if (!remote && qj_quant_cache_new((uint64_t)(cache_gb * 1e9), &qcache)) goto fail;
+    if (!remote && cpu_kernels_wanted(&so) && qj_cpu_kcache_new(&kcache)) goto fail;
+    trial_env env = {&so, cm.src, s, qcache, ids, nid, qj_eval_default_params(), ordinal, kcache};
     env.ep.ctx = ctx;
     env.ep.max_tokens = max_tokens;
     env.ep.progress = 0;
@@ -1054,7 +1084,9 @@ static int search_main(int argc, char **argv, char **args) {
         Yn[i] = t[i].tps_var;
         if (so.need_ppl) Yc[i] = gp_target(t[i].ppl);
     }
-    if (W > 1) { /* worker processes, each with its share of the cores (and of the quantization cache) */
+    if (mpi.active)
+        printf("%d MPI worker ranks; trials in batches of %d\n", W, W);
+    else if (W > 1) { /* worker processes, each with its share of the cores (and of the quantization cache) */
         const long np = sysconf(_SC_NPROCESSORS_ONLN);
         char omp[48];
         snprintf(omp, sizeof omp, "OMP_NUM_THREADS=%ld", np / W > 0 ? np / W : 1);
@@ -1204,6 +1236,7 @@ fail:
     if (rc && slot < 0) cli_error("search");
     else if (rc) fprintf(stderr, "qjit search worker %ld: %s\n", slot, qj_last_error());
     cli_pool_stop(pool, rc != 0);
+    cli_mpi_end(&mpi, rc != 0);
     free(sx);
     free(sg);
     free(sn);

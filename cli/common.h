@@ -118,9 +118,22 @@ qj_status cli_pool_start(cli_pool **out, int n, int argc, char *const *argv, con
 qj_status cli_pool_send(cli_pool *p, int k, const void *buf, size_t len);
 qj_status cli_pool_recv(cli_pool *p, int k, void *buf, size_t len);
 void cli_pool_stop(cli_pool *p, int kill_now);
-/* The worker's side: read or write exactly len bytes; *eof 1 when the requests ended cleanly. */
+/* The worker's side: read or write exactly len bytes (fd -1: from/to MPI rank 0); *eof 1 when
+ * the requests ended cleanly. */
 qj_status cli_worker_read(int fd, void *buf, size_t len, int *eof);
 qj_status cli_worker_write(int fd, const void *buf, size_t len);
+
+/* The same pool over MPI ranks (mpirun ... qjit search --mpi): cli_mpi_start calls MPI_Init;
+ * on rank 0 *pool is the pool of workers (ranks 1..size-1; cli_pool_stop sends each a zeroed
+ * record of stop_bytes, with kill_now MPI_Abort), on the others NULL. host_worker: the rank's
+ * index among the workers of its host (its GPU). cli_mpi_end finalizes (aborts when failed).
+ * Without MPI in the build cli_mpi_start fails saying so. */
+typedef struct cli_mpi {
+    int active, rank, size, host_worker;
+} cli_mpi;
+int cli_mpi_available(void);
+qj_status cli_mpi_start(int *argc, char ***argv, size_t stop_bytes, cli_mpi *out, cli_pool **pool);
+void cli_mpi_end(cli_mpi *m, int failed);
 
 /* The GPU forward of a qj_gpu_model (ctx) as a qj_forward_fn, for qj_eval_nll_with. */
 qj_status cli_gpu_forward_fn(void *ctx, int token, int pos, const float **logits);

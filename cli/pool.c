@@ -3,7 +3,9 @@
  * afresh (posix_spawn of /proc/self/exe, so it inherits no OpenMP or CUDA state
  * from the driver), talking over two pipes: requests on its stdin, replies on
  * its stdout. Messages are fixed-size binary records (the two ends are the same
- * binary). */
+ * binary). With Open MPI (built with QJ_HAVE_MPI), the same pool runs over MPI
+ * ranks instead: rank 0 drives, ranks 1.. are the workers, possibly on other
+ * hosts, started by mpirun. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -19,10 +21,15 @@
 
 #include "common.h"
 
+#ifdef QJ_HAVE_MPI
+#include <mpi.h>
+#endif
+
 extern char **environ;
 
 struct cli_pool {
-    int n;
+    int n, mpi;     /* mpi: worker k is MPI rank k + 1 */
+    size_t stop;    /* mpi: bytes of the first record of a request (sent zeroed to stop a worker) */
     pid_t *pid;
     int *to, *from; /* the driver's ends: requests to worker k, its replies */
 };
@@ -115,17 +122,41 @@ static qj_status xfer(int fd, void *buf, size_t len, int writing, int *eof) {
 }
 
 qj_status cli_pool_send(cli_pool *p, int k, const void *buf, size_t len) {
+#ifdef QJ_HAVE_MPI
+    if (p->mpi)
+        return MPI_Send(buf, (int)len, MPI_BYTE, k + 1, 0, MPI_COMM_WORLD) == MPI_SUCCESS
+                   ? QJ_OK
+                   : qj_fail(QJ_ERR_IO, "worker %d (MPI rank %d): send failed", k, k + 1);
+#endif
     qj_status s = xfer(p->to[k], (void *)buf, len, 1, NULL);
     return s ? qj_fail_context(s, "worker %d (pid %d)", k, (int)p->pid[k]) : QJ_OK;
 }
 
 qj_status cli_pool_recv(cli_pool *p, int k, void *buf, size_t len) {
+#ifdef QJ_HAVE_MPI
+    if (p->mpi)
+        return MPI_Recv(buf, (int)len, MPI_BYTE, k + 1, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS
+                   ? QJ_OK
+                   : qj_fail(QJ_ERR_IO, "worker %d (MPI rank %d): receive failed", k, k + 1);
+#endif
     qj_status s = xfer(p->from[k], buf, len, 0, NULL);
     return s ? qj_fail_context(s, "worker %d (pid %d) ended without its reply", k, (int)p->pid[k]) : QJ_OK;
 }
 
 void cli_pool_stop(cli_pool *p, int kill_now) {
     if (!p) return;
+#ifdef QJ_HAVE_MPI
+    if (p->mpi) {
+        if (kill_now) MPI_Abort(MPI_COMM_WORLD, 1); /* ends every rank */
+        for (int k = 0; k < p->n; k++) { /* the end of the requests: a zero record of p->stop bytes */
+            char *z = calloc(1, p->stop);
+            if (z) MPI_Send(z, (int)p->stop, MPI_BYTE, k + 1, 0, MPI_COMM_WORLD);
+            free(z);
+        }
+        free(p);
+        return;
+    }
+#endif
     for (int k = 0; k < p->n; k++) {
         if (p->to && p->to[k] >= 0) close(p->to[k]); /* end of requests: the worker exits */
         if (kill_now && p->pid && p->pid[k] > 0) kill(p->pid[k], SIGTERM);
@@ -142,7 +173,76 @@ void cli_pool_stop(cli_pool *p, int kill_now) {
 
 qj_status cli_worker_read(int fd, void *buf, size_t len, int *eof) {
     *eof = 0;
+#ifdef QJ_HAVE_MPI
+    if (fd < 0)
+        return MPI_Recv(buf, (int)len, MPI_BYTE, 0, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS
+                   ? QJ_OK
+                   : qj_fail(QJ_ERR_IO, "MPI: receive from rank 0 failed");
+#endif
     return xfer(fd, buf, len, 0, eof);
 }
 
-qj_status cli_worker_write(int fd, const void *buf, size_t len) { return xfer(fd, (void *)buf, len, 1, NULL); }
+qj_status cli_worker_write(int fd, const void *buf, size_t len) {
+#ifdef QJ_HAVE_MPI
+    if (fd < 0)
+        return MPI_Send(buf, (int)len, MPI_BYTE, 0, 0, MPI_COMM_WORLD) == MPI_SUCCESS
+                   ? QJ_OK
+                   : qj_fail(QJ_ERR_IO, "MPI: send to rank 0 failed");
+#endif
+    return xfer(fd, (void *)buf, len, 1, NULL);
+}
+
+int cli_mpi_available(void) {
+#ifdef QJ_HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+qj_status cli_mpi_start(int *argc, char ***argv, size_t stop_bytes, cli_mpi *out, cli_pool **pool) {
+    memset(out, 0, sizeof *out);
+    *pool = NULL;
+#ifdef QJ_HAVE_MPI
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) return qj_fail(QJ_ERR_IO, "MPI_Init failed");
+    out->active = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &out->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &out->size);
+    /* the rank's place among the workers of its host (rank 0, the driver, is not one) */
+    MPI_Comm host;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &host);
+    int lr = 0, lo = 0;
+    MPI_Comm_rank(host, &lr);
+    MPI_Allreduce(&out->rank, &lo, 1, MPI_INT, MPI_MIN, host);
+    out->host_worker = lo == 0 ? lr - 1 : lr;
+    MPI_Comm_free(&host);
+    if (out->size < 2) return qj_fail(QJ_ERR_INVALID, "--mpi: %d MPI rank; it needs a driver and at least one worker "
+                                      "(mpirun -np 2 or more)", out->size);
+    if (out->rank == 0) {
+        cli_pool *p = calloc(1, sizeof *p);
+        if (!p) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+        p->n = out->size - 1;
+        p->mpi = 1;
+        p->stop = stop_bytes;
+        *pool = p;
+    }
+    return QJ_OK;
+#else
+    (void)argc;
+    (void)argv;
+    (void)stop_bytes;
+    return qj_fail(QJ_ERR_UNSUPPORTED, "this qjit was built without MPI (Open MPI: libopenmpi-dev)");
+#endif
+}
+
+void cli_mpi_end(cli_mpi *m, int failed) {
+#ifdef QJ_HAVE_MPI
+    if (!m->active) return;
+    if (failed) MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Finalize();
+    m->active = 0;
+#else
+    (void)m;
+    (void)failed;
+#endif
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh — installs what qjit needs on Debian/Ubuntu, only what is missing.
-# Debian packages: build tools, cJSON, xxHash, libpng, LLVM 14, LAPACKE + OpenBLAS; PyPI: NumPy (tests' reference).
+# Debian packages: build tools, cJSON, xxHash, libpng, LLVM 14, LAPACKE + OpenBLAS, Open MPI; PyPI: NumPy (tests' reference).
 set -euo pipefail
-pkgs=(cmake gcc make pkg-config libcjson-dev libxxhash-dev libpng-dev zlib1g-dev llvm-14-dev liblapacke-dev libopenblas-dev)
+pkgs=(cmake gcc make pkg-config libcjson-dev libxxhash-dev libpng-dev zlib1g-dev llvm-14-dev liblapacke-dev libopenblas-dev
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -8,7 +8,8 @@
  * matching rules: a missing feature, another architecture, another kernel ABI
  * each say so; the exact host entry is preferred; the no-LLVM host check
  * agrees with LLVM's host features. Skips (77) without LLVM or ../shared.
- * ctest-labels: unit llvm */
+ * ctest-labels: unit llvm
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

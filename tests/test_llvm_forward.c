@@ -3,8 +3,10 @@
  * stories260K: perplexity on 1500 TinyStories ids for a dense, a uniform int4 and three mixed
  * plans (widths 2-8, groups 32-512 and per channel, symmetric bf16 scales,
  * int6 head, per-tensor overrides) must agree within 1e-4 relative; detaching
- * restores the reference; through a kernel cache a second attach compiles nothing. Skips (77) without LLVM or without ../shared.
- * ctest-labels: unit llvm */
+ * restores the reference; through a kernel cache a second attach compiles
+ * nothing. Skips (77) without LLVM or without ../shared.
+ * ctest-labels: unit llvm
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

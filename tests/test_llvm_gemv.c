@@ -3,7 +3,8 @@
  * or bf16 scales) against the C reference (the dequantized rows in double) on
  * fresh random inputs, outputs NaN-poisoned before each run; LLVM errors as
  * qjit errors. Skips (77) in builds without LLVM.
- * ctest-labels: unit llvm */
+ * ctest-labels: unit llvm
+ */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
