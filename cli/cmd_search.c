@@ -423,7 +423,7 @@ static qj_status append_line(const char *path, const char *line) {
     return bad ? qj_fail(QJ_ERR_IO, "%s: write failed", path) : QJ_OK;
 }
 
-#define MAX_REPEATS 16
+#define MAX_REPEATS CLI_MAX_REPEATS
 #define MAX_WORKERS 64
 
 /* What a trial needs besides its point */
@@ -441,11 +441,7 @@ typedef struct trial_env {
 
 typedef struct trial_out {
     qj_compile_stats cst;
-    qj_eval_result er;
-    double runs[MAX_REPEATS];
-    int gpu_kernels, gpu_compiled; /* kernels the GPU model needed, and of those compiled now (not cached) */
-    int cpu_kernels, cpu_compiled; /* the same for the CPU's LLVM kernels */
-    double gpu_build_s;
+    cli_measured ms;
 } trial_out;
 
 /* One trial: compile the point's plan (through the quantization cache), build it on the device
@@ -458,9 +454,6 @@ static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out
     if (so->obj == OBJ_ERROR) return QJ_OK; /* exact: nothing to run */
     qj_plan *plan = NULL;
     qj_model *m = NULL;
-    qj_gpu_model *g = NULL;
-    qj_cpu_kernels *ck = NULL;
-    qj_gpu_params gp = qj_gpu_default_params();
     qj_status st = qj_search_plan(e->s, c, &plan);
     if (!st) st = qj_compile_model_cached(e->src, plan, e->qcache, 0, &m, &o->cst);
     if (!st) {
@@ -470,56 +463,14 @@ static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out
             st = qj_fail(QJ_ERR_INTERNAL, "compiled size %llu differs from the predicted %llu",
                          (unsigned long long)z.bytes, (unsigned long long)t->bytes);
     }
-    if (!st && so->cuda) {
-        gp.ordinal = e->ordinal;
-        gp.max_seq = QJ_DECODE_BENCH_POSITIONS;
-        const int cx = e->ep.ctx ? e->ep.ctx : m->cfg.seq_len;
-        if (so->need_ppl && cx > gp.max_seq) gp.max_seq = cx;
-        qj_gpu_build_stats bs;
-        st = qj_gpu_model_create(m, &gp, &g, &bs);
-        if (!st) {
-            o->gpu_kernels = bs.kernels;
-            o->gpu_compiled = bs.kernels - bs.cache_hits - bs.from_package;
-            o->gpu_build_s = bs.compile_seconds + bs.upload_seconds;
-        }
+    if (!st) {
+        cli_measure mp = {so->cuda, e->ordinal, so->need_ppl, e->ids, e->nid, e->ep,
+                          so->decode_tokens, so->obj == OBJ_THROUGHPUT ? so->repeats : 0, e->kcache != NULL, e->kcache};
+        st = cli_measure_model(m, &mp, &o->ms);
+        t->ppl = o->ms.er.ppl;
+        t->tps = o->ms.tps;
+        t->tps_var = o->ms.tps_log_var;
     }
-    if (!st && so->need_ppl) {
-        st = g ? qj_eval_nll_with(&m->cfg, gp.max_seq, cli_gpu_forward_fn, g, e->ids, e->nid, &e->ep, &o->er)
-               : qj_eval_nll(m, e->ids, e->nid, &e->ep, &o->er);
-        t->ppl = o->er.ppl;
-    }
-    if (!st && so->obj == OBJ_THROUGHPUT) {
-        if (!g && e->kcache) { /* a kernel seen in an earlier trial is not compiled again */
-            qj_cpu_attach_info ci;
-            st = qj_cpu_kernels_attach_cached(m, e->kcache, &ck, &ci, &o->cpu_compiled);
-            o->cpu_kernels = ci.n_kernels;
-        }
-        const int n = so->decode_tokens < m->cfg.seq_len ? so->decode_tokens : m->cfg.seq_len;
-        double warm = 0, sum = 0, lsum = 0, lsq = 0;
-        if (!st && !g) st = cli_cpu_decode(m, n < 8 ? n : 8, &warm); /* the GPU bench warms up itself */
-        for (int r = 0; r < so->repeats && !st; r++) {
-            qj_decode_bench db;
-            if (g) {
-                st = qj_gpu_decode_bench(g, so->decode_tokens, &db);
-                o->runs[r] = db.tokens_per_s;
-            } else
-                st = cli_cpu_decode(m, n, &o->runs[r]);
-            if (!st && !(o->runs[r] > 0)) st = qj_fail(QJ_ERR_INTERNAL, "decode measured %g tokens/s", o->runs[r]);
-            if (st) break;
-            sum += o->runs[r];
-            lsum += log(o->runs[r]);
-            lsq += log(o->runs[r]) * log(o->runs[r]);
-        }
-        if (!st) {
-            const int R = so->repeats;
-            t->tps = sum / R;
-            /* the variance of the mean of log tokens/s: the GP's noise for this trial */
-            const double var = R > 1 ? fmax(0.0, (lsq - lsum * lsum / R) / (R - 1)) : 0.0;
-            t->tps_var = var / R;
-        }
-    }
-    if (ck) qj_cpu_kernels_free(m, ck);
-    qj_gpu_model_free(g);
     qj_model_free(m);
     qj_plan_free(plan);
     return st;
@@ -1146,13 +1097,13 @@ static int search_main(int argc, char **argv, char **args) {
             cJSON_AddStringToObject(rec, "kind", how[j]);
             if (so.need_ppl) {
                 cJSON_AddNumberToObject(rec, "cal_PPL", t[nt].ppl);
-                cJSON_AddNumberToObject(rec, "nll", to.er.nll);
-                cJSON_AddNumberToObject(rec, "tokens", (double)to.er.tokens);
+                cJSON_AddNumberToObject(rec, "nll", to.ms.er.nll);
+                cJSON_AddNumberToObject(rec, "tokens", (double)to.ms.er.tokens);
             }
             if (so.obj == OBJ_THROUGHPUT) {
                 cJSON_AddNumberToObject(rec, "cal_throughput", t[nt].tps);
                 cJSON_AddNumberToObject(rec, "throughput_log_var", t[nt].tps_var);
-                cJSON_AddItemToObject(rec, "throughput_runs", cJSON_CreateDoubleArray(to.runs, so.repeats));
+                cJSON_AddItemToObject(rec, "throughput_runs", cJSON_CreateDoubleArray(to.ms.runs, so.repeats));
             }
             if (t[nt].error >= 0) cJSON_AddNumberToObject(rec, "layer_error", t[nt].error);
             cJSON_AddNumberToObject(rec, "model_size", (double)t[nt].bytes / 1e9);
@@ -1160,11 +1111,11 @@ static int search_main(int argc, char **argv, char **args) {
             cJSON_AddNumberToObject(rec, "acquisition", acq[j]);
             cJSON_AddNumberToObject(rec, "seconds", t[nt].seconds);
             if (so.cuda) {
-                cJSON_AddNumberToObject(rec, "gpu_kernels", to.gpu_kernels);
-                cJSON_AddNumberToObject(rec, "gpu_kernels_compiled", to.gpu_compiled);
-            } else if (to.cpu_kernels) {
-                cJSON_AddNumberToObject(rec, "cpu_kernels", to.cpu_kernels);
-                cJSON_AddNumberToObject(rec, "cpu_kernels_compiled", to.cpu_compiled);
+                cJSON_AddNumberToObject(rec, "gpu_kernels", to.ms.gpu_kernels);
+                cJSON_AddNumberToObject(rec, "gpu_kernels_compiled", to.ms.gpu_compiled);
+            } else if (to.ms.cpu_kernels) {
+                cJSON_AddNumberToObject(rec, "cpu_kernels", to.ms.cpu_kernels);
+                cJSON_AddNumberToObject(rec, "cpu_kernels_compiled", to.ms.cpu_compiled);
             }
             cJSON_AddItemToObject(rec, "quant_config", qj_search_config(s, c));
             char *js = cJSON_PrintUnformatted(rec);
@@ -1196,9 +1147,9 @@ static int search_main(int argc, char **argv, char **args) {
             if (so.obj != OBJ_ERROR && t[nt - 1].error >= 0)
                 el += (size_t)snprintf(ext + el, sizeof ext - el, "  error %.5f", t[nt - 1].error);
             if (so.cuda)
-                snprintf(ext + el, sizeof ext - el, "  %d kernels, %d compiled", to.gpu_kernels, to.gpu_compiled);
-            else if (to.cpu_kernels)
-                snprintf(ext + el, sizeof ext - el, "  %d CPU kernels, %d compiled", to.cpu_kernels, to.cpu_compiled);
+                snprintf(ext + el, sizeof ext - el, "  %d kernels, %d compiled", to.ms.gpu_kernels, to.ms.gpu_compiled);
+            else if (to.ms.cpu_kernels)
+                snprintf(ext + el, sizeof ext - el, "  %d CPU kernels, %d compiled", to.ms.cpu_kernels, to.ms.cpu_compiled);
             char qz[80] = "";
             if (so.obj != OBJ_ERROR)
                 snprintf(qz, sizeof qz, " (%d of %d tensors quantized before)", to.cst.cached_tensors,

@@ -135,6 +135,31 @@ int cli_mpi_available(void);
 qj_status cli_mpi_start(int *argc, char ***argv, size_t stop_bytes, cli_mpi *out, cli_pool **pool);
 void cli_mpi_end(cli_mpi *m, int failed);
 
+/* What to measure on a compiled model (cli/measure.c): perplexity on ids (ppl), batch-1 decode
+ * tokens/s repeats times over decode_tokens steps (repeats 0: none), on the GPU (cuda, device
+ * ordinal: the model is built there, kernels through the kernel cache) or the CPU (cpu_kernels:
+ * decode on the LLVM kernels, from kcache when given, else the reference forward). */
+#define CLI_MAX_REPEATS 16
+typedef struct cli_measure {
+    int cuda, ordinal;
+    int ppl;
+    const int *ids;
+    size_t nid;
+    qj_eval_params ep;
+    int decode_tokens, repeats;
+    int cpu_kernels;
+    qj_cpu_kcache *kcache;
+} cli_measure;
+typedef struct cli_measured { /* plain data: the search's workers send it as bytes */
+    qj_eval_result er;
+    double runs[CLI_MAX_REPEATS]; /* tokens/s of each repeat */
+    double tps, tps_log_var;      /* their mean, and the variance of the mean of their logs */
+    int gpu_kernels, gpu_compiled; /* kernels the GPU model needed, and of those compiled now */
+    int cpu_kernels, cpu_compiled; /* the same for the CPU's LLVM kernels */
+    double gpu_build_s;
+} cli_measured;
+qj_status cli_measure_model(qj_model *m, const cli_measure *p, cli_measured *out);
+
 /* The GPU forward of a qj_gpu_model (ctx) as a qj_forward_fn, for qj_eval_nll_with. */
 qj_status cli_gpu_forward_fn(void *ctx, int token, int pos, const float **logits);
 

@@ -175,6 +175,37 @@ uint64_t qj_search_bytes(const qj_search *s, const int *choice) {
     return b;
 }
 
+/* Block i's linears under plan: *sum += each one's squared relative output error, *n += their
+ * number (a linear the plan keeps dense adds 0 to the sum and 1 to n). */
+static qj_status block_err2(const qj_model *src, const qj_plan *plan, int i, int64_t max_rows, uint64_t seed, double *sum,
+                            int *n) {
+    for (int l = 0; l < QJ_LIN_COUNT; l++) {
+        const qj_tensor *w = qj_layer_linear((qj_layer *)&src->layers[i], (qj_linear)l);
+        const qj_tensor_plan *tp = qj_plan_linear(plan, i, (qj_linear)l);
+        (*n)++;
+        if (qj_tensor_plan_dtype(tp, w->dtype) != QJ_DTYPE_Q) continue;
+        double a, b;
+        qj_status st = qj_quant_output_error(w, &tp->q, max_rows, seed, &a, &b);
+        if (st) return st;
+        *sum += b > 0 ? a / b : 0.0;
+    }
+    return QJ_OK;
+}
+
+qj_status qj_plan_output_error(const qj_model *src, const qj_plan *plan, int64_t max_rows, uint64_t seed, double *err) {
+    double sum = 0;
+    int n = 0;
+    *err = -1;
+    if (plan->n_layers != src->cfg.n_layers)
+        return qj_fail(QJ_ERR_INVALID, "plan has %d layers, model has %d", plan->n_layers, src->cfg.n_layers);
+    for (int i = 0; i < src->cfg.n_layers; i++) {
+        qj_status st = block_err2(src, plan, i, max_rows, seed, &sum, &n);
+        if (st) return st;
+    }
+    *err = n ? sqrt(sum / n) : 0.0;
+    return QJ_OK;
+}
+
 qj_status qj_search_measure_error(qj_search *s, const qj_model *src, int64_t max_rows, uint64_t seed, int progress) {
     const int L = s->layers;
     double *e2 = calloc((size_t)L * MAXV * MAXV, sizeof *e2);
@@ -201,15 +232,7 @@ qj_status qj_search_measure_error(qj_search *s, const qj_model *src, int64_t max
                 if ((st = qj_search_plan(s, ch, &plan))) break;
                 double sum = 0;
                 int n = 0;
-                for (int l = 0; l < QJ_LIN_COUNT && !st; l++) {
-                    const qj_tensor *w = qj_layer_linear((qj_layer *)&src->layers[i], (qj_linear)l);
-                    const qj_tensor_plan *tp = qj_plan_linear(plan, i, (qj_linear)l);
-                    n++;
-                    if (qj_tensor_plan_dtype(tp, w->dtype) != QJ_DTYPE_Q) continue; /* kept dense: no error */
-                    double a, b;
-                    if ((st = qj_quant_output_error(w, &tp->q, max_rows, seed, &a, &b))) break;
-                    sum += b > 0 ? a / b : 0.0;
-                }
+                st = block_err2(src, plan, i, max_rows, seed, &sum, &n);
                 qj_plan_free(plan);
                 e2[((size_t)i * MAXV + bi) * MAXV + gi] = sum;
                 if (bi == 0 && gi == 0) terms += n;

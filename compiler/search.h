@@ -53,6 +53,8 @@ uint64_t qj_search_bytes(const qj_search *s, const int *choice);
  * error), exact for any point without compiling it (-1 before the measurement). */
 qj_status qj_search_measure_error(qj_search *s, const qj_model *src, int64_t max_rows, uint64_t seed, int progress);
 double qj_search_error(const qj_search *s, const int *choice);
+/* The same measure for any plan of src (its lm_head and embedding are not counted). */
+qj_status qj_plan_output_error(const qj_model *src, const qj_plan *plan, int64_t max_rows, uint64_t seed, double *err);
 /* Points of error above max_error (0: none) are infeasible from now on: qj_search_initial,
  * qj_search_propose and qj_search_random never return one (needs qj_search_measure_error). */
 void qj_search_set_max_error(qj_search *s, double max_error);

@@ -263,9 +263,12 @@ int main(void) {
                 sum += e2 / r2;
                 terms++;
             }
+        double perr = -1;
+        if (p) QJ_CHECK_OK(qj_plan_output_error(src, p, 0, 1, &perr));
         qj_plan_free(p);
         const double want = sqrt(sum / terms), got = qj_search_error(s, c);
         QJ_CHECK_MSG(fabs(got - want) <= 1e-12 * want, "point error %.15g, measured %.15g", got, want);
+        QJ_CHECK_MSG(fabs(perr - want) <= 1e-12 * want, "the plan's error %.15g, measured %.15g", perr, want);
         /* under an error limit: initial and random points stay within it */
         const double elim = got;
         qj_search_set_max_error(s, elim);

@@ -181,6 +181,14 @@ for row in "bf16 baseline" "int8wo uniform quantization" "int4wo uniform quantiz
 done
 best=$(python3 -c 'import json,sys; print("%.4f" % min(json.loads(l)["cal_PPL"] for l in list(open(sys.argv[1]))[1:]))' "$T/a.jsonl")
 case "$out" in *"| BO mixed-precision quantization  | $best |"*) ok ;; *) bad "BO row is not the history's best $best: $out" ;; esac
+# qjit baselines --throughput: the seed's other table; without a text the accuracy column is the
+# layer-output error, and the BO row is the throughput history's fastest trial (its error as recorded)
+out=$("$Q" baselines --model "$M" --throughput --decode-tokens 16 --repeats 2 --history "$T/t.jsonl" 2>&1) &&
+  ok || bad "baselines --throughput: $out"
+case "$out" in *"|layer error | throughput|"*"| bf16 baseline  | 0.00000 | "*) ok ;; *) bad "throughput table: $out" ;; esac
+be=$(python3 -c 'import json,sys; t=max((json.loads(l) for l in list(open(sys.argv[1]))[1:]), key=lambda t: t["cal_throughput"]); print("%.5f" % t["layer_error"])' "$T/t.jsonl")
+case "$out" in *"| BO mixed-precision quantization  | $be | "*) ok ;; *) bad "BO row is not the fastest trial's (error $be): $out" ;; esac
+expect_fail "--device cuda goes with --throughput" "$Q" baselines --model "$M" --text "$TXT" --device cuda
 expect_fail "missing.jsonl" "$Q" baselines --model "$M" --text "$TXT" --history "$T/missing.jsonl"
 
 # refusals
