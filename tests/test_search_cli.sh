@@ -10,15 +10,8 @@
 # (worker processes, batches of two) a run is reproducible and resumes after a kill
 # to the same history; bad settings and inputs are refused with a message.
 set -u
-Q=${QJIT:?QJIT not set}
-S=${QJ_SHARED:-}
-M=$S/models/stories260K/stories260K.bin
-TXT=$S/data/tinystories/valid_prefix.txt
-if [ ! -f "$M" ] || [ ! -f "$TXT" ]; then echo "SKIP: stories260K or TinyStories not found (QJ_SHARED)"; exit 77; fi
-command -v python3 >/dev/null || { echo "SKIP: python3 (compares histories)"; exit 77; }
-T=${QJ_TEST_TMP:-/tmp}/search
-rm -rf "$T"; mkdir -p "$T"
-source "$(dirname "$0")/cli_lib.sh" # ok, bad, expect_fail NEEDLE CMD...
+source "$(dirname "$0")/cli_lib.sh"
+search_test_setup search
 # the size of uniform int4-g64: the limit
 LIM=$("$Q" eval --model "$M" --plan int4-g64 --text "$TXT" --max-tokens 200 --json |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["size_bytes"] / 1e9)')
@@ -45,18 +38,7 @@ for i, t in enumerate(lines[1:]):
     assert t["cal_PPL"] > 1 and len(t["quant_config"]) == 10
 EOF
 
-same() { # same trials (everything but the timings) in two histories
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-def load(p):
-    out = []
-    for l in open(p):
-        d = json.loads(l); d.pop("seconds", None); out.append(d)
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-sys.exit(0 if a == b else 1)
-EOF
-}
+same() { same_history "$@"; }
 # stopped after 5 trials, an append cut short, then resumed
 run --trials 5 --history "$T/b.jsonl" --output "$T/b.csv" >/dev/null 2>&1 && ok || bad "short run"
 printf '{"trial":5,"kind":"bo","cal_P' >> "$T/b.jsonl"

@@ -8,15 +8,8 @@
 # within 1e-3 relative; --gpus runs the trials in worker processes, one per device.
 # Skips (77) without a CUDA device or ../shared.
 set -u
-Q=${QJIT:?QJIT not set}
-S=${QJ_SHARED:-}
-M=$S/models/stories260K/stories260K.bin
-TXT=$S/data/tinystories/valid_prefix.txt
-if [ ! -f "$M" ] || [ ! -f "$TXT" ]; then echo "SKIP: stories260K or TinyStories not found (QJ_SHARED)"; exit 77; fi
-command -v python3 >/dev/null || { echo "SKIP: python3 (reads histories)"; exit 77; }
-T=${QJ_TEST_TMP:-/tmp}/search_gpu
-rm -rf "$T"; mkdir -p "$T"
 source "$(dirname "$0")/cli_lib.sh"
+search_test_setup search_gpu
 if ! "$Q" bench --model "$M" --device cuda --tokens 4 >"$T/probe.txt" 2>&1; then
   echo "SKIP: no CUDA device here ($(tail -1 "$T/probe.txt"))"; exit 77
 fi

@@ -6,16 +6,9 @@
 # batches of two proposed the same way. Skips (77) without MPI in the build, mpirun,
 # ../shared or python3.
 set -u
-Q=${QJIT:?QJIT not set}
-S=${QJ_SHARED:-}
-M=$S/models/stories260K/stories260K.bin
-TXT=$S/data/tinystories/valid_prefix.txt
-if [ ! -f "$M" ] || [ ! -f "$TXT" ]; then echo "SKIP: stories260K or TinyStories not found (QJ_SHARED)"; exit 77; fi
-command -v python3 >/dev/null || { echo "SKIP: python3 (compares histories)"; exit 77; }
-command -v mpirun >/dev/null || { echo "SKIP: no mpirun (Open MPI)"; exit 77; }
-T=${QJ_TEST_TMP:-/tmp}/search_mpi
-rm -rf "$T"; mkdir -p "$T"
 source "$(dirname "$0")/cli_lib.sh"
+search_test_setup search_mpi
+command -v mpirun >/dev/null || { echo "SKIP: no mpirun (Open MPI)"; exit 77; }
 if ! ldd "$Q" 2>/dev/null | grep -q libmpi; then
   echo "SKIP: this qjit was built without MPI"; exit 77
 fi
@@ -30,17 +23,8 @@ out=$(timeout 300 mpirun -np 3 "$Q" search "${args[@]}" --mpi --history "$T/m.js
   ok || bad "mpirun -np 3 qjit search --mpi: $out"
 case "$out" in *"2 MPI worker ranks"*"------Best config------"*) ok ;; *) bad "no MPI worker line or best block: $out" ;; esac
 "$Q" search "${args[@]}" --workers 2 --history "$T/w.jsonl" --output "$T/w.csv" >/dev/null 2>&1 && ok || bad "--workers 2"
-python3 - "$T/m.jsonl" "$T/w.jsonl" <<'EOF' && ok || bad "MPI history differs from the --workers 2 one"
-import json, sys
-def load(p):
-    out = []
-    for l in open(p):
-        d = json.loads(l); d.pop("seconds", None); out.append(d)
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-assert len(a) == 9, len(a)
-sys.exit(0 if a == b else 1)
-EOF
+[ "$(wc -l < "$T/m.jsonl")" -eq 9 ] && same_history "$T/m.jsonl" "$T/w.jsonl" && ok ||
+  bad "MPI history differs from the --workers 2 one"
 # one rank only: refused, nothing left behind
 out=$(timeout 60 mpirun -np 1 "$Q" search "${args[@]}" --mpi --history "$T/one.jsonl" 2>&1); rc=$?
 [ $rc -ne 0 ] && case "$out" in *"at least one worker"*) true ;; *) false ;; esac && ok || bad "mpirun -np 1 ($rc): $out"
