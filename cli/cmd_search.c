@@ -667,10 +667,11 @@ static void print_uniform(const qj_search *s, uint64_t max_bytes, int *tmp) {
                 continue;
             }
             const double err = qj_search_error(s, tmp);
-            char es[48] = "";
+            char es[48] = "", name[32];
             if (err >= 0) snprintf(es, sizeof es, "  layer-output error %.5f", err);
-            printf("  int%d-%s%-4d %10.6f GB%s  %s\n", bits, grp ? "g" : "pc", grp ? grp : 0,
-                   (double)qj_search_bytes(s, tmp) / 1e9, es,
+            if (grp) snprintf(name, sizeof name, "int%d-g%d", bits, grp);
+            else snprintf(name, sizeof name, "int%d-pc", bits);
+            printf("  %-11s %10.6f GB%s  %s\n", name, (double)qj_search_bytes(s, tmp) / 1e9, es,
                    qj_search_feasible(s, tmp, max_bytes) ? "within the limits" : "over a limit");
         }
 }
