@@ -182,9 +182,8 @@ int cmd_baselines(int argc, char **argv) {
     const char *names[5] = {"bf16 baseline", "int8wo uniform quantization", "int4wo uniform quantization",
                             "manual baseline", "BO mixed-precision quantization"};
     const char *specs[3] = {"bf16", "int8-pc-sym", "int4-g128"};
-    const char *ck = getenv("QJ_CPU_KERNELS");
     const cli_measure mp = {use_cuda, 0, has_text, ids, nid, ep, (int)decode_tokens, throughput ? (int)repeats : 0,
-                            !use_cuda && qj_cpu_llvm_available() && !(ck && !strcmp(ck, "reference")), NULL};
+                            !use_cuda && cli_cpu_jit_enabled(), NULL};
     if (throughput)
         printf("|    %s   |%s | throughput|\n| ---------------- | ------ | ------ |\n", cm.src->origin,
                has_text ? "ppl" : "layer error");

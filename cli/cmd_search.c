@@ -325,7 +325,7 @@ static qj_status write_plots(const char *prefix, const char *history, const sear
            *by = gy + 3 * n;
     int nu = 0, nf = 0;
     for (int i = 0; i < n; i++) {
-        ax[i] = tput ? second_value(so, &t[i]) : (double)t[i].bytes / 1e9;
+        ax[i] = second_value(so, &t[i]); /* the size, or for throughput the accuracy it is held to */
         ay[i] = trial_value(so, &t[i]);
         if (uniform_point(s, t[i].choice)) ux[nu] = ax[i], uy[nu++] = ay[i];
         ord[i] = i;
@@ -444,14 +444,22 @@ typedef struct trial_out {
     cli_measured ms;
 } trial_out;
 
+/* A trial's values: what was measured, and its exact size and error */
+static void trial_take(trial *t, const qj_search *s, const int *c, const cli_measured *ms) {
+    t->error = qj_search_error(s, c);
+    t->bytes = qj_search_bytes(s, c);
+    t->ppl = ms->er.ppl;
+    t->tps = ms->tps;
+    t->tps_var = ms->tps_log_var;
+}
+
 /* One trial: compile the point's plan (through the quantization cache), build it on the device
- * (kernels through the kernel cache), measure what the objective and limits need. */
-static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out *o) {
+ * (kernels through the kernel cache), measure what the objective and limits need (into o; the
+ * error objective, exact, runs nothing). */
+static qj_status run_trial(const trial_env *e, const int *c, trial_out *o) {
     const search_opts *so = e->so;
     memset(o, 0, sizeof *o);
-    t->error = qj_search_error(e->s, c);
-    t->bytes = qj_search_bytes(e->s, c);
-    if (so->obj == OBJ_ERROR) return QJ_OK; /* exact: nothing to run */
+    if (so->obj == OBJ_ERROR) return QJ_OK;
     qj_plan *plan = NULL;
     qj_model *m = NULL;
     qj_status st = qj_search_plan(e->s, c, &plan);
@@ -459,17 +467,14 @@ static qj_status run_trial(const trial_env *e, const int *c, trial *t, trial_out
     if (!st) {
         qj_size_info z;
         qj_model_size(m, &z);
-        if (z.bytes != t->bytes)
+        if (z.bytes != qj_search_bytes(e->s, c))
             st = qj_fail(QJ_ERR_INTERNAL, "compiled size %llu differs from the predicted %llu",
-                         (unsigned long long)z.bytes, (unsigned long long)t->bytes);
+                         (unsigned long long)z.bytes, (unsigned long long)qj_search_bytes(e->s, c));
     }
     if (!st) {
         cli_measure mp = {so->cuda, e->ordinal, so->need_ppl, e->ids, e->nid, e->ep,
                           so->decode_tokens, so->obj == OBJ_THROUGHPUT ? so->repeats : 0, e->kcache != NULL, e->kcache};
         st = cli_measure_model(m, &mp, &o->ms);
-        t->ppl = o->ms.er.ppl;
-        t->tps = o->ms.tps;
-        t->tps_var = o->ms.tps_log_var;
     }
     qj_model_free(m);
     qj_plan_free(plan);
@@ -484,8 +489,7 @@ typedef struct wire_req {
 } wire_req;
 typedef struct wire_res {
     int32_t magic, trial, status, pad;
-    double ppl, tps, tps_var, seconds;
-    uint64_t bytes;
+    double seconds;
     trial_out to;
     char err[1024];
 } wire_res;
@@ -511,17 +515,10 @@ static int worker_loop(const trial_env *env, int nc, int mpi) {
         memset(&rs, 0, sizeof rs);
         rs.magic = WIRE_MAGIC;
         rs.trial = rq.trial;
-        trial tt;
-        memset(&tt, 0, sizeof tt);
-        tt.choice = c;
         const double ts = qj_now();
-        rs.status = (int32_t)run_trial(env, c, &tt, &rs.to);
+        rs.status = (int32_t)run_trial(env, c, &rs.to);
         rs.seconds = qj_now() - ts;
         if (rs.status) snprintf(rs.err, sizeof rs.err, "%s", qj_last_error());
-        rs.ppl = tt.ppl;
-        rs.tps = tt.tps;
-        rs.tps_var = tt.tps_var;
-        rs.bytes = tt.bytes;
         if (cli_worker_write(out, &rs, sizeof rs)) break;
     }
     free(c);
@@ -535,14 +532,26 @@ typedef struct proposer {
     const search_opts *so;
     const qj_search *s;
     const trial *t;
-    const double *X, *G, *Y, *Yn, *Yc; /* (trials, d) coordinates; GP target; objective; noise; log NLL */
-    const int *hist;                   /* (trials, nc) the trials' points */
+    double *X, *G, *Y, *Yn, *Yc; /* (trials, d) coordinates; GP target; objective; noise; log NLL */
+    int *hist;                   /* (trials, nc) the trials' points */
     const int *pts;                    /* (n_pts, nc) the initial points */
     int n_pts, nc, d, random_search;
     uint64_t max_bytes, bytes_off, seed;
     double *sx, *sg, *sn, *sc; /* scratch: (trials + batch) rows */
     int *sh, *starts;          /* scratch: (trials + batch, nc) and (4, nc) */
 } proposer;
+
+/* Trial i (measured) as rows of the GP's data. Throughput: the GP models the log of the achieved
+ * bandwidth (tokens/s x bytes read per step), the bytes being exact for every point. */
+static void proposer_add(const proposer *P, int i) {
+    const trial *t = &P->t[i];
+    qj_search_encode(P->s, t->choice, P->X + (size_t)i * P->d);
+    memcpy(P->hist + (size_t)i * P->nc, t->choice, (size_t)P->nc * sizeof *P->hist);
+    P->Y[i] = trial_y(P->so, t);
+    P->G[i] = P->so->obj == OBJ_THROUGHPUT ? P->Y[i] - log((double)(t->bytes - P->bytes_off)) : P->Y[i];
+    P->Yn[i] = t->tps_var;
+    if (P->so->need_ppl) P->Yc[i] = gp_target(t->ppl);
+}
 
 /* The points of trials b0 .. b0 + bn - 1, from the trials before b0 only (so a batch cut short
  * by an interruption is proposed again the same way): the initial points; random untried
@@ -643,8 +652,7 @@ static qj_status propose_batch(const proposer *P, int b0, int bn, int *bp, doubl
 
 /* CPU throughput trials decode on the LLVM kernels (unless QJ_CPU_KERNELS=reference or no LLVM) */
 static int cpu_kernels_wanted(const search_opts *so) {
-    const char *ck = getenv("QJ_CPU_KERNELS");
-    return so->obj == OBJ_THROUGHPUT && !so->cuda && qj_cpu_llvm_available() && !(ck && !strcmp(ck, "reference"));
+    return so->obj == OBJ_THROUGHPUT && !so->cuda && cli_cpu_jit_enabled();
 }
 
 static qj_status parse_gb(const char *arg, const char *opt, int zero_ok, double *out) {
@@ -1024,18 +1032,11 @@ static int search_main(int argc, char **argv, char **args) {
     env.ep.progress = 0;
     double t0 = qj_now(), spent = 0;
     int ran = 0;
-    /* throughput: the GP models the log of the achieved bandwidth (tokens/s x bytes read per
-     * step), the bytes themselves being exact for every point; bytes_off: the embedding table,
-     * which a step does not read (one row) unless it is also the head */
+    /* bytes_off: the embedding table, which a step does not read (one row) unless it is also the head */
     const uint64_t bytes_off = cm.src->cfg.tied_embeddings ? 0 : (uint64_t)qj_tensor_bytes(&cm.src->tok_embedding);
-    for (int i = 0; i < nt; i++) {
-        qj_search_encode(s, t[i].choice, X + (size_t)i * d);
-        memcpy(hist + (size_t)i * nc, t[i].choice, (size_t)nc * sizeof *hist);
-        Y[i] = trial_y(&so, &t[i]);
-        G[i] = so.obj == OBJ_THROUGHPUT ? Y[i] - log((double)(t[i].bytes - bytes_off)) : Y[i];
-        Yn[i] = t[i].tps_var;
-        if (so.need_ppl) Yc[i] = gp_target(t[i].ppl);
-    }
+    proposer P = {&so, s, t, X, G, Y, Yn, Yc, hist, pts, n_pts, nc, d, random_search, max_bytes, bytes_off, seed,
+                  sx, sg, sn, sc, sh, starts};
+    for (int i = 0; i < nt; i++) proposer_add(&P, i);
     if (mpi.active)
         printf("%d MPI worker ranks; trials in batches of %d\n", W, W);
     else if (W > 1) { /* worker processes, each with its share of the cores (and of the quantization cache) */
@@ -1050,8 +1051,6 @@ static int search_main(int argc, char **argv, char **args) {
         } else
             printf("%d worker processes on the CPU; trials in batches of %d\n", W, W);
     }
-    proposer P = {&so, s, t, X, G, Y, Yn, Yc, hist, pts, n_pts, nc, d, random_search, max_bytes, bytes_off, seed,
-                  sx, sg, sn, sc, sh, starts};
     while (nt < trials) {
         /* a batch: its points from the trials before it, run at once, recorded in order (a batch
          * cut short is proposed again the same way and only its missing trials run) */
@@ -1077,21 +1076,17 @@ static int search_main(int argc, char **argv, char **args) {
                     qj_fail((qj_status)rs.status, "trial %d (worker %d): %s", nt, j, rs.err);
                     goto fail;
                 }
-                t[nt].ppl = rs.ppl;
-                t[nt].tps = rs.tps;
-                t[nt].tps_var = rs.tps_var;
-                t[nt].bytes = rs.bytes;
-                t[nt].seconds = rs.seconds;
-                t[nt].error = qj_search_error(s, c);
                 to = rs.to;
+                t[nt].seconds = rs.seconds;
             } else {
                 const double ts = qj_now();
-                if (run_trial(&env, c, &t[nt], &to)) {
+                if (run_trial(&env, c, &to)) {
                     qj_fail_context(QJ_ERR_INVALID, "trial %d", nt);
                     goto fail;
                 }
                 t[nt].seconds = qj_now() - ts;
             }
+            trial_take(&t[nt], s, c, &to.ms);
             /* the record, appended before anything depends on it */
             cJSON *rec = cJSON_CreateObject();
             cJSON_AddNumberToObject(rec, "trial", nt);
@@ -1124,12 +1119,7 @@ static int search_main(int argc, char **argv, char **args) {
             qj_status st = js ? append_line(history, js) : qj_fail(QJ_ERR_NOMEM, "out of memory");
             free(js);
             if (st) goto fail;
-            qj_search_encode(s, c, X + (size_t)nt * d);
-            memcpy(hist + (size_t)nt * nc, c, (size_t)nc * sizeof *hist);
-            Y[nt] = trial_y(&so, &t[nt]);
-            G[nt] = so.obj == OBJ_THROUGHPUT ? Y[nt] - log((double)(t[nt].bytes - bytes_off)) : Y[nt];
-            Yn[nt] = t[nt].tps_var;
-            if (so.need_ppl) Yc[nt] = gp_target(t[nt].ppl);
+            proposer_add(&P, nt);
             nt++;
             ran++;
             if (write_csv(output, &so, s, t, nt)) goto fail;

@@ -147,7 +147,7 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
     const char *ck = getenv("QJ_CPU_KERNELS");
     if (ck && *ck && strcmp(ck, "reference") && strcmp(ck, "jit"))
         return qj_fail(QJ_ERR_INVALID, "QJ_CPU_KERNELS=\"%s\": expected jit (the default) or reference", ck);
-    if (!c->cuda && c->cpu_jit && !(ck && !strcmp(ck, "reference")) && qj_cpu_llvm_available()) {
+    if (!c->cuda && c->cpu_jit && cli_cpu_jit_enabled()) {
         qj_cpu_attach_info *ci = &c->cpu_info;
         if ((s = qj_cpu_kernels_attach_ex(c->run, c->cpu_code, &c->cpu_kernels, ci))) return s;
         if (ci->note[0]) fprintf(stderr, "%s\n", ci->note);
@@ -177,6 +177,11 @@ qj_status cli_model_open(cli_model *c, int need_tokenizer, int progress) {
                     c->gpu_stats.compile_seconds, (double)c->gpu_stats.weight_bytes / 1e9, c->gpu_stats.upload_seconds);
     }
     return QJ_OK;
+}
+
+int cli_cpu_jit_enabled(void) {
+    const char *ck = getenv("QJ_CPU_KERNELS");
+    return qj_cpu_llvm_available() && !(ck && !strcmp(ck, "reference"));
 }
 
 qj_status cli_cpu_decode(const qj_model *m, int n, double *tps) {

@@ -103,6 +103,10 @@ qj_forward_fn cli_forward_fn(cli_model *c, void **ctx, int *max_ctx);
 /* Print the label line of a synthetic model ("" otherwise). */
 const char *cli_synthetic_label(const qj_model *m);
 
+/* 1 when packed linears on the CPU run on the LLVM kernels: this build has LLVM and
+ * QJ_CPU_KERNELS is not "reference" */
+int cli_cpu_jit_enabled(void);
+
 /* tokens/s of n batch-1 decode steps of m on the CPU forward it has (the reference, or the
  * LLVM kernels attached to it), tokens 1 + i % 100 at positions 0..n-1 (n <= the context) */
 qj_status cli_cpu_decode(const qj_model *m, int n, double *tps);

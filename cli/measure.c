@@ -36,7 +36,6 @@ qj_status cli_measure_model(qj_model *m, const cli_measure *p, cli_measured *o) 
     if (!st && p->repeats > 0) {
         if (!g && p->cpu_kernels) { /* from the cache: a kernel seen in an earlier model is not compiled again */
             qj_cpu_attach_info ci;
-            o->cpu_compiled = -1;
             st = p->kcache ? qj_cpu_kernels_attach_cached(m, p->kcache, &ck, &ci, &o->cpu_compiled)
                            : qj_cpu_kernels_attach_ex(m, QJ_CPU_CODE_AUTO, &ck, &ci);
             o->cpu_kernels = ci.n_kernels;

@@ -47,10 +47,14 @@ struct qj_cpu_kernels {
     char target[256];
 };
 
+typedef struct kcache_entry {
+    qj_cpu_kspec spec;
+    qj_cpu_gemv_fn fn;
+} kcache_entry;
+
 struct qj_cpu_kcache {
     qj_cpu_jit *jit;
-    qj_cpu_kspec *spec; /* (n) the specs compiled, fn[i] the kernel of spec[i] */
-    qj_cpu_gemv_fn *fn;
+    kcache_entry *e;      /* (n) the specs compiled and their kernels */
     int n, cap, compiled; /* compiled: by the attach running now */
 };
 
@@ -241,8 +245,7 @@ qj_status qj_cpu_kcache_new(qj_cpu_kcache **out) {
 void qj_cpu_kcache_free(qj_cpu_kcache *c) {
     if (!c) return;
     qj_cpu_jit_free(c->jit);
-    free(c->spec);
-    free(c->fn);
+    free(c->e);
     free(c);
 }
 
@@ -251,24 +254,20 @@ int qj_cpu_kcache_size(const qj_cpu_kcache *c) { return c->n; }
 static qj_status kcache_lookup(void *ctx, const qj_cpu_kspec *s, qj_cpu_gemv_fn *fn) {
     qj_cpu_kcache *c = ctx;
     for (int i = 0; i < c->n; i++)
-        if (qj_cpu_kspec_equal(&c->spec[i], s)) {
-            *fn = c->fn[i];
+        if (qj_cpu_kspec_equal(&c->e[i].spec, s)) {
+            *fn = c->e[i].fn;
             return QJ_OK;
         }
     if (c->n == c->cap) {
         const int cap = c->cap ? 2 * c->cap : 32;
-        qj_cpu_kspec *ns = realloc(c->spec, (size_t)cap * sizeof *ns);
-        if (!ns) return qj_fail(QJ_ERR_NOMEM, "out of memory");
-        c->spec = ns;
-        qj_cpu_gemv_fn *nf = realloc(c->fn, (size_t)cap * sizeof *nf);
-        if (!nf) return qj_fail(QJ_ERR_NOMEM, "out of memory");
-        c->fn = nf;
+        kcache_entry *ne = realloc(c->e, (size_t)cap * sizeof *ne);
+        if (!ne) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+        c->e = ne;
         c->cap = cap;
     }
     qj_status st = qj_cpu_jit_gemv(c->jit, s, fn);
     if (st) return st;
-    c->spec[c->n] = *s;
-    c->fn[c->n++] = *fn;
+    c->e[c->n++] = (kcache_entry){*s, *fn};
     c->compiled++;
     return QJ_OK;
 }
