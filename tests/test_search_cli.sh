@@ -135,6 +135,17 @@ assert abs(tr[0]["layer_error"] - float(sys.argv[2])) < 1e-5, (tr[0]["layer_erro
 EOF
 best=$(python3 -c 'import json,sys; print("%g" % max(json.loads(l)["cal_throughput"] for l in list(open(sys.argv[1]))[1:]))' "$T/t.jsonl")
 case "$out" in *"{'cal_throughput': $best,"*) ok ;; *) bad "best is not the history's fastest $best: $out" ;; esac
+# a throughput history whose trial lacks its measurement is refused on --resume, naming the line
+python3 - "$T/t.jsonl" "$T/tbad.jsonl" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+del lines[2]["cal_throughput"]
+open(sys.argv[2], "w").write("".join(json.dumps(l, separators=(",", ":")) + "\n" for l in lines))
+EOF
+cp "$T/tbad.jsonl" "$T/tbad.before"
+expect_fail 'tbad.jsonl:3: "cal_throughput" is missing' "$Q" search --model "$M" --objective throughput --max-error 0.06 \
+  --trials 7 --init 3 --repeats 3 --decode-tokens 32 --history "$T/tbad.jsonl" --output "$T/tbad.csv" --resume
+cmp -s "$T/tbad.jsonl" "$T/tbad.before" && [ ! -f "$T/tbad.csv" ] && ok || bad "the refused resume changed the history or wrote a CSV"
 # throughput under a perplexity limit: the second GP; the best meets the limit
 out=$("$Q" search --model "$M" --objective throughput --max-ppl 12 --text "$TXT" --max-tokens 200 --trials 5 --init 3 \
   --repeats 2 --decode-tokens 16 --history "$T/tp.jsonl" --output "$T/tp.csv" 2>&1) && ok || bad "max-ppl search: $out"
