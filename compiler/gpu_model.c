@@ -54,12 +54,30 @@ struct qj_gpu_model {
     qj_dptr prepped[4]; /* per prep kind: the x the prepared activations hold (during one forward) */
     int fused_prep;     /* the prep kind the ops kernels write for the matmuls after them */
     int steps;
+    unsigned skip; /* QJ_STEP_SKIP: launch kinds left out of each step (timing only; outputs are then wrong) */
     uint64_t bytes_per_token;
     /* every device allocation, for free */
     qj_dptr *allocs;
     int n_allocs, cap_allocs;
     int *tok_host, *pos_host; /* (batch) */
 };
+
+/* QJ_STEP_SKIP (a comma list of the names below): launch kinds the step
+ * leaves out, so a decode benchmark's difference with and without is what
+ * they cost inside the graph. For timing only: the outputs are then wrong. */
+enum { SK_EMBED = 1, SK_NORM = 2, SK_ROPE = 4, SK_ATT = 8, SK_SWIGLU = 16, SK_QKV = 32, SK_O = 64, SK_GU = 128,
+       SK_DOWN = 256, SK_HEAD = 512 };
+static unsigned step_skip_mask(const char *e) {
+    static const char *names[] = {"embed", "norm", "rope", "att", "swiglu", "qkv", "o", "gu", "down", "head"};
+    unsigned m = 0;
+    while (e && *e) {
+        size_t n = strcspn(e, ",");
+        for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+            if (strlen(names[i]) == n && !strncmp(e, names[i], n)) m |= 1u << i;
+        e += n + (e[n] == ',');
+    }
+    return m;
+}
 
 qj_gpu_params qj_gpu_default_params(void) {
     qj_gpu_params p = {0, 0, 1, 0, 1, 1};
@@ -335,6 +353,10 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
         /* kernels overlap their start with the previous one's end (sm_90+); QJ_PDL=0 turns it off */
         const char *e = getenv("QJ_PDL");
         st->pdl = qj_cuda_set_pdl(g->cu, !(e && !strcmp(e, "0")));
+        g->skip = step_skip_mask(getenv("QJ_STEP_SKIP"));
+        if (g->skip)
+            fprintf(stderr, "qjit: QJ_STEP_SKIP=%s leaves launches out of every step: timing only, outputs are wrong\n",
+                    getenv("QJ_STEP_SKIP"));
     }
     const qj_cuda_info *I = qj_cuda_get_info(g->cu);
     char arch[32];
@@ -463,9 +485,10 @@ void qj_gpu_model_free(qj_gpu_model *g) {
 /* Launches reading the same x with the same prep kind share one prep (the
  * prepared layout depends only on the kind, K and batch, and every launch of
  * one x has its K). */
-static qj_status gemv(qj_gpu_model *g, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
+static qj_status gemv(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
     qj_status s;
     int kind = qj_gemv_prep_kind(&d->spec);
+    if (g->skip & sk) return QJ_OK;
     if (kind && g->prepped[kind] != x) {
         if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
         g->prepped[kind] = x;
@@ -473,8 +496,9 @@ static qj_status gemv(qj_gpu_model *g, dev_linear *d, qj_dptr x, int x_stride, q
     return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, y_stride);
 }
 
-static qj_status launch(qj_gpu_model *g, qj_cufunc f, unsigned grid, unsigned smem, void **args) {
+static qj_status launch(qj_gpu_model *g, unsigned sk, qj_cufunc f, unsigned grid, unsigned smem, void **args) {
     memset(g->prepped, 0, sizeof g->prepped); /* every ops kernel writes some matmul input */
+    if (g->skip & sk) return QJ_OK;
     return qj_cuda_launch(g->cu, f, grid, (unsigned)g->batch, 1, QJ_OPS_THREADS, 1, 1, smem, g->stream, args);
 }
 
@@ -498,7 +522,7 @@ static qj_status norm(qj_gpu_model *g, qj_dptr w, qj_dptr res, dev_linear *const
     qj_dptr xq, xc;
     fused_prep_bufs(g, cons, n, &xq, &xc);
     void *a[] = {&g->x, &res, &w, &g->xb, &xq, &xc};
-    qj_status s = launch(g, g->f_rmsnorm, 1, 0, a);
+    qj_status s = launch(g, SK_NORM, g->f_rmsnorm, 1, 0, a);
     if (!s && xq) g->prepped[g->fused_prep] = g->xb;
     return s;
 }
@@ -509,7 +533,7 @@ static qj_status enqueue_step(qj_gpu_model *g) {
     qj_status s;
     {
         void *a[] = {&g->emb_w, &g->emb_s, &g->emb_z, &g->d_token, &g->x};
-        if ((s = launch(g, g->f_embed, 1, 0, a))) return s;
+        if ((s = launch(g, SK_EMBED, g->f_embed, 1, 0, a))) return s;
     }
     qj_dptr res = 0; /* the residual still to add into x: the last block's output */
     for (int i = 0; i < c->n_layers; i++) {
@@ -529,40 +553,40 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         if ((s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
         const int sq = g->L.qkv, sg = g->L.gu, sx = g->L.x; /* output rows: one q|k|v (gate|up) row per batch row */
         if (D->fused_qkv) {
-            if ((s = gemv(g, &D->qkv, g->xb, g->xb_stride, g->q, sq))) return s;
-        } else if ((s = gemv(g, qkv[0], g->xb, g->xb_stride, g->q, sq)) ||
-                   (s = gemv(g, qkv[1], g->xb, g->xb_stride, g->k, sq)) || (s = gemv(g, qkv[2], g->xb, g->xb_stride, g->v, sq)))
+            if ((s = gemv(g, SK_QKV, &D->qkv, g->xb, g->xb_stride, g->q, sq))) return s;
+        } else if ((s = gemv(g, SK_QKV, qkv[0], g->xb, g->xb_stride, g->q, sq)) ||
+                   (s = gemv(g, SK_QKV, qkv[1], g->xb, g->xb_stride, g->k, sq)) || (s = gemv(g, SK_QKV, qkv[2], g->xb, g->xb_stride, g->v, sq)))
             return s;
         void *ar[] = {&g->q, &g->k, &g->v, &D->bq, &D->bk, &D->bv, &g->rope_cos, &g->rope_sin, &g->d_pos, &kc, &vc};
         int items = (c->n_heads + c->n_kv_heads) * (c->head_dim / 2) + kvd;
-        if ((s = launch(g, g->f_qkv_rope, cdiv(items, QJ_OPS_THREADS), 0, ar))) return s;
+        if ((s = launch(g, SK_ROPE, g->f_qkv_rope, cdiv(items, QJ_OPS_THREADS), 0, ar))) return s;
         dev_linear *ol[1] = {&D->lin[QJ_LIN_O]};
         /* heads of whole prep blocks (32 values; 128 for the integer-MMA prep): prep fused */
         qj_dptr oq, oc;
         fused_prep_bufs(g, ol, 1, &oq, &oc);
         if (c->head_dim % (g->fused_prep == QJ_PREP_IM ? 128 : 32)) oq = oc = 0;
         void *aa[] = {&g->q, &kc, &vc, &g->d_pos, &g->att, &oq, &oc};
-        if ((s = launch(g, g->f_attention, (unsigned)c->n_heads, (unsigned)g->max_seq * 4, aa))) return s;
+        if ((s = launch(g, SK_ATT, g->f_attention, (unsigned)c->n_heads, (unsigned)g->max_seq * 4, aa))) return s;
         if (oq) g->prepped[g->fused_prep] = g->att;
-        if ((s = gemv(g, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx))) return s;
+        if ((s = gemv(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx))) return s;
         if ((s = norm(g, D->ffn_norm, g->xb2, gu, ngu))) return s;
         if (D->fused_gu) {
-            if ((s = gemv(g, &D->gu, g->xb, g->xb_stride, g->gate, sg))) return s;
-        } else if ((s = gemv(g, gu[0], g->xb, g->xb_stride, g->gate, sg)) ||
-                   (s = gemv(g, gu[1], g->xb, g->xb_stride, g->up, sg)))
+            if ((s = gemv(g, SK_GU, &D->gu, g->xb, g->xb_stride, g->gate, sg))) return s;
+        } else if ((s = gemv(g, SK_GU, gu[0], g->xb, g->xb_stride, g->gate, sg)) ||
+                   (s = gemv(g, SK_GU, gu[1], g->xb, g->xb_stride, g->up, sg)))
             return s;
         dev_linear *dn[1] = {&D->lin[QJ_LIN_DOWN]};
         qj_dptr xq, xc;
         fused_prep_bufs(g, dn, 1, &xq, &xc);
         void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
-        if ((s = launch(g, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
+        if ((s = launch(g, SK_SWIGLU, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
         if (xq) g->prepped[g->fused_prep] = g->hb;
-        if ((s = gemv(g, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2, sx))) return s;
+        if ((s = gemv(g, SK_DOWN, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2, sx))) return s;
         res = g->xb2;
     }
     dev_linear *hd[1] = {&g->head};
     if ((s = norm(g, g->final_norm, res, hd, 1))) return s;
-    return gemv(g, &g->head, g->xb, g->xb_stride, g->logits, c->vocab_size);
+    return gemv(g, SK_HEAD, &g->head, g->xb, g->xb_stride, g->logits, c->vocab_size);
 }
 
 qj_status qj_gpu_step_batch(qj_gpu_model *g, const int *tokens, const int *pos) {
