@@ -757,6 +757,14 @@ void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s) {
     s->cache = (int64_t)c->n_layers * max_seq * kvd;
 }
 
+int qj_ops_att_split(const qj_config *c) {
+    const char *e = getenv("QJ_ATT_SPLIT");
+    int v = e ? atoi(e) : 0;
+    if (v >= 1 && v <= 32) return v;
+    v = (128 + c->n_heads - 1) / c->n_heads; /* about one block per multiprocessor of a large GPU */
+    return v < 1 ? 1 : v > 8 ? 8 : v;
+}
+
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
     if (prep != QJ_PREP_DQ && prep != QJ_PREP_IM) return qj_fail(QJ_ERR_INVALID, "ops module: prep kind %d", prep);
     const qj_config *c = &m->cfg;
@@ -778,12 +786,12 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
              "#define QJ_EMB_GROUP %d\n#define QJ_EMB_SYM %d\n#define QJ_EMB_SCALE_BF16 %d\n#define QJ_THREADS %d\n"
              "#define QJ_OPS_PREP %d\n#define QJ_OPS_S_X %d\n#define QJ_OPS_S_XB %d\n#define QJ_OPS_S_QKV %d\n"
              "#define QJ_OPS_S_ATT %d\n#define QJ_OPS_S_GU %d\n#define QJ_OPS_S_HB %d\n"
-             "#define QJ_OPS_S_CACHE ((size_t)%lldull)\n#include \"qj_ops.cu\"\n",
+             "#define QJ_OPS_S_CACHE ((size_t)%lldull)\n#define QJ_ATT_SPLIT %d\n#include \"qj_ops.cu\"\n",
              c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, c->head_dim, max_seq, (double)c->rms_eps,
              c->rope_style == QJ_ROPE_HALF, c->qkv_bias, dtype_code(nd), dtype_code(e->dtype),
              e->dtype == QJ_DTYPE_Q ? e->q.bits : 4, e->dtype == QJ_DTYPE_Q ? e->q.group : 32,
              e->dtype == QJ_DTYPE_Q ? e->q.symmetric : 0, e->dtype == QJ_DTYPE_Q && e->q.scale_dtype == QJ_DTYPE_BF16,
-             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache);
+             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c));
     *out = buf;
     return QJ_OK;
 }

@@ -119,6 +119,8 @@ qj_status qj_gemv_device_scales(const qj_tensor *t, void **buf, size_t *len);
 
 /* Threads per block of every kernel in qj_ops.cu (its launch table assumes it). */
 #define QJ_OPS_THREADS 256
+/* Values of the row each qj_rmsnorm block writes (its grid: dim / this, rounded up; = qj_ops.cu). */
+#define QJ_NORM_CHUNK 128
 
 /* Source of a model's non-matmul module (qj_ops.cu with the model's
  * dimensions, norm/embedding formats and KV-cache length as macros); prep =
@@ -135,6 +137,9 @@ typedef struct qj_ops_strides {
 } qj_ops_strides;
 void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s);
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **source);
+/* Blocks per query head of the ops module's attention (QJ_ATT_SPLIT): enough
+ * for about 128 blocks, 1..8; $QJ_ATT_SPLIT (1..32) overrides. */
+int qj_ops_att_split(const qj_config *c);
 
 /* Grid and block of a spec's launch. */
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);

@@ -36,15 +36,18 @@ struct qj_gpu_model {
     /* kernels */
     qj_cumodule *modules;
     int n_modules;
-    qj_cufunc f_embed, f_rmsnorm, f_qkv_rope, f_attention, f_swiglu;
+    qj_cufunc f_embed, f_rmsnorm, f_attention, f_swiglu;
+    int att_split; /* qj_attention's blocks per head (QJ_ATT_SPLIT of the ops module) */
     /* weights */
     qj_dptr emb_w, emb_s, emb_z, final_norm;
     dev_layer *layers;
     dev_linear head;
     /* activations (fp32); inputs of matmuls are zero-padded to whole 32-value blocks */
     qj_dptr x, xb, xb2, q, k, v, att, gate, up, hb, logits; /* (dim) (pad) (dim) (qd) (kvd) (kvd) (pad qd) (hid) (hid) (pad hid) (vocab) */
+    qj_dptr x_alt, x_cur; /* (dim): the residual stream alternates between x and x_alt (x_cur: the one now holding it) */
                                                             /* q, k, v are one (qd + 2 kvd) buffer; gate, up one (2 hid) */
     qj_dptr kcache, vcache;     /* (n_layers, max_seq, kv_dim) */
+    qj_dptr att_part, att_count; /* attention's per-share partials (batch, n_heads, att_split, head_dim + 2), counts (batch, n_heads) */
     qj_dptr rope_cos, rope_sin; /* (max_seq, head_dim/2) */
     qj_dptr d_token, d_pos;     /* (batch) int each: read by the kernels, so a graph replays every step */
     int xb_stride, att_stride, hb_stride;
@@ -65,10 +68,10 @@ struct qj_gpu_model {
 /* QJ_STEP_SKIP (a comma list of the names below): launch kinds the step
  * leaves out, so a decode benchmark's difference with and without is what
  * they cost inside the graph. For timing only: the outputs are then wrong. */
-enum { SK_EMBED = 1, SK_NORM = 2, SK_ROPE = 4, SK_ATT = 8, SK_SWIGLU = 16, SK_QKV = 32, SK_O = 64, SK_GU = 128,
-       SK_DOWN = 256, SK_HEAD = 512 };
+enum { SK_EMBED = 1, SK_NORM = 2, SK_ATT = 4, SK_SWIGLU = 8, SK_QKV = 16, SK_O = 32, SK_GU = 64, SK_DOWN = 128,
+       SK_HEAD = 256 };
 static unsigned step_skip_mask(const char *e) {
-    static const char *names[] = {"embed", "norm", "rope", "att", "swiglu", "qkv", "o", "gu", "down", "head"};
+    static const char *names[] = {"embed", "norm", "att", "swiglu", "qkv", "o", "gu", "down", "head"};
     unsigned m = 0;
     while (e && *e) {
         size_t n = strcspn(e, ",");
@@ -192,7 +195,8 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, 
     for (int i = 0; i < nlin; i++)
         if (qj_gemv_prep_kind(&all[i]->spec) == QJ_PREP_IM) prep = QJ_PREP_IM;
     if ((s = qj_ops_source(m, max_seq, prep, &jobs[nj].source))) goto fail;
-    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops2_s%d_p%d", max_seq, prep); /* 2: batch rows by blockIdx.y */
+    /* 3: batch rows by blockIdx.y, RoPE in the attention, multi-block RMSNorm */
+    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d", max_seq, prep, qj_ops_att_split(&m->cfg));
     *prep_out = prep;
     *out = jobs;
     *n_out = nj + 1;
@@ -270,13 +274,12 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
     }
     qj_cumodule om = g->modules[nj - 1];
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
-        (s = qj_cuda_function(g->cu, om, "qj_qkv_rope", &g->f_qkv_rope)) ||
         (s = qj_cuda_function(g->cu, om, "qj_attention", &g->f_attention)) ||
         (s = qj_cuda_function(g->cu, om, "qj_swiglu", &g->f_swiglu)))
         goto done;
     /* attention's scores are dynamic shared memory; with its static part it
      * passes the default 48 KB well before max_seq * 4 does: opt in early */
-    int smem = g->max_seq * 4;
+    int smem = (g->max_seq + g->att_split - 1) / g->att_split * 4;
     if (smem > 32 * 1024 && (s = qj_cuda_func_smem(g->cu, g->f_attention, smem))) goto done;
 done:
     free_jobs(jobs, nj);
@@ -343,6 +346,7 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->max_seq = p->max_seq > 0 && p->max_seq < c->seq_len ? p->max_seq : c->seq_len;
     g->use_graph = p->use_graph;
     g->batch = p->batch;
+    g->att_split = qj_ops_att_split(c);
     qj_status s;
     if (g->batch < 1 || g->batch > QJ_MMA_MAX_BATCH) {
         s = qj_fail(QJ_ERR_INVALID, "GPU batch %d out of range (1..%d)", g->batch, QJ_MMA_MAX_BATCH);
@@ -416,7 +420,8 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->att_stride = g->L.att;
     g->hb_stride = g->L.hb;
     size_t ms = (size_t)g->max_seq, B = (size_t)g->batch;
-    if ((s = dalloc(g, B * (size_t)g->L.x * 4, &g->x)) || (s = dalloc(g, B * (size_t)g->xb_stride * 4, &g->xb)) ||
+    if ((s = dalloc(g, B * (size_t)g->L.x * 4, &g->x)) || (s = dalloc(g, B * (size_t)g->L.x * 4, &g->x_alt)) ||
+        (s = dalloc(g, B * (size_t)g->xb_stride * 4, &g->xb)) ||
         (s = dalloc(g, B * (size_t)g->L.x * 4, &g->xb2)) || (s = dalloc(g, B * (size_t)g->L.qkv * 4, &g->q)) ||
         (s = dalloc(g, B * (size_t)g->att_stride * 4, &g->att)) || (s = dalloc(g, B * (size_t)g->L.gu * 4, &g->gate)) ||
         (s = dalloc(g, B * (size_t)g->hb_stride * 4, &g->hb)) ||
@@ -424,7 +429,9 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
         (s = dalloc(g, B * (size_t)g->L.cache * 4, &g->kcache)) ||
         (s = dalloc(g, B * (size_t)g->L.cache * 4, &g->vcache)) ||
         (s = dalloc(g, ms * (size_t)hd2 * 4, &g->rope_cos)) || (s = dalloc(g, ms * (size_t)hd2 * 4, &g->rope_sin)) ||
-        (s = dalloc(g, B * 4, &g->d_token)) || (s = dalloc(g, B * 4, &g->d_pos)))
+        (s = dalloc(g, B * 4, &g->d_token)) || (s = dalloc(g, B * 4, &g->d_pos)) ||
+        (s = dalloc(g, B * (size_t)c->n_heads * (size_t)g->att_split * (size_t)(c->head_dim + 2) * 4, &g->att_part)) ||
+        (s = dalloc(g, B * (size_t)c->n_heads * 4, &g->att_count)))
         goto fail;
     g->k = g->q + (qj_dptr)qd * 4;
     g->v = g->k + (qj_dptr)kvd * 4;
@@ -515,14 +522,16 @@ static void fused_prep_bufs(const qj_gpu_model *g, dev_linear *const *d, int n, 
     if (!*p0) *p1 = 0;
 }
 
-/* RMSNorm of g->x into g->xb, after x += res when res != 0 (the residual add
- * of the previous block, fused), writing the prep of xb too when a consumer
- * reads it (so their launches need no prep of their own). */
+/* RMSNorm of the residual stream into g->xb, after x += res when res != 0 (the
+ * residual add of the previous block, fused: the sum goes to the other of the
+ * two x buffers, which then holds the stream), writing the prep of xb too when
+ * a consumer reads it (so their launches need no prep of their own). */
 static qj_status norm(qj_gpu_model *g, qj_dptr w, qj_dptr res, dev_linear *const *cons, int n) {
-    qj_dptr xq, xc;
+    qj_dptr xq, xc, x_in = g->x_cur, x_out = 0;
     fused_prep_bufs(g, cons, n, &xq, &xc);
-    void *a[] = {&g->x, &res, &w, &g->xb, &xq, &xc};
-    qj_status s = launch(g, SK_NORM, g->f_rmsnorm, 1, 0, a);
+    if (res) g->x_cur = x_out = x_in == g->x ? g->x_alt : g->x;
+    void *a[] = {&x_in, &x_out, &res, &w, &g->xb, &xq, &xc};
+    qj_status s = launch(g, SK_NORM, g->f_rmsnorm, cdiv(g->cfg.dim, QJ_NORM_CHUNK), 0, a);
     if (!s && xq) g->prepped[g->fused_prep] = g->xb;
     return s;
 }
@@ -532,6 +541,7 @@ static qj_status enqueue_step(qj_gpu_model *g) {
     int kvd = c->n_kv_heads * c->head_dim;
     qj_status s;
     {
+        g->x_cur = g->x;
         void *a[] = {&g->emb_w, &g->emb_s, &g->emb_z, &g->d_token, &g->x};
         if ((s = launch(g, SK_EMBED, g->f_embed, 1, 0, a))) return s;
     }
@@ -557,16 +567,16 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         } else if ((s = gemv(g, SK_QKV, qkv[0], g->xb, g->xb_stride, g->q, sq)) ||
                    (s = gemv(g, SK_QKV, qkv[1], g->xb, g->xb_stride, g->k, sq)) || (s = gemv(g, SK_QKV, qkv[2], g->xb, g->xb_stride, g->v, sq)))
             return s;
-        void *ar[] = {&g->q, &g->k, &g->v, &D->bq, &D->bk, &D->bv, &g->rope_cos, &g->rope_sin, &g->d_pos, &kc, &vc};
-        int items = (c->n_heads + c->n_kv_heads) * (c->head_dim / 2) + kvd;
-        if ((s = launch(g, SK_ROPE, g->f_qkv_rope, cdiv(items, QJ_OPS_THREADS), 0, ar))) return s;
         dev_linear *ol[1] = {&D->lin[QJ_LIN_O]};
         /* heads of whole prep blocks (32 values; 128 for the integer-MMA prep): prep fused */
         qj_dptr oq, oc;
         fused_prep_bufs(g, ol, 1, &oq, &oc);
         if (c->head_dim % (g->fused_prep == QJ_PREP_IM ? 128 : 32)) oq = oc = 0;
-        void *aa[] = {&g->q, &kc, &vc, &g->d_pos, &g->att, &oq, &oc};
-        if ((s = launch(g, SK_ATT, g->f_attention, (unsigned)c->n_heads, (unsigned)g->max_seq * 4, aa))) return s;
+        void *aa[] = {&g->q,     &g->k,        &g->v,        &D->bq,    &D->bk, &D->bv, &g->rope_cos, &g->rope_sin,
+                      &kc,       &vc,          &g->d_pos,    &g->att,   &oq,    &oc,    &g->att_part, &g->att_count};
+        if ((s = launch(g, SK_ATT, g->f_attention, (unsigned)(c->n_heads * g->att_split),
+                        (unsigned)((g->max_seq + g->att_split - 1) / g->att_split * 4), aa)))
+            return s;
         if (oq) g->prepped[g->fused_prep] = g->att;
         if ((s = gemv(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx))) return s;
         if ((s = norm(g, D->ffn_norm, g->xb2, gu, ngu))) return s;

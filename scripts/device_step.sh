@@ -6,7 +6,7 @@
 #   OUT=dir scripts/device_step.sh PLAN...     ($STEP_KINDS: the kinds to leave out, $STEP_TOKENS: steps, default 256)
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
-kinds=${STEP_KINDS:-norm rope att swiglu qkv o gu down head}
+kinds=${STEP_KINDS:-norm att swiglu qkv o gu down head}
 for p in "$@"; do
   for k in none $kinds; do
     e=""; [ "$k" != none ] && e="QJ_STEP_SKIP=$k"

@@ -10,8 +10,8 @@
  *
  * Position and token are read from device memory (`pos`, `token`), so one
  * captured CUDA graph replays every step; the host validates both before it
- * uploads them (qkv_rope and attention also ignore a pos outside
- * [0, QJ_MAX_SEQ) rather than write outside the cache).
+ * uploads them (attention also ignores a pos outside [0, QJ_MAX_SEQ) rather
+ * than write outside the cache).
  *
  * Launch configuration (1-D everywhere; T = QJ_THREADS; the block must be
  * exactly T threads where a kernel reduces across its block; the grid-stride
@@ -19,25 +19,27 @@
  *
  *   kernel         grid (x, then y = B)                block  dynamic smem
  *   qj_embed       1                                   T      0
- *   qj_rmsnorm     1                                   T      0
- *   qj_qkv_rope    QJ_OPS_CDIV(QJ_QKV_ROPE_ITEMS, T)   T      0
- *   qj_attention   QJ_N_HEADS                          T      QJ_MAX_SEQ * 4 bytes
+ *   qj_rmsnorm     QJ_NORM_BLOCKS                      T      0
+ *   qj_attention   QJ_N_HEADS * QJ_ATT_SPLIT           T      QJ_ATT_SHARE_MAX * 4 bytes
  *   qj_swiglu      QJ_OPS_CDIV(QJ_HIDDEN, T)           T      0
  *
  * qj_attention also uses QJ_ATT_STATIC_SMEM bytes of static shared memory
- * (QJ_THREADS/32 * (QJ_HEAD_DIM + 2) floats); above 48 KB of dynamic shared
+ * (about (QJ_THREADS/32 + 5) * QJ_HEAD_DIM floats); above 48 KB of dynamic shared
  * memory the launcher opts in with CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
  * (dynamic + static must stay within the device's per-block opt-in limit:
- * 227 KB on sm_90, so QJ_MAX_SEQ <= ~56000).
+ * 227 KB on sm_90, so QJ_MAX_SEQ / QJ_ATT_SPLIT <= ~56000). With QJ_ATT_SPLIT > 1
+ * it also needs att_part (B, n_heads, QJ_ATT_SPLIT, head_dim + 2) floats of
+ * scratch and att_count (B, n_heads) uints, zero before the first launch (the
+ * kernel leaves them zero).
  *
  * Buffers (fp32 unless said; "wdt" = QJ_NORM_DTYPE, f32/f16/bf16), per batch row (strides
  * QJ_OPS_S_* below, in floats; token and pos: one int per row):
- *   x:        (dim)                residual stream (rmsnorm adds the previous block's output, res, into it)
+ *   x_in, x_out: (dim)             residual stream, two buffers (rmsnorm reads x_in, adds the previous block's output, res, and writes x_out)
  *   xq, xc:   the prepared activations of a matmul input, or NULL: QJ_OPS_PREP 2 = the integer-dot
  *             GEMV's (qj_dqprep.cuh: byte planes, block constants), 3 = the integer-MMA GEMV's
  *             (qj_imprep.cuh: digits as uint32, tile constants), row b where the matmul reads it
  *   xb:       (dim)                normed input of a matmul
- *   q:        (n_heads*head_dim)   rotated in place
+ *   q:        (n_heads*head_dim)   this token's, from the matmul (attention rotates its own copy)
  *   k, v:     (n_kv_heads*head_dim) this token's, from the matmuls (not the cache)
  *   att_out:  (n_heads*head_dim)   attention output, head h at h*head_dim
  *   gate, up: (hidden)             hb: (hidden) swiglu output
@@ -118,6 +120,9 @@
 #ifndef QJ_ATT_UNROLL
 #define QJ_ATT_UNROLL 4 /* cache rows a team has in flight at once */
 #endif
+#ifndef QJ_ATT_SPLIT
+#define QJ_ATT_SPLIT 2 /* blocks per query head, each over a share of the positions */
+#endif
 /* row strides of the buffers across batch rows, in floats (the host's layout, compiler/gpu_model.c) */
 #ifndef QJ_OPS_S_X
 #define QJ_OPS_S_X QJ_DIM /* x, and res (the matmul outputs added into x) */
@@ -176,11 +181,13 @@ __device__ __forceinline__ void qj_ops_im_prep_tile(const float *__restrict__ v,
     }
     qj_im_prep_warp(t, lane, T, reinterpret_cast<unsigned *>(xq), xc);
 }
+/* qj_rmsnorm: values per block (one integer-MMA tile, four integer-dot blocks) */
+#define QJ_NORM_CHUNK 128
+#define QJ_NORM_BLOCKS QJ_OPS_CDIV(QJ_DIM, QJ_NORM_CHUNK)
 #define QJ_OPS_HALF (QJ_HEAD_DIM / 2)
 #define QJ_OPS_KV_DIM (QJ_N_KV_HEADS * QJ_HEAD_DIM)
 #define QJ_OPS_GQA (QJ_N_HEADS / QJ_N_KV_HEADS) /* query heads per kv head */
-/* qj_qkv_rope work items: one per rotated pair of q and k, one per v element */
-#define QJ_QKV_ROPE_ITEMS ((QJ_N_HEADS + QJ_N_KV_HEADS) * QJ_OPS_HALF + QJ_OPS_KV_DIM)
+#define QJ_ATT_SHARE_MAX QJ_OPS_CDIV(QJ_MAX_SEQ, QJ_ATT_SPLIT) /* positions of one block's share, at most */
 
 /* Attention work split. A "team" of QJ_ATT_TEAM lanes (a power of two <= 32)
  * reads one cache row (head_dim floats) at a time in vectors of QJ_ATT_VEC
@@ -193,9 +200,10 @@ __device__ __forceinline__ void qj_ops_im_prep_tile(const float *__restrict__ v,
 #define QJ_ATT_PER_LANE QJ_OPS_CDIV(QJ_ATT_NVEC, QJ_ATT_TEAM)
 #define QJ_ATT_TEAMS_PER_WARP (32 / QJ_ATT_TEAM)
 #define QJ_ATT_TEAMS (QJ_THREADS / QJ_ATT_TEAM)
-#define QJ_ATT_STATIC_SMEM (QJ_OPS_WARPS * (QJ_HEAD_DIM + 2) * 4)
+#define QJ_ATT_STATIC_SMEM ((QJ_OPS_WARPS + 5) * QJ_HEAD_DIM * 4 + (2 * QJ_OPS_WARPS + QJ_ATT_SPLIT + 1) * 4)
 
-static_assert(QJ_THREADS % 32 == 0 && QJ_THREADS >= 32 && QJ_THREADS <= 1024, "QJ_THREADS: whole warps, <= 1024");
+static_assert(QJ_THREADS % 32 == 0 && QJ_THREADS >= QJ_NORM_CHUNK && QJ_THREADS <= 1024,
+              "QJ_THREADS: whole warps, at least one rmsnorm chunk, <= 1024");
 static_assert(QJ_N_KV_HEADS > 0 && QJ_N_HEADS % QJ_N_KV_HEADS == 0, "n_heads must be a multiple of n_kv_heads");
 static_assert(QJ_HEAD_DIM >= 2 && QJ_HEAD_DIM % 2 == 0, "RoPE needs an even head_dim");
 static_assert(QJ_NORM_DTYPE >= 0 && QJ_NORM_DTYPE <= 2, "QJ_NORM_DTYPE: 0 f32, 1 f16, 2 bf16");
@@ -284,6 +292,23 @@ __device__ __forceinline__ void load_vec(const float *__restrict__ p, float *r) 
 #endif
 }
 
+/* Element i of a block's attention output, before the division by the sum:
+ * the warps' partials in warp order (one share), or the shares' partials
+ * weighted by exp(max_s - max), in share order (read past L1: other blocks
+ * wrote them). */
+__device__ __forceinline__ float qj_att_warps(const float (*part)[QJ_HEAD_DIM], int i) {
+    float a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < QJ_OPS_WARPS; w++) a += part[w][i];
+    return a;
+}
+__device__ __forceinline__ float qj_att_combine(const float *all, const float *wgt, int i) {
+    float a = 0.0f;
+#pragma unroll
+    for (int r = 0; r < QJ_ATT_SPLIT; r++) a = fmaf(wgt[r], __ldcg(all + r * (QJ_HEAD_DIM + 2) + i), a);
+    return a;
+}
+
 /* ---------------- kernels ---------------- */
 
 /* x = row *token of the embedding table; packed rows are dequantized as in
@@ -321,174 +346,198 @@ qj_embed(const void *__restrict__ table, const void *__restrict__ scales, const 
 }
 
 /* out = w * (x / sqrt(mean(x^2) + eps)); the sum of squares in double. With
- * res != NULL, first x += res (the residual add, written back to x). With
- * xq != NULL, also the integer-dot GEMV's prep of out (qj_dqprep.cuh): warp w
- * writes 32-value blocks w, w + QJ_OPS_WARPS, ... One block. */
+ * res != NULL, first x = x_in + res, written to x_out (a buffer of its own:
+ * the blocks read all of x_in while each writes only its chunk); without, x =
+ * x_in and x_out is not written. With xq != NULL, also the next matmul's prep
+ * of out (qj_dqprep.cuh / qj_imprep.cuh). Block j (QJ_NORM_BLOCKS of them)
+ * sums the squares of the whole row, in the same order as every other block,
+ * then writes values [QJ_NORM_CHUNK j, QJ_NORM_CHUNK (j + 1)) and their prep:
+ * one 128-value integer-MMA tile, or four 32-value integer-dot blocks. */
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
-qj_rmsnorm(float *__restrict__ x, const float *__restrict__ res, const void *__restrict__ w, float *__restrict__ out,
-           unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
+qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const float *__restrict__ res,
+           const void *__restrict__ w, float *__restrict__ out, unsigned char *__restrict__ xq,
+           float4 *__restrict__ xc) {
     qj_pdl_enter();
-    x += (size_t)blockIdx.y * QJ_OPS_S_X;
-    if (res) res += (size_t)blockIdx.y * QJ_OPS_S_X;
+    x_in += (size_t)blockIdx.y * QJ_OPS_S_X;
+    if (res) res += (size_t)blockIdx.y * QJ_OPS_S_X, x_out += (size_t)blockIdx.y * QJ_OPS_S_X;
     out += (size_t)blockIdx.y * QJ_OPS_S_XB;
     qj_ops_prep_row(QJ_DIM, blockIdx.y, xq, xc);
     __shared__ double red[QJ_OPS_WARPS];
-    /* thread t holds values t, t + T, ...: warp w's j-th run is block w + j*QJ_OPS_WARPS */
-    constexpr int PER = (QJ_NBLOCKS(QJ_DIM) + QJ_OPS_WARPS - 1) / QJ_OPS_WARPS;
-    float xv[PER];
+    constexpr int PER = QJ_OPS_CDIV(QJ_DIM, QJ_THREADS);
     double ss = 0.0;
 #pragma unroll
     for (int j = 0; j < PER; j++) {
         const int i = threadIdx.x + j * QJ_THREADS;
-        xv[j] = 0.0f;
         if (i < QJ_DIM) {
-            xv[j] = x[i];
-            if (res) {
-                xv[j] = __fadd_rn(xv[j], res[i]);
-                x[i] = xv[j];
-            }
+            float v = x_in[i];
+            if (res) v = __fadd_rn(v, res[i]);
+            const double d = (double)v;
+            ss += d * d; /* exact product: an FMA here rounds the same */
         }
-        const double v = (double)xv[j];
-        ss += v * v; /* exact product: an FMA here rounds the same */
     }
     ss = block_sum_f64(ss, red);
     const float inv = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)__ddiv_rn(ss, (double)QJ_DIM), QJ_EPS)));
-#pragma unroll
-    for (int j = 0; j < PER; j++) {
-        const int i = threadIdx.x + j * QJ_THREADS;
-        if (i < QJ_DIM) {
-            xv[j] = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(xv[j], inv));
-            out[i] = xv[j];
-        }
-    }
-    if (xq) {
+    const int c0 = blockIdx.x * QJ_NORM_CHUNK, lane = threadIdx.x & 31;
 #if QJ_OPS_PREP == 3
-        __syncthreads(); /* out is written: warps read whole tiles of it */
-        for (int T = threadIdx.x >> 5; T < QJ_IM_KT(QJ_DIM); T += QJ_OPS_WARPS) qj_ops_im_prep_tile(out, QJ_DIM, T, xq, xc);
-#else
+    /* warp 0: lane l the values 4l..4l+3 of the chunk, then the tile's prep */
+    if (threadIdx.x >= 32) return;
+    float o[4];
 #pragma unroll
-        for (int j = 0; j < PER; j++) {
-            const int blk = (threadIdx.x >> 5) + j * QJ_OPS_WARPS;
-            if (blk < QJ_NBLOCKS(QJ_DIM)) qj_dq_prep_warp(xv[j], threadIdx.x & 31, blk, xq, xc);
+    for (int c = 0; c < 4; c++) {
+        const int i = c0 + 4 * lane + c;
+        o[c] = 0.0f;
+        if (i < QJ_DIM) {
+            float v = x_in[i];
+            if (res) {
+                v = __fadd_rn(v, res[i]);
+                x_out[i] = v;
+            }
+            o[c] = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(v, inv));
+            out[i] = o[c];
         }
-#endif
     }
+    if (xq) qj_im_prep_warp(o, lane, blockIdx.x, reinterpret_cast<unsigned *>(xq), xc);
+#else
+    /* warps 0..3: one 32-value block each */
+    if (threadIdx.x >= QJ_NORM_CHUNK) return;
+    const int i = c0 + threadIdx.x;
+    float o = 0.0f;
+    if (i < QJ_DIM) {
+        float v = x_in[i];
+        if (res) {
+            v = __fadd_rn(v, res[i]);
+            x_out[i] = v;
+        }
+        o = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(v, inv));
+        out[i] = o;
+    }
+    const int blk = (c0 >> 5) + (threadIdx.x >> 5);
+    if (xq && blk < QJ_NBLOCKS(QJ_DIM)) qj_dq_prep_warp(o, lane, blk, xq, xc);
+#endif
 }
 
-/* q += bq, k += bk, v += bv (QJ_QKV_BIAS); rotate q and k at position *pos;
- * q in place, k and v into row *pos of kcache and vcache. A pair
- * (a, b) = (2i, 2i+1) or (i, i+head_dim/2) of each head becomes
- * (a*cos - b*sin, a*sin + b*cos) with column i of the tables. */
-extern "C" __global__ void __launch_bounds__(QJ_THREADS)
-qj_qkv_rope(float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
-            const void *__restrict__ bq, const void *__restrict__ bk, const void *__restrict__ bv,
-            const float *__restrict__ rope_cos, const float *__restrict__ rope_sin, const int *__restrict__ pos,
-            float *__restrict__ kcache, float *__restrict__ vcache) {
+/* RoPE of element e of one head (raw values r, head_dim of them, in shared
+ * memory) at the position whose table rows are cs, sn: a pair (a, b) = (2i,
+ * 2i+1) or (i, i+head_dim/2) becomes (a cos - b sin, a sin + b cos) with
+ * column i of the tables, rounded as the C reference rounds. */
+__device__ __forceinline__ float qj_rope_elem(const float *r, int e, const float *__restrict__ cs,
+                                              const float *__restrict__ sn) {
+    const int i = QJ_ROPE_HALF ? e % QJ_OPS_HALF : e >> 1;
+    const bool first = QJ_ROPE_HALF ? e < QJ_OPS_HALF : (e & 1) == 0;
+    const int a = QJ_ROPE_HALF ? i : 2 * i, b = QJ_ROPE_HALF ? i + QJ_OPS_HALF : 2 * i + 1;
+    const float x0 = r[a], x1 = r[b], c = __ldg(cs + i), s = __ldg(sn + i);
+    return first ? __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)) : __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
+}
+
+/* Attention of one token with RoPE and the KV-cache store fused in. Block
+ * (h, s) of QJ_N_HEADS x QJ_ATT_SPLIT: query head h, reading kv head
+ * h / (n_heads/n_kv_heads), over its share s of the positions 0..*pos
+ * (contiguous, ceil((pos+1) / QJ_ATT_SPLIT) each; a share may be empty).
+ * Every block adds the biases (QJ_QKV_BIAS) to this token's q_h, k and v
+ * (the matmuls' raw outputs) and rotates q_h and k at *pos in shared memory;
+ * it uses those for position *pos, the cache for the earlier ones, and block
+ * (kv head's first q head, share 0) stores k and v into row *pos of the cache
+ * (no block reads that row in this launch). Scores: dot(q_h, k_t) /
+ * sqrt(head_dim); softmax with the share's maximum subtracted; the share's
+ * sum_t e_t v_t. Teams of QJ_ATT_TEAM lanes take rows t = team, team + TEAMS,
+ * ... (QJ_ATT_UNROLL rows in flight), dot partials reduced by shuffles inside
+ * the team; the same teams accumulate e_t v_t, then shuffles across a warp's
+ * teams and a fixed-order sum over warps. With one share that is the output
+ * (divided by the sum); with more, each block writes (acc, max, sum) to
+ * att_part and counts itself in att_count[b][h], and the block that counts
+ * last combines the shares (weights exp(max_s - max), in share order), writes
+ * the output and resets the count for the next launch. */
+extern "C" __global__ void __launch_bounds__(QJ_THREADS, 1) /* ", 1": else ptxas may cap registers and spill */
+qj_attention(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+             const void *__restrict__ bq, const void *__restrict__ bk, const void *__restrict__ bv,
+             const float *__restrict__ rope_cos, const float *__restrict__ rope_sin, float *__restrict__ kcache,
+             float *__restrict__ vcache, const int *__restrict__ pos, float *__restrict__ out,
+             unsigned char *__restrict__ xq, float4 *__restrict__ xc, float *__restrict__ att_part,
+             unsigned *__restrict__ att_count) {
     qj_pdl_enter();
+    extern __shared__ float scores[];                  /* (QJ_ATT_SHARE_MAX) dynamic */
+    __shared__ float part[QJ_OPS_WARPS][QJ_HEAD_DIM]; /* per-warp partial outputs */
+    __shared__ float red_max[QJ_OPS_WARPS], red_sum[QJ_OPS_WARPS];
+    __shared__ __align__(16) float raw[2][QJ_HEAD_DIM], qs[QJ_HEAD_DIM], ks[QJ_HEAD_DIM], vs[QJ_HEAD_DIM];
     const int p = pos[blockIdx.y];
+    if (p < 0 || p >= QJ_MAX_SEQ) return;
+    const int n = p + 1;
     q += (size_t)blockIdx.y * QJ_OPS_S_QKV;
     k += (size_t)blockIdx.y * QJ_OPS_S_QKV;
     v += (size_t)blockIdx.y * QJ_OPS_S_QKV;
     kcache += (size_t)blockIdx.y * QJ_OPS_S_CACHE;
     vcache += (size_t)blockIdx.y * QJ_OPS_S_CACHE;
-    if (p < 0 || p >= QJ_MAX_SEQ) return;
-    const float *cs = rope_cos + (size_t)p * QJ_OPS_HALF, *sn = rope_sin + (size_t)p * QJ_OPS_HALF;
-    float *kc = kcache + (size_t)p * QJ_OPS_KV_DIM, *vc = vcache + (size_t)p * QJ_OPS_KV_DIM;
+    out += (size_t)blockIdx.y * QJ_OPS_S_ATT;
+    qj_ops_prep_row(QJ_N_HEADS * QJ_HEAD_DIM, blockIdx.y, xq, xc);
+    const int h = blockIdx.x / QJ_ATT_SPLIT, share = blockIdx.x % QJ_ATT_SPLIT, kvh = h / QJ_OPS_GQA;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int tl = lane & (QJ_ATT_TEAM - 1); /* lane within its team */
+    const int tw = lane / QJ_ATT_TEAM;       /* team within its warp */
+    const int per = (n + QJ_ATT_SPLIT - 1) / QJ_ATT_SPLIT, t_lo = share * per;
+    const int t_hi = t_lo + per < n ? t_lo + per : n; /* this block's positions [t_lo, t_hi), maybe none */
+    const float *kb = kcache + (size_t)kvh * QJ_HEAD_DIM, *vb = vcache + (size_t)kvh * QJ_HEAD_DIM;
+    const float scale = __fdiv_rn(1.0f, __fsqrt_rn((float)QJ_HEAD_DIM));
 #if !QJ_QKV_BIAS
     (void)bq;
     (void)bk;
     (void)bv;
 #endif
-    for (int it = blockIdx.x * blockDim.x + threadIdx.x; it < QJ_QKV_ROPE_ITEMS; it += blockDim.x * gridDim.x) {
-        if (it < (QJ_N_HEADS + QJ_N_KV_HEADS) * QJ_OPS_HALF) {
-            const bool is_q = it < QJ_N_HEADS * QJ_OPS_HALF;
-            const int j = is_q ? it : it - QJ_N_HEADS * QJ_OPS_HALF; /* pair index within q or k */
-            const int h = j / QJ_OPS_HALF, i = j % QJ_OPS_HALF;
-            const int a = h * QJ_HEAD_DIM + (QJ_ROPE_HALF ? i : 2 * i);
-            const int b = h * QJ_HEAD_DIM + (QJ_ROPE_HALF ? i + QJ_OPS_HALF : 2 * i + 1);
-            const float *src = is_q ? q : k;
-            float x0 = src[a], x1 = src[b];
+
+    /* this token's q_h, k, v with biases; then q_h and k rotated */
+    for (int e = threadIdx.x; e < QJ_HEAD_DIM; e += QJ_THREADS) {
+        float xq0 = q[(size_t)h * QJ_HEAD_DIM + e], xk0 = k[(size_t)kvh * QJ_HEAD_DIM + e],
+              xv0 = v[(size_t)kvh * QJ_HEAD_DIM + e];
 #if QJ_QKV_BIAS
-            const void *bias = is_q ? bq : bk;
-            x0 = __fadd_rn(x0, load_f32<QJ_NORM_DTYPE>(bias, (size_t)a));
-            x1 = __fadd_rn(x1, load_f32<QJ_NORM_DTYPE>(bias, (size_t)b));
+        xq0 = __fadd_rn(xq0, load_f32<QJ_NORM_DTYPE>(bq, (size_t)h * QJ_HEAD_DIM + e));
+        xk0 = __fadd_rn(xk0, load_f32<QJ_NORM_DTYPE>(bk, (size_t)kvh * QJ_HEAD_DIM + e));
+        xv0 = __fadd_rn(xv0, load_f32<QJ_NORM_DTYPE>(bv, (size_t)kvh * QJ_HEAD_DIM + e));
 #endif
-            const float c = __ldg(cs + i), s = __ldg(sn + i);
-            const float y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-            const float y1 = __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
-            float *dst = is_q ? q : kc;
-            dst[a] = y0;
-            dst[b] = y1;
-        } else {
-            const int j = it - (QJ_N_HEADS + QJ_N_KV_HEADS) * QJ_OPS_HALF;
-            float val = v[j];
-#if QJ_QKV_BIAS
-            val = __fadd_rn(val, load_f32<QJ_NORM_DTYPE>(bv, (size_t)j));
-#endif
-            vc[j] = val;
+        raw[0][e] = xq0;
+        raw[1][e] = xk0;
+        vs[e] = xv0;
+    }
+    __syncthreads();
+    const float *cs = rope_cos + (size_t)p * QJ_OPS_HALF, *sn = rope_sin + (size_t)p * QJ_OPS_HALF;
+    const bool store = h % QJ_OPS_GQA == 0 && share == 0;
+    for (int e = threadIdx.x; e < QJ_HEAD_DIM; e += QJ_THREADS) {
+        qs[e] = qj_rope_elem(raw[0], e, cs, sn);
+        ks[e] = qj_rope_elem(raw[1], e, cs, sn);
+        if (store) {
+            kcache[(size_t)p * QJ_OPS_KV_DIM + (size_t)kvh * QJ_HEAD_DIM + e] = ks[e];
+            vcache[(size_t)p * QJ_OPS_KV_DIM + (size_t)kvh * QJ_HEAD_DIM + e] = vs[e];
         }
     }
-}
-
-/* One block per query head h, reading kv head h / (n_heads/n_kv_heads):
- * scores[t] = dot(q_h, k_t) / sqrt(head_dim) for t = 0..*pos, softmax with
- * the maximum subtracted, out_h = sum_t p_t v_t.
- * Scores: teams of QJ_ATT_TEAM lanes take rows t = team, team + TEAMS, ...
- * (QJ_ATT_UNROLL rows in flight), dot partials reduced by shuffles inside the
- * team. Output: the same teams accumulate p_t v_t for their rows in registers,
- * then shuffles across the teams of a warp and a fixed-order sum over warps. */
-extern "C" __global__ void __launch_bounds__(QJ_THREADS, 1) /* ", 1": else ptxas may cap registers and spill */
-qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, const float *__restrict__ vcache,
-             const int *__restrict__ pos, float *__restrict__ out, unsigned char *__restrict__ xq,
-             float4 *__restrict__ xc) {
-    qj_pdl_enter();
-    extern __shared__ float scores[];                  /* (QJ_MAX_SEQ) dynamic */
-    __shared__ float part[QJ_OPS_WARPS][QJ_HEAD_DIM]; /* per-warp partial outputs */
-    __shared__ float red_max[QJ_OPS_WARPS], red_sum[QJ_OPS_WARPS];
-    const int p = pos[blockIdx.y];
-    if (p < 0 || p >= QJ_MAX_SEQ) return;
-    const int n = p + 1;
-    q += (size_t)blockIdx.y * QJ_OPS_S_QKV;
-    kcache += (size_t)blockIdx.y * QJ_OPS_S_CACHE;
-    vcache += (size_t)blockIdx.y * QJ_OPS_S_CACHE;
-    out += (size_t)blockIdx.y * QJ_OPS_S_ATT;
-    qj_ops_prep_row(QJ_N_HEADS * QJ_HEAD_DIM, blockIdx.y, xq, xc);
-    const int h = blockIdx.x, kvh = h / QJ_OPS_GQA;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int tl = lane & (QJ_ATT_TEAM - 1); /* lane within its team */
-    const int tw = lane / QJ_ATT_TEAM;       /* team within its warp */
-    const int t_first = warp * QJ_ATT_TEAMS_PER_WARP + tw;
-    const float *kb = kcache + (size_t)kvh * QJ_HEAD_DIM, *vb = vcache + (size_t)kvh * QJ_HEAD_DIM;
-    const float scale = __fdiv_rn(1.0f, __fsqrt_rn((float)QJ_HEAD_DIM));
+    __syncthreads();
 
     /* this lane's slice of q_h */
     float qr[QJ_ATT_PER_LANE][QJ_ATT_VEC];
 #pragma unroll
     for (int j = 0; j < QJ_ATT_PER_LANE; j++) {
         const int e = (tl + j * QJ_ATT_TEAM) * QJ_ATT_VEC;
-        if (QJ_ATT_NVEC % QJ_ATT_TEAM == 0 || e < QJ_HEAD_DIM) load_vec(q + (size_t)h * QJ_HEAD_DIM + e, qr[j]);
-        else {
 #pragma unroll
-            for (int c = 0; c < QJ_ATT_VEC; c++) qr[j][c] = 0.0f;
-        }
+        for (int c = 0; c < QJ_ATT_VEC; c++)
+            qr[j][c] = QJ_ATT_NVEC % QJ_ATT_TEAM == 0 || e < QJ_HEAD_DIM ? qs[e + c] : 0.0f;
     }
 
     /* scores; the loop bound is uniform over a warp, so every lane shuffles */
     float mx = __uint_as_float(0xff800000u); /* -inf */
-    for (int t0 = warp * QJ_ATT_TEAMS_PER_WARP; t0 < n; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
+    for (int t0 = t_lo + warp * QJ_ATT_TEAMS_PER_WARP; t0 < t_hi; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
         float d[QJ_ATT_UNROLL];
 #pragma unroll
         for (int u = 0; u < QJ_ATT_UNROLL; u++) {
             const int t = t0 + tw + u * QJ_ATT_TEAMS;
             d[u] = 0.0f;
-            if (t < n) {
+            if (t < t_hi) {
                 const float *kt = kb + (size_t)t * QJ_OPS_KV_DIM;
 #pragma unroll
                 for (int j = 0; j < QJ_ATT_PER_LANE; j++) {
                     const int e = (tl + j * QJ_ATT_TEAM) * QJ_ATT_VEC;
                     if (QJ_ATT_NVEC % QJ_ATT_TEAM == 0 || e < QJ_HEAD_DIM) {
                         float kv[QJ_ATT_VEC];
-                        load_vec(kt + e, kv);
+                        if (t == p) {
+#pragma unroll
+                            for (int c = 0; c < QJ_ATT_VEC; c++) kv[c] = ks[e + c];
+                        } else load_vec(kt + e, kv);
 #pragma unroll
                         for (int c = 0; c < QJ_ATT_VEC; c++) d[u] = fmaf(qr[j][c], kv[c], d[u]);
                     }
@@ -500,43 +549,46 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
 #pragma unroll
             for (int o = QJ_ATT_TEAM / 2; o > 0; o >>= 1) d[u] += __shfl_xor_sync(0xffffffffu, d[u], o);
             const int t = t0 + tw + u * QJ_ATT_TEAMS;
-            if (t < n) {
+            if (t < t_hi) {
                 const float sc = __fmul_rn(d[u], scale);
-                if (tl == 0) scores[t] = sc;
+                if (tl == 0) scores[t - t_lo] = sc;
                 mx = fmaxf(mx, sc);
             }
         }
     }
     mx = block_max(mx, red_max); /* its barrier also publishes scores[] */
 
-    /* softmax numerators, in place, and their sum */
+    /* softmax numerators, in place, and their sum (none for an empty share) */
     float sum = 0.0f;
-    for (int t = threadIdx.x; t < n; t += QJ_THREADS) {
-        const float e = expf(scores[t] - mx);
-        scores[t] = e;
+    for (int t = t_lo + threadIdx.x; t < t_hi; t += QJ_THREADS) {
+        const float e = expf(scores[t - t_lo] - mx);
+        scores[t - t_lo] = e;
         sum += e;
     }
     sum = block_sum(sum, red_sum); /* its barrier also publishes scores[] */
 
-    /* out_h = (sum_t e_t v_t) / sum */
+    /* sum_t e_t v_t over the share */
     float acc[QJ_ATT_PER_LANE][QJ_ATT_VEC];
 #pragma unroll
     for (int j = 0; j < QJ_ATT_PER_LANE; j++)
 #pragma unroll
         for (int c = 0; c < QJ_ATT_VEC; c++) acc[j][c] = 0.0f;
-    for (int t0 = t_first; t0 < n; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
+    for (int t0 = t_lo + warp * QJ_ATT_TEAMS_PER_WARP + tw; t0 < t_hi; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
 #pragma unroll
         for (int u = 0; u < QJ_ATT_UNROLL; u++) {
             const int t = t0 + u * QJ_ATT_TEAMS;
-            if (t < n) {
-                const float pt = scores[t];
+            if (t < t_hi) {
+                const float pt = scores[t - t_lo];
                 const float *vt = vb + (size_t)t * QJ_OPS_KV_DIM;
 #pragma unroll
                 for (int j = 0; j < QJ_ATT_PER_LANE; j++) {
                     const int e = (tl + j * QJ_ATT_TEAM) * QJ_ATT_VEC;
                     if (QJ_ATT_NVEC % QJ_ATT_TEAM == 0 || e < QJ_HEAD_DIM) {
                         float vv[QJ_ATT_VEC];
-                        load_vec(vt + e, vv);
+                        if (t == p) {
+#pragma unroll
+                            for (int c = 0; c < QJ_ATT_VEC; c++) vv[c] = vs[e + c];
+                        } else load_vec(vt + e, vv);
 #pragma unroll
                         for (int c = 0; c < QJ_ATT_VEC; c++) acc[j][c] = fmaf(pt, vv[c], acc[j][c]);
                     }
@@ -562,20 +614,59 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
         }
     }
     __syncthreads();
+#if QJ_ATT_SPLIT > 1
+    /* the share's (acc, max, sum) to att_part; the last block of head h combines */
+    __shared__ float wgt[QJ_ATT_SPLIT];
+    __shared__ unsigned last;
+    float *mine = att_part + (((size_t)blockIdx.y * QJ_N_HEADS + h) * QJ_ATT_SPLIT + share) * (QJ_HEAD_DIM + 2);
+    for (int i = threadIdx.x; i < QJ_HEAD_DIM; i += QJ_THREADS) {
+        float a = 0.0f;
+#pragma unroll
+        for (int w = 0; w < QJ_OPS_WARPS; w++) a += part[w][i];
+        __stcg(mine + i, a);
+    }
+    if (threadIdx.x == 0) {
+        __stcg(mine + QJ_HEAD_DIM, mx);
+        __stcg(mine + QJ_HEAD_DIM + 1, sum);
+    }
+    __threadfence();
+    __syncthreads();
+    unsigned *cnt = att_count + (size_t)blockIdx.y * QJ_N_HEADS + h;
+    if (threadIdx.x == 0) last = atomicAdd(cnt, 1u) == QJ_ATT_SPLIT - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float *all = att_part + ((size_t)blockIdx.y * QJ_N_HEADS + h) * QJ_ATT_SPLIT * (QJ_HEAD_DIM + 2);
+    if (threadIdx.x == 0) {
+        *cnt = 0; /* every block of this launch has counted */
+        float M = __uint_as_float(0xff800000u), L = 0.0f;
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) M = fmaxf(M, __ldcg(all + r * (QJ_HEAD_DIM + 2) + QJ_HEAD_DIM));
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) {
+            const float sr = __ldcg(all + r * (QJ_HEAD_DIM + 2) + QJ_HEAD_DIM + 1);
+            /* an empty share: max -inf, sum 0, weight 0 */
+            wgt[r] = sr > 0.0f ? expf(__ldcg(all + r * (QJ_HEAD_DIM + 2) + QJ_HEAD_DIM) - M) : 0.0f;
+            L = fmaf(sr, wgt[r], L);
+        }
+        red_sum[0] = L;
+    }
+    __syncthreads();
+    sum = red_sum[0];
+#define QJ_ATT_OUT(i) qj_att_combine(all, wgt, (i))
+#else
+    (void)att_part;
+    (void)att_count;
+#define QJ_ATT_OUT(i) qj_att_warps(part, (i))
+#endif
 #if QJ_OPS_PREP == 3 && QJ_HEAD_DIM % 128 == 0
     /* whole 128-value tiles per head: warps also write the o_proj input's
      * integer-MMA prep when asked (xq != NULL) */
     if (xq) {
-        const int lane = threadIdx.x & 31;
         for (int tt = threadIdx.x >> 5; tt < QJ_HEAD_DIM / 128; tt += QJ_OPS_WARPS) {
             float o[4];
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 const int i = tt * 128 + 4 * lane + c;
-                float a = 0.0f;
-#pragma unroll
-                for (int w = 0; w < QJ_OPS_WARPS; w++) a += part[w][i];
-                o[c] = __fdiv_rn(a, sum);
+                o[c] = __fdiv_rn(QJ_ATT_OUT(i), sum);
                 out[(size_t)h * QJ_HEAD_DIM + i] = o[c];
             }
             qj_im_prep_warp(o, lane, h * (QJ_HEAD_DIM / 128) + tt, reinterpret_cast<unsigned *>(xq), xc);
@@ -588,22 +679,15 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ kcache, cons
     if (xq) {
         for (int i0 = threadIdx.x & ~31; i0 < QJ_HEAD_DIM; i0 += QJ_THREADS) {
             const int i = i0 + (threadIdx.x & 31);
-            float o = 0.0f;
-#pragma unroll
-            for (int w = 0; w < QJ_OPS_WARPS; w++) o += part[w][i];
-            o = __fdiv_rn(o, sum);
+            const float o = __fdiv_rn(QJ_ATT_OUT(i), sum);
             out[(size_t)h * QJ_HEAD_DIM + i] = o;
             qj_dq_prep_warp(o, threadIdx.x & 31, (h * QJ_HEAD_DIM + i0) >> 5, xq, xc);
         }
         return;
     }
 #endif
-    for (int i = threadIdx.x; i < QJ_HEAD_DIM; i += QJ_THREADS) {
-        float o = 0.0f;
-#pragma unroll
-        for (int w = 0; w < QJ_OPS_WARPS; w++) o += part[w][i];
-        out[(size_t)h * QJ_HEAD_DIM + i] = __fdiv_rn(o, sum);
-    }
+    for (int i = threadIdx.x; i < QJ_HEAD_DIM; i += QJ_THREADS) out[(size_t)h * QJ_HEAD_DIM + i] = __fdiv_rn(QJ_ATT_OUT(i), sum);
+#undef QJ_ATT_OUT
 }
 
 /* out = silu(gate) * up = gate / (1 + exp(-gate)) * up, elementwise; with

@@ -210,6 +210,56 @@ int main(void) {
         qj_plan_free(tp);
         qj_model_free(ts);
     }
+    /* A Qwen2-style model: RoPE on pairs (i, i + head_dim/2), q/k/v biases,
+     * grouped kv heads, head_dim 128 (attention writes the o_proj input's
+     * integer-MMA prep), a dim of 2.5 RMSNorm chunks, against the CPU
+     * reference step by step; attention with one block per head and with its
+     * positions split over 3 (QJ_ATT_SPLIT: shares empty at early steps). */
+    for (int split = 0; split < 3; split++) {
+        static const char *sp[] = {NULL, "1", "3"};
+        const char *cfgp = qj_test_tmp("qwen_gpu_config.json");
+        const char *js = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":320,\"intermediate_size\":344,"
+                         "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":128,"
+                         "\"vocab_size\":300,\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6}";
+        QJ_CHECK_OK(qj_write_file_atomic(cfgp, js, strlen(js)));
+        if (sp[split]) setenv("QJ_ATT_SPLIT", sp[split], 1);
+        qj_model *qs = NULL, *qm = NULL;
+        qj_plan *qp = NULL;
+        qj_gpu_model *qg = NULL;
+        qj_state *qc = NULL;
+        QJ_CHECK_OK(qj_load_synthetic(cfgp, 11, QJ_DTYPE_F32, &qs));
+        QJ_CHECK(qs && qs->cfg.qkv_bias && qs->cfg.rope_style == QJ_ROPE_HALF);
+        QJ_CHECK_OK(qj_plan_parse("int5-g64", qs ? qs->cfg.n_layers : 2, &qp));
+        if (qs && qp) QJ_CHECK_OK(qj_compile_model(qs, qp, 0, &qm, NULL));
+        if (qm) QJ_CHECK_OK(qj_gpu_model_create(qm, NULL, &qg, NULL));
+        if (qm) QJ_CHECK_OK(qj_state_alloc(qm, 64, &qc));
+        unsetenv("QJ_ATT_SPLIT");
+        double worst = 0;
+        int steps = 0, nv = qm ? qm->cfg.vocab_size : 0;
+        for (int pos = 0; qg && qc && pos < 40; pos++, steps++) {
+            const float *lg = NULL, *lc = NULL;
+            const int tk = (pos * 31 + 5) % nv;
+            QJ_CHECK_OK(qj_gpu_forward(qg, tk, pos, &lg));
+            QJ_CHECK_OK(qj_forward(qc, tk, pos, &lc));
+            if (!lg || !lc) break;
+            double num = 0, den = 0;
+            for (int v = 0; v < nv; v++) {
+                num += ((double)lg[v] - lc[v]) * ((double)lg[v] - lc[v]);
+                den += (double)lc[v] * lc[v];
+            }
+            const double rel = sqrt(num / (den > 0 ? den : 1));
+            worst = rel > worst ? rel : worst;
+        }
+        printf("synthetic qwen2 int5-g64, attention split %s: %d steps, worst logits rel %.2e (GPU vs CPU reference)\n",
+               sp[split] ? sp[split] : "default", steps, worst);
+        QJ_CHECK_MSG(steps == 40 && worst < 1e-4, "qwen2 split %s: %d steps, rel %.3g", sp[split] ? sp[split] : "default",
+                     steps, worst);
+        qj_state_free(qc);
+        qj_gpu_model_free(qg);
+        qj_model_free(qm);
+        qj_plan_free(qp);
+        qj_model_free(qs);
+    }
     /* an allocation larger than the card is a clear error, not a crash */
     qj_cuda *cu = NULL;
     QJ_CHECK_OK(qj_cuda_open(0, &cu));
