@@ -623,21 +623,48 @@ static LLVMValueRef tree_sum(irb *g, LLVMValueRef v) {
     return LLVMBuildExtractElement(g->b, v, ci32(g, 0), "dot");
 }
 
-/* A uint16 scale or zero as float (f16 or bf16). */
-static LLVMValueRef half_to_float(irb *g, LLVMValueRef h16, int bf16) {
-    if (bf16)
-        return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildZExt(g->b, h16, g->i32, ""), ci32(g, 16), ""), g->f32, "");
-    if (!g->soft_f16) return LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h16, g->f16, ""), g->f32, "");
+static LLVMValueRef splat(irb *g, LLVMValueRef v, unsigned n);
+
+/* ty, or <n x ty> when n > 0 */
+static LLVMTypeRef vty(LLVMTypeRef ty, unsigned n) { return n ? LLVMVectorType(ty, n) : ty; }
+/* The integer (or float) constant v as ty, splat over n lanes when n > 0. */
+static LLVMValueRef csplat(LLVMTypeRef ty, unsigned n, int64_t v) {
+    LLVMValueRef c = LLVMGetTypeKind(ty) == LLVMFloatTypeKind ? LLVMConstReal(ty, (double)v)
+                                                               : LLVMConstInt(ty, (unsigned long long)v, 0);
+    if (!n) return c;
+    LLVMValueRef e[64];
+    for (unsigned i = 0; i < n; i++) e[i] = c;
+    return LLVMConstVector(e, n);
+}
+
+/* uint16 scales or zeros as float (f16 or bf16): one (n = 0) or <n x i16>. */
+static LLVMValueRef half_to_float_n(irb *g, LLVMValueRef h16, int bf16, unsigned n) {
+    LLVMTypeRef i32 = vty(g->i32, n), f32 = vty(g->f32, n);
+    if (bf16) return LLVMBuildBitCast(g->b, LLVMBuildShl(g->b, LLVMBuildZExt(g->b, h16, i32, ""), csplat(g->i32, n, 16), ""), f32, "");
+    if (!g->soft_f16) return LLVMBuildFPExt(g->b, LLVMBuildBitCast(g->b, h16, vty(g->f16, n), ""), f32, "");
     /* exponent and mantissa moved into place read as f32 are the value times 2^-112 (subnormals
      * included); times 2^112 is exact; what lands at or above 2^16 was inf/NaN; then the sign */
-    LLVMValueRef h = LLVMBuildZExt(g->b, h16, g->i32, "");
-    LLVMValueRef o = LLVMBuildShl(g->b, LLVMBuildAnd(g->b, h, ci32(g, 0x7fff), ""), ci32(g, 13), "");
-    LLVMValueRef f = LLVMBuildFMul(g->b, LLVMBuildBitCast(g->b, o, g->f32, ""), LLVMConstReal(g->f32, 0x1p112), "");
-    LLVMValueRef fb = LLVMBuildBitCast(g->b, f, g->i32, "");
-    LLVMValueRef infnan = LLVMBuildFCmp(g->b, LLVMRealOGE, f, LLVMConstReal(g->f32, 65536.0), "");
-    fb = LLVMBuildSelect(g->b, infnan, LLVMBuildOr(g->b, fb, ci32(g, 0x7f800000), ""), fb, "");
-    fb = LLVMBuildOr(g->b, fb, LLVMBuildShl(g->b, LLVMBuildAnd(g->b, h, ci32(g, 0x8000), ""), ci32(g, 16), ""), "");
-    return LLVMBuildBitCast(g->b, fb, g->f32, "");
+    LLVMValueRef h = LLVMBuildZExt(g->b, h16, i32, "");
+    LLVMValueRef o = LLVMBuildShl(g->b, LLVMBuildAnd(g->b, h, csplat(g->i32, n, 0x7fff), ""), csplat(g->i32, n, 13), "");
+    LLVMValueRef p112 = LLVMConstReal(g->f32, 0x1p112), big = LLVMConstReal(g->f32, 65536.0);
+    if (n) p112 = splat(g, p112, n), big = splat(g, big, n);
+    LLVMValueRef f = LLVMBuildFMul(g->b, LLVMBuildBitCast(g->b, o, f32, ""), p112, "");
+    LLVMValueRef fb = LLVMBuildBitCast(g->b, f, i32, "");
+    LLVMValueRef infnan = LLVMBuildFCmp(g->b, LLVMRealOGE, f, big, "");
+    fb = LLVMBuildSelect(g->b, infnan, LLVMBuildOr(g->b, fb, csplat(g->i32, n, 0x7f800000), ""), fb, "");
+    fb = LLVMBuildOr(g->b, fb, LLVMBuildShl(g->b, LLVMBuildAnd(g->b, h, csplat(g->i32, n, 0x8000), ""), csplat(g->i32, n, 16), ""), "");
+    return LLVMBuildBitCast(g->b, fb, f32, "");
+}
+static LLVMValueRef half_to_float(irb *g, LLVMValueRef h16, int bf16) { return half_to_float_n(g, h16, bf16, 0); }
+
+/* <n x elem> from p + (lanes where mask), zero elsewhere (llvm.masked.load). */
+static LLVMValueRef masked_load(irb *g, LLVMTypeRef elem, unsigned n, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMTypeRef vt = LLVMVectorType(elem, n), pvt = LLVMPointerType(vt, 0), tys[2] = {vt, pvt};
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(g->m, id, tys, 2);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(g->c, id, tys, 2);
+    LLVMValueRef args[4] = {LLVMBuildBitCast(g->b, p, pvt, ""), ci32(g, 1), mask, LLVMConstNull(vt)};
+    return LLVMBuildCall2(g->b, fty, fn, args, 4, "");
 }
 
 static LLVMValueRef gep(irb *g, LLVMTypeRef ty, LLVMValueRef p, LLVMValueRef idx) {
@@ -682,25 +709,32 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
     const int V = (gb % 2 == 0 && nb % 2 == 0) ? 64 : 32, bpc = V / 32, L = V / 4, nbytes = 4 * B * bpc;
     LLVMTypeRef i8 = LLVMInt8TypeInContext(g->c), pi8 = LLVMPointerType(i8, 0);
-    LLVMTypeRef vb = LLVMVectorType(i8, (unsigned)V), vin = LLVMVectorType(i8, (unsigned)nbytes),
+    /* the chunk's bytes are loaded as <P x i8>, P the power of two >= nbytes: a masked load (one
+     * instruction, no read past the chunk) when P > nbytes */
+    int P = 16;
+    while (P < nbytes) P *= 2;
+    LLVMTypeRef vb = LLVMVectorType(i8, (unsigned)V), vin = LLVMVectorType(i8, (unsigned)P),
                 vi = LLVMVectorType(g->i32, (unsigned)L), vf = LLVMVectorType(g->f32, (unsigned)L);
     const char *mshift = V == 64 ? "llvm.x86.avx512.pmultishift.qb.512" : "llvm.x86.avx512.pmultishift.qb.256";
     const char *dpbusd = V == 64 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
     LLVMValueRef codes = LLVMGetParam(fn, 0), scales = LLVMGetParam(fn, 1), zeros = LLVMGetParam(fn, 2),
                  xsum = LLVMGetParam(fn, 4), xd = LLVMGetParam(fn, 5), xds = LLVMGetParam(fn, 6), y = LLVMGetParam(fn, 7),
                  row0 = LLVMGetParam(fn, 8), row1 = LLVMGetParam(fn, 9);
-    /* constants: the byte spread (past the chunk's bytes: zeros, which only feed masked-off bits), the
-     * multishift offsets, the code mask */
+    /* constants: the byte spread (past the chunk's bytes: any of its bytes, which only feed masked-off
+     * bits; one source, so that it stays one vpermb), the multishift offsets, the code mask */
     LLVMValueRef spread[64], ctrl[64], mask[64];
     for (int q = 0; q < V / 8; q++)
         for (int j = 0; j < 8; j++) {
             const int src = q * B + j;
-            spread[8 * q + j] = ci32(g, src < nbytes ? src : nbytes);
+            spread[8 * q + j] = ci32(g, src < nbytes ? src : nbytes - 1);
             ctrl[8 * q + j] = LLVMConstInt(i8, (unsigned long long)(j * B), 0);
             mask[8 * q + j] = LLVMConstInt(i8, (unsigned long long)((1 << B) - 1), 0);
         }
+    LLVMValueRef bm[64];
+    for (int i = 0; i < P; i++) bm[i] = LLVMConstInt(LLVMInt1TypeInContext(g->c), i < nbytes, 0);
+    LLVMValueRef bmask = LLVMConstVector(bm, (unsigned)P);
     LLVMValueRef spreadv = LLVMConstVector(spread, (unsigned)V), ctrlv = LLVMConstVector(ctrl, (unsigned)V),
-                 maskv = LLVMConstVector(mask, (unsigned)V), zin = LLVMConstNull(vin), zi = LLVMConstNull(vi);
+                 maskv = LLVMConstVector(mask, (unsigned)V), zi = LLVMConstNull(vi);
 
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->c, fn, "entry"),
                       rhead = LLVMAppendBasicBlockInContext(g->c, fn, "rows"),
@@ -713,6 +747,16 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMValueRef rlast = LLVMBuildSub(g->b, row1, ci64(g, 1), "rlast");
     LLVMValueRef scratch = LLVMBuildAlloca(g->b, g->f32, "scratch");
     LLVMBuildStore(g->b, LLVMConstReal(g->f32, 0.0), scratch);
+    /* per row of a pass: scale * xds[g] of every group, computed 16 groups at a time before the row's
+     * group loop (which then only loads and broadcasts it) */
+    const unsigned SL = 16;
+    const int64_t ngp = (ng + SL - 1) / SL * SL;
+    LLVMValueRef sxp[QJ_INT_ROWS];
+    for (int j = 0; j < R; j++) {
+        LLVMValueRef a = LLVMBuildAlloca(g->b, LLVMArrayType(g->f32, (unsigned)ngp), "sx");
+        LLVMSetAlignment(a, 64);
+        sxp[j] = LLVMBuildBitCast(g->b, a, LLVMPointerType(g->f32, 0), "");
+    }
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), rhead, done);
 
     /* R rows at a time: rows past row1 repeat the last one (computed, not stored) */
@@ -724,14 +768,53 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         rowb[j] = LLVMBuildBitCast(g->b, gep(g, g->i32, codes, LLVMBuildMul(g->b, rj, ci64(g, rw), "")), pi8, "rowb");
         sbase[j] = LLVMBuildMul(g->b, rj, ci64(g, ng), "");
     }
+    /* the scales pass: sx[j][g] = scale * xds[g]; acc0[j] = sum_g zero * xsum[g] (lanes past ng
+     * masked off: loaded as zero) */
+    LLVMBasicBlockRef phead = LLVMAppendBasicBlockInContext(g->c, fn, "scales"),
+                      pend = LLVMAppendBasicBlockInContext(g->c, fn, "scales_end");
+    LLVMBuildBr(g->b, phead);
+    LLVMPositionBuilderAtEnd(g->b, phead);
+    LLVMTypeRef vsf = LLVMVectorType(g->f32, SL);
+    LLVMValueRef g0 = LLVMBuildPhi(g->b, g->i64, "g0"), zv[QJ_INT_ROWS], zvn[QJ_INT_ROWS], acc0[QJ_INT_ROWS];
+    for (int j = 0; j < R; j++) zv[j] = LLVMBuildPhi(g->b, vsf, "zv");
+    {
+        int64_t iota[16];
+        for (unsigned i = 0; i < SL; i++) iota[i] = i;
+        LLVMValueRef lanes = LLVMBuildAdd(g->b, splat(g, LLVMBuildTrunc(g->b, g0, g->i32, ""), SL), cvec(g->i32, iota, (int)SL), "");
+        LLVMValueRef m = LLVMBuildICmp(g->b, LLVMIntSLT, lanes, csplat(g->i32, SL, ng), "in");
+        LLVMValueRef xdv = masked_load(g, g->f32, SL, gep(g, g->f32, xds, g0), m),
+                     xsv = masked_load(g, g->f32, SL, gep(g, g->f32, xsum, g0), m);
+        for (int j = 0; j < R; j++) {
+            LLVMValueRef si = LLVMBuildAdd(g->b, sbase[j], g0, "");
+            LLVMValueRef sc = half_to_float_n(g, masked_load(g, g->i16, SL, gep(g, g->i16, scales, si), m), s->scale_bf16, SL);
+            LLVMValueRef z = s->symmetric ? LLVMBuildFMul(g->b, sc, splat(g, LLVMConstReal(g->f32, -(double)(1 << (B - 1))), SL), "z")
+                                          : half_to_float_n(g, masked_load(g, g->i16, SL, gep(g, g->i16, zeros, si), m),
+                                                            s->scale_bf16, SL);
+            LLVMValueRef st = LLVMBuildStore(g->b, LLVMBuildFMul(g->b, sc, xdv, "sxv"),
+                                             LLVMBuildBitCast(g->b, gep(g, g->f32, sxp[j], g0), LLVMPointerType(vsf, 0), ""));
+            LLVMSetAlignment(st, 64);
+            LLVMValueRef za[3] = {z, xsv, zv[j]};
+            zvn[j] = call_intrinsic(g, "llvm.fmuladd", vsf, za, 3);
+        }
+    }
+    LLVMValueRef g0n = LLVMBuildAdd(g->b, g0, ci64(g, SL), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, g0n, ci64(g, ng), ""), phead, pend);
+    {
+        LLVMValueRef gin[2] = {ci64(g, 0), g0n};
+        LLVMBasicBlockRef pfrom[2] = {rhead, phead};
+        LLVMAddIncoming(g0, gin, pfrom, 2);
+        for (int j = 0; j < R; j++) {
+            LLVMValueRef zin[2] = {LLVMConstNull(vsf), zvn[j]};
+            LLVMAddIncoming(zv[j], zin, pfrom, 2);
+        }
+    }
+    LLVMPositionBuilderAtEnd(g->b, pend);
+    for (int j = 0; j < R; j++) acc0[j] = tree_sum(g, zvn[j]);
     LLVMBuildBr(g->b, ghead);
 
     LLVMPositionBuilderAtEnd(g->b, ghead);
-    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "g"), acc[QJ_INT_ROWS], accv[QJ_INT_ROWS];
-    for (int j = 0; j < R; j++) {
-        acc[j] = LLVMBuildPhi(g->b, g->f32, "acc");
-        accv[j] = LLVMBuildPhi(g->b, vf, "accv");
-    }
+    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "g"), accv[QJ_INT_ROWS];
+    for (int j = 0; j < R; j++) accv[j] = LLVMBuildPhi(g->b, vf, "accv");
     LLVMValueRef b0 = LLVMBuildMul(g->b, gi, ci64(g, gb), "b0");
     LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, gb), "");
     bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
@@ -753,10 +836,14 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     }
     LLVMValueRef boff = LLVMBuildMul(g->b, c, ci64(g, 4 * B), "");
     for (int j = 0; j < R; j++) {
-        LLVMValueRef bp = LLVMBuildBitCast(g->b, gep(g, i8, rowb[j], boff), LLVMPointerType(vin, 0), "");
-        LLVMValueRef bytes = LLVMBuildLoad2(g->b, vin, bp, "bytes");
-        LLVMSetAlignment(bytes, 1);
-        LLVMValueRef win = LLVMBuildShuffleVector(g->b, bytes, zin, spreadv, "win");
+        LLVMValueRef bytes;
+        if (P == nbytes) {
+            bytes = LLVMBuildLoad2(g->b, vin, LLVMBuildBitCast(g->b, gep(g, i8, rowb[j], boff), LLVMPointerType(vin, 0), ""), "bytes");
+            LLVMSetAlignment(bytes, 1);
+        } else {
+            bytes = masked_load(g, i8, (unsigned)P, gep(g, i8, rowb[j], boff), bmask);
+        }
+        LLVMValueRef win = LLVMBuildShuffleVector(g->b, bytes, LLVMGetUndef(vin), spreadv, "win");
         LLVMValueRef ms[2] = {ctrlv, win};
         LLVMValueRef cod = call_intrinsic0(g, mshift, ms, 2);
         if (B < 8) cod = LLVMBuildAnd(g->b, cod, maskv, "codes");
@@ -781,9 +868,7 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     }
 
     LLVMPositionBuilderAtEnd(g->b, gend);
-    LLVMValueRef xg = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, xds, gi), "xds");
-    LLVMValueRef xs = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, xsum, gi), "xs");
-    LLVMValueRef accn[QJ_INT_ROWS], accvn[QJ_INT_ROWS];
+    LLVMValueRef accvn[QJ_INT_ROWS];
     for (int j = 0; j < R; j++) {
         LLVMValueRef f0 = LLVMBuildSIToFP(g->b, an[j][0], vf, ""), f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""),
                      f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, "");
@@ -791,22 +876,18 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         LLVMValueRef f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
         LLVMValueRef m2[3] = {f2, splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
         f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
-        LLVMValueRef sc, z;
-        scale_zero(g, s, scales, zeros, LLVMBuildAdd(g->b, sbase[j], gi, ""), &sc, &z);
-        LLVMValueRef a1[3] = {z, xs, acc[j]};
-        accn[j] = call_intrinsic(g, "llvm.fmuladd", g->f32, a1, 3);
-        LLVMValueRef a2[3] = {splat(g, LLVMBuildFMul(g->b, sc, xg, ""), (unsigned)L), f, accv[j]};
+        LLVMValueRef sxg = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, sxp[j], gi), "sx");
+        LLVMValueRef a2[3] = {splat(g, sxg, (unsigned)L), f, accv[j]};
         accvn[j] = call_intrinsic(g, "llvm.fmuladd", vf, a2, 3);
     }
     LLVMValueRef gn = LLVMBuildAdd(g->b, gi, ci64(g, 1), "");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, ci64(g, ng), ""), ghead, rend);
     {
         LLVMValueRef gin[2] = {ci64(g, 0), gn};
-        LLVMBasicBlockRef gfrom[2] = {rhead, gend};
+        LLVMBasicBlockRef gfrom[2] = {pend, gend};
         LLVMAddIncoming(gi, gin, gfrom, 2);
         for (int j = 0; j < R; j++) {
-            LLVMValueRef ain[2] = {LLVMConstReal(g->f32, 0.0), accn[j]}, avin[2] = {LLVMConstNull(vf), accvn[j]};
-            LLVMAddIncoming(acc[j], ain, gfrom, 2);
+            LLVMValueRef avin[2] = {LLVMConstNull(vf), accvn[j]};
             LLVMAddIncoming(accv[j], avin, gfrom, 2);
         }
     }
@@ -815,7 +896,7 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMPositionBuilderAtEnd(g->b, rend);
     for (int j = 0; j < R; j++) {
         LLVMValueRef rj = LLVMBuildAdd(g->b, r, ci64(g, j), "");
-        LLVMValueRef v = LLVMBuildFAdd(g->b, tree_sum(g, accvn[j]), accn[j], "");
+        LLVMValueRef v = LLVMBuildFAdd(g->b, tree_sum(g, accvn[j]), acc0[j], "");
         /* a repeat of the last row goes to a scratch slot */
         LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, rj, row1, "");
         LLVMValueRef yp = LLVMBuildSelect(g->b, in, gep(g, g->f32, y, LLVMBuildSelect(g->b, in, rj, rlast, "")), scratch, "");
