@@ -95,8 +95,12 @@ int cmd_bench(int argc, char **argv) {
         if (qj_cpu_kernel_bench(m, (int)layer, (int)iters, &rep)) goto fail;
         printf("device cpu: %s, %d threads; read ceiling %.1f GB/s (median of the rows' ceilings)\n", rep.target,
                rep.threads, rep.read_gbs);
-        printf("layer %ld, median of %ld calls, rotating weight copies (> 256 MiB); LLVM-generated kernels; before each\n"
-               "call a 256 MiB integer-sum read pass, whose median is the row's ceiling\n", layer, iters);
+        uint64_t rot_min = 0;
+        for (int i = 0; i < rep.n; i++)
+            if (!rot_min || rep.rows[i].rot_bytes < rot_min) rot_min = rep.rows[i].rot_bytes;
+        printf("layer %ld, median of %ld calls, rotating weight copies (>= %.0f MiB a kernel); LLVM-generated kernels; before\n"
+               "each call a %zu MiB integer-sum read pass (256 MiB or 4x the last-level cache), whose median is the row's ceiling\n",
+               layer, iters, (double)rot_min / 1048576.0, rep.ceil_bytes >> 20);
         printf("%-22s %6s %6s %4s %5s %9s %8s %9s %8s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "jit ms", "us",
                "GB/s", "ceil", "%ceil");
         for (int i = 0; i < rep.n; i++) {

@@ -3,11 +3,14 @@
  * in the same run.
  *
  * Method: each kernel reads one of R rotating copies of its arrays (together
- * > 256 MiB, far past the last-level cache), rows split across the OpenMP
+ * more than the ceiling buffer, at most 64 copies), rows split across the OpenMP
  * threads, x prepared per call as in the forward pass; median of `iters`
  * calls after two warm-ups. The read ceiling is measured next to each
  * kernel: before every timed call, one OpenMP pass of 64-bit integer sums
- * (eight independent chains per thread) over a 256 MiB buffer, median of
+ * (each thread reading its share as eight sequential streams at once: one
+ * stream reads only ~2/3 of that) over a buffer of 256 MiB or four
+ * times the last-level cache, whichever is larger (the pass also evicts the
+ * kernel's previous reads), median of
  * those `iters` passes, so a kernel and its ceiling share the machine's
  * state (on a shared VM the bandwidth drifts by 2x within a minute).
  */
@@ -29,11 +32,13 @@ typedef struct qj_cpu_kbench_row {
     double jit_ms;          /* IR build + optimise + JIT compile */
     double us, gbs;         /* median microseconds; weight bytes / time */
     double ceil_gbs;        /* the read ceiling measured between this kernel's calls */
+    uint64_t rot_bytes;     /* the rotating copies' bytes together */
 } qj_cpu_kbench_row;
 
 typedef struct qj_cpu_kbench_report {
     char target[160];       /* the host CPU LLVM compiled for */
     int threads;
+    size_t ceil_bytes;      /* the ceiling pass's buffer */
     double read_gbs;        /* the median of the rows' read ceilings */
     int n;
     qj_cpu_kbench_row rows[16];

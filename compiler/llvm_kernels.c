@@ -703,7 +703,7 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
  * digits of x (qj_cpu_kernels.h) into int32 lanes. At a group's end the lanes
  * become float (d0 + 256 d1 + 65536 d2, exact below 2^24 per lane), times
  * scale * xds[g], into a float vector; zero * xsum[g] into a scalar. */
-#define QJ_INT_ROWS 4 /* most rows per pass of the integer kernel: each digit load serves them all */
+#define QJ_INT_ROWS 4 /* rows per pass of the integer kernel (the default; QJ_CPU_ROWS: fewer): each digit load serves them all */
 static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
     const int B = s->bits;
     const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
@@ -757,13 +757,21 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         LLVMSetAlignment(a, 64);
         sxp[j] = LLVMBuildBitCast(g->b, a, LLVMPointerType(g->f32, 0), "");
     }
+    /* pass i takes rows row0 + i + j m, j < R, m = ceil((row1 - row0) / R): R rows far apart, so
+     * that their reads are R streams the prefetchers follow (R adjacent short rows are one) */
+    const char *sp = getenv("QJ_CPU_SPREAD");
+    const int spread_rows = !(sp && !strcmp(sp, "0"));
+    LLVMValueRef rstride = spread_rows ? LLVMBuildSDiv(g->b, LLVMBuildAdd(g->b, LLVMBuildSub(g->b, row1, row0, ""), ci64(g, R - 1), ""),
+                                                       ci64(g, R), "rstride")
+                                       : ci64(g, 1);
+    LLVMValueRef rstop = spread_rows ? LLVMBuildAdd(g->b, row0, rstride, "rstop") : row1;
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), rhead, done);
 
     /* R rows at a time: rows past row1 repeat the last one (computed, not stored) */
     LLVMPositionBuilderAtEnd(g->b, rhead);
     LLVMValueRef r = LLVMBuildPhi(g->b, g->i64, "r"), rowb[QJ_INT_ROWS], sbase[QJ_INT_ROWS];
     for (int j = 0; j < R; j++) {
-        LLVMValueRef rj = LLVMBuildAdd(g->b, r, ci64(g, j), "");
+        LLVMValueRef rj = LLVMBuildAdd(g->b, r, LLVMBuildMul(g->b, rstride, ci64(g, j), ""), "");
         rj = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rj, row1, ""), rj, rlast, "");
         rowb[j] = LLVMBuildBitCast(g->b, gep(g, g->i32, codes, LLVMBuildMul(g->b, rj, ci64(g, rw), "")), pi8, "rowb");
         sbase[j] = LLVMBuildMul(g->b, rj, ci64(g, ng), "");
@@ -895,15 +903,15 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     /* store the rows that exist, next R */
     LLVMPositionBuilderAtEnd(g->b, rend);
     for (int j = 0; j < R; j++) {
-        LLVMValueRef rj = LLVMBuildAdd(g->b, r, ci64(g, j), "");
+        LLVMValueRef rj = LLVMBuildAdd(g->b, r, LLVMBuildMul(g->b, rstride, ci64(g, j), ""), "");
         LLVMValueRef v = LLVMBuildFAdd(g->b, tree_sum(g, accvn[j]), acc0[j], "");
         /* a repeat of the last row goes to a scratch slot */
         LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, rj, row1, "");
         LLVMValueRef yp = LLVMBuildSelect(g->b, in, gep(g, g->f32, y, LLVMBuildSelect(g->b, in, rj, rlast, "")), scratch, "");
         LLVMBuildStore(g->b, v, yp);
     }
-    LLVMValueRef rn = LLVMBuildAdd(g->b, r, ci64(g, R), "");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rn, row1, ""), rhead, done);
+    LLVMValueRef rn = LLVMBuildAdd(g->b, r, spread_rows ? ci64(g, 1) : ci64(g, R), "");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, rn, rstop, ""), rhead, done);
     {
         LLVMValueRef rin[2] = {row0, rn};
         LLVMBasicBlockRef rfrom[2] = {entry, rend};
@@ -915,7 +923,8 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
 
 static int int_rows(const qj_cpu_kspec *s) {
     const char *e = getenv("QJ_CPU_ROWS");
-    int r = e ? atoi(e) : (s->K > 8192 ? 4 : 1);
+    int r = e ? atoi(e) : QJ_INT_ROWS; /* every shape (was 1 up to K = 8192): with the rows far apart, 4 won for all */
+    (void)s;
     return r < 1 ? 1 : r > QJ_INT_ROWS ? QJ_INT_ROWS : r;
 }
 

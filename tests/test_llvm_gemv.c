@@ -32,13 +32,13 @@ int main(int argc, char **argv) {
     printf("LLVM target %s\n", qj_cpu_jit_target(j));
     static const int groups[] = {32, 64, 128, 256, 512, 0};
     static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}};
-    /* passes: the shipped kernels; the integer kernels' rows-per-pass knob (3, every shape); the float
-     * kernels (what hosts without VNNI get) */
-    static const char *const pass_env[3][2] = {{NULL, NULL}, {"3", NULL}, {NULL, "0"}};
-    static const char *const pass_name[3] = {"shipped", "QJ_CPU_ROWS=3", "QJ_CPU_INT=0"};
-    for (int pass = 0; pass < 3; pass++) {
-    static const char *const vars[2] = {"QJ_CPU_ROWS", "QJ_CPU_INT"};
-    for (int v = 0; v < 2; v++) {
+    /* passes: the shipped kernels; the integer kernels' rows-per-pass knob (3, every shape), with the
+     * rows of a pass far apart (shipped) and adjacent; the float kernels (what hosts without VNNI get) */
+    static const char *const pass_env[4][3] = {{NULL, NULL, NULL}, {"3", NULL, NULL}, {"3", NULL, "0"}, {NULL, "0", NULL}};
+    static const char *const pass_name[4] = {"shipped", "QJ_CPU_ROWS=3", "QJ_CPU_ROWS=3 QJ_CPU_SPREAD=0", "QJ_CPU_INT=0"};
+    for (int pass = 0; pass < 4; pass++) {
+    static const char *const vars[3] = {"QJ_CPU_ROWS", "QJ_CPU_INT", "QJ_CPU_SPREAD"};
+    for (int v = 0; v < 3; v++) {
         if (pass_env[pass][v]) setenv(vars[v], pass_env[pass][v], 1);
         else unsetenv(vars[v]);
     }
@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
     }
     unsetenv("QJ_CPU_ROWS");
     unsetenv("QJ_CPU_INT");
+    unsetenv("QJ_CPU_SPREAD");
     /* bad specs and dtypes are refused with the reason */
     qj_cpu_kspec badspec = {9, 128, 4, 64, 0, 0};
     qj_cpu_gemv_fn fn = NULL;
