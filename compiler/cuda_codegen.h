@@ -138,7 +138,7 @@ typedef struct qj_ops_strides {
 void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s);
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **source);
 /* Blocks per query head of the ops module's attention (QJ_ATT_SPLIT): enough
- * for about 128 blocks, 1..8; $QJ_ATT_SPLIT (1..32) overrides. */
+ * for about 256 blocks, 1..8; $QJ_ATT_SPLIT (1..32) overrides. */
 int qj_ops_att_split(const qj_config *c);
 
 /* Grid and block of a spec's launch. */

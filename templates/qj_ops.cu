@@ -24,7 +24,7 @@
  *   qj_swiglu      QJ_OPS_CDIV(QJ_HIDDEN, T)           T      0
  *
  * qj_attention also uses QJ_ATT_STATIC_SMEM bytes of static shared memory
- * (about (QJ_THREADS/32 + 5) * QJ_HEAD_DIM floats); above 48 KB of dynamic shared
+ * (about (QJ_THREADS/32 + 6) * QJ_HEAD_DIM floats); above 48 KB of dynamic shared
  * memory the launcher opts in with CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
  * (dynamic + static must stay within the device's per-block opt-in limit:
  * 227 KB on sm_90, so QJ_MAX_SEQ / QJ_ATT_SPLIT <= ~56000). With QJ_ATT_SPLIT > 1
@@ -200,7 +200,7 @@ __device__ __forceinline__ void qj_ops_im_prep_tile(const float *__restrict__ v,
 #define QJ_ATT_PER_LANE QJ_OPS_CDIV(QJ_ATT_NVEC, QJ_ATT_TEAM)
 #define QJ_ATT_TEAMS_PER_WARP (32 / QJ_ATT_TEAM)
 #define QJ_ATT_TEAMS (QJ_THREADS / QJ_ATT_TEAM)
-#define QJ_ATT_STATIC_SMEM ((QJ_OPS_WARPS + 5) * QJ_HEAD_DIM * 4 + (2 * QJ_OPS_WARPS + QJ_ATT_SPLIT + 1) * 4)
+#define QJ_ATT_STATIC_SMEM ((QJ_OPS_WARPS + 6) * QJ_HEAD_DIM * 4 + (2 * QJ_OPS_WARPS + QJ_ATT_SPLIT + 1) * 4)
 
 static_assert(QJ_THREADS % 32 == 0 && QJ_THREADS >= QJ_NORM_CHUNK && QJ_THREADS <= 1024,
               "QJ_THREADS: whole warps, at least one rmsnorm chunk, <= 1024");
@@ -420,12 +420,11 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
  * memory) at the position whose table rows are cs, sn: a pair (a, b) = (2i,
  * 2i+1) or (i, i+head_dim/2) becomes (a cos - b sin, a sin + b cos) with
  * column i of the tables, rounded as the C reference rounds. */
-__device__ __forceinline__ float qj_rope_elem(const float *r, int e, const float *__restrict__ cs,
-                                              const float *__restrict__ sn) {
+__device__ __forceinline__ float qj_rope_elem(const float *r, int e, const float *cs, const float *sn) {
     const int i = QJ_ROPE_HALF ? e % QJ_OPS_HALF : e >> 1;
     const bool first = QJ_ROPE_HALF ? e < QJ_OPS_HALF : (e & 1) == 0;
     const int a = QJ_ROPE_HALF ? i : 2 * i, b = QJ_ROPE_HALF ? i + QJ_OPS_HALF : 2 * i + 1;
-    const float x0 = r[a], x1 = r[b], c = __ldg(cs + i), s = __ldg(sn + i);
+    const float x0 = r[a], x1 = r[b], c = cs[i], s = sn[i];
     return first ? __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)) : __fadd_rn(__fmul_rn(x0, s), __fmul_rn(x1, c));
 }
 
@@ -446,7 +445,10 @@ __device__ __forceinline__ float qj_rope_elem(const float *r, int e, const float
  * (divided by the sum); with more, each block writes (acc, max, sum) to
  * att_part and counts itself in att_count[b][h], and the block that counts
  * last combines the shares (weights exp(max_s - max), in share order), writes
- * the output and resets the count for the next launch. */
+ * the output and resets the count for the next launch. Before waiting for
+ * the previous kernel (programmatic dependent launch) a block already reads
+ * what earlier steps wrote: the RoPE row of *pos and its first
+ * QJ_ATT_TEAMS * QJ_ATT_UNROLL cache rows (K and V) into registers. */
 extern "C" __global__ void __launch_bounds__(QJ_THREADS, 1) /* ", 1": else ptxas may cap registers and spill */
 qj_attention(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
              const void *__restrict__ bq, const void *__restrict__ bk, const void *__restrict__ bv,
@@ -454,11 +456,14 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
              float *__restrict__ vcache, const int *__restrict__ pos, float *__restrict__ out,
              unsigned char *__restrict__ xq, float4 *__restrict__ xc, float *__restrict__ att_part,
              unsigned *__restrict__ att_count) {
-    qj_pdl_enter();
+    qj_pdl_launch_dependents();
     extern __shared__ float scores[];                  /* (QJ_ATT_SHARE_MAX) dynamic */
     __shared__ float part[QJ_OPS_WARPS][QJ_HEAD_DIM]; /* per-warp partial outputs */
     __shared__ float red_max[QJ_OPS_WARPS], red_sum[QJ_OPS_WARPS];
     __shared__ __align__(16) float raw[2][QJ_HEAD_DIM], qs[QJ_HEAD_DIM], ks[QJ_HEAD_DIM], vs[QJ_HEAD_DIM];
+    __shared__ float cs[QJ_OPS_HALF], sn[QJ_OPS_HALF];
+    /* pos comes from the host before the step, and the cache rows before *pos
+     * from earlier steps, so both are read before the wait */
     const int p = pos[blockIdx.y];
     if (p < 0 || p >= QJ_MAX_SEQ) return;
     const int n = p + 1;
@@ -477,6 +482,32 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
     const int t_hi = t_lo + per < n ? t_lo + per : n; /* this block's positions [t_lo, t_hi), maybe none */
     const float *kb = kcache + (size_t)kvh * QJ_HEAD_DIM, *vb = vcache + (size_t)kvh * QJ_HEAD_DIM;
     const float scale = __fdiv_rn(1.0f, __fsqrt_rn((float)QJ_HEAD_DIM));
+
+    /* before the wait (the previous kernel writes q, k, v): the RoPE table
+     * row of *pos and this block's first QJ_ATT_UNROLL cache rows per team,
+     * K and V, into registers (a share of <= QJ_ATT_TEAMS * QJ_ATT_UNROLL
+     * positions then reads no memory after the wait but q, k and v) */
+    for (int i = threadIdx.x; i < QJ_OPS_HALF; i += QJ_THREADS) {
+        cs[i] = __ldg(rope_cos + (size_t)p * QJ_OPS_HALF + i);
+        sn[i] = __ldg(rope_sin + (size_t)p * QJ_OPS_HALF + i);
+    }
+    const int t_first = t_lo + warp * QJ_ATT_TEAMS_PER_WARP; /* the warp's first row; its team's is + tw */
+    float kpre[QJ_ATT_UNROLL][QJ_ATT_PER_LANE][QJ_ATT_VEC], vpre[QJ_ATT_UNROLL][QJ_ATT_PER_LANE][QJ_ATT_VEC];
+#pragma unroll
+    for (int u = 0; u < QJ_ATT_UNROLL; u++) {
+        const int t = t_first + tw + u * QJ_ATT_TEAMS;
+#pragma unroll
+        for (int j = 0; j < QJ_ATT_PER_LANE; j++) {
+            const int e = (tl + j * QJ_ATT_TEAM) * QJ_ATT_VEC;
+#pragma unroll
+            for (int c = 0; c < QJ_ATT_VEC; c++) kpre[u][j][c] = vpre[u][j][c] = 0.0f;
+            if (t < t_hi && t != p && (QJ_ATT_NVEC % QJ_ATT_TEAM == 0 || e < QJ_HEAD_DIM)) {
+                load_vec(kb + (size_t)t * QJ_OPS_KV_DIM + e, kpre[u][j]);
+                load_vec(vb + (size_t)t * QJ_OPS_KV_DIM + e, vpre[u][j]);
+            }
+        }
+    }
+    qj_pdl_wait();
 #if !QJ_QKV_BIAS
     (void)bq;
     (void)bk;
@@ -496,8 +527,7 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
         raw[1][e] = xk0;
         vs[e] = xv0;
     }
-    __syncthreads();
-    const float *cs = rope_cos + (size_t)p * QJ_OPS_HALF, *sn = rope_sin + (size_t)p * QJ_OPS_HALF;
+    __syncthreads(); /* also publishes cs, sn */
     const bool store = h % QJ_OPS_GQA == 0 && share == 0;
     for (int e = threadIdx.x; e < QJ_HEAD_DIM; e += QJ_THREADS) {
         qs[e] = qj_rope_elem(raw[0], e, cs, sn);
@@ -521,7 +551,8 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
 
     /* scores; the loop bound is uniform over a warp, so every lane shuffles */
     float mx = __uint_as_float(0xff800000u); /* -inf */
-    for (int t0 = t_lo + warp * QJ_ATT_TEAMS_PER_WARP; t0 < t_hi; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
+    for (int t0 = t_first; t0 < t_hi; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
+        const bool pre = t0 == t_first; /* rows loaded before the wait */
         float d[QJ_ATT_UNROLL];
 #pragma unroll
         for (int u = 0; u < QJ_ATT_UNROLL; u++) {
@@ -537,6 +568,9 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
                         if (t == p) {
 #pragma unroll
                             for (int c = 0; c < QJ_ATT_VEC; c++) kv[c] = ks[e + c];
+                        } else if (pre) {
+#pragma unroll
+                            for (int c = 0; c < QJ_ATT_VEC; c++) kv[c] = kpre[u][j][c];
                         } else load_vec(kt + e, kv);
 #pragma unroll
                         for (int c = 0; c < QJ_ATT_VEC; c++) d[u] = fmaf(qr[j][c], kv[c], d[u]);
@@ -573,7 +607,8 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
     for (int j = 0; j < QJ_ATT_PER_LANE; j++)
 #pragma unroll
         for (int c = 0; c < QJ_ATT_VEC; c++) acc[j][c] = 0.0f;
-    for (int t0 = t_lo + warp * QJ_ATT_TEAMS_PER_WARP + tw; t0 < t_hi; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
+    for (int t0 = t_first + tw; t0 < t_hi; t0 += QJ_ATT_TEAMS * QJ_ATT_UNROLL) {
+        const bool pre = t0 == t_first + tw;
 #pragma unroll
         for (int u = 0; u < QJ_ATT_UNROLL; u++) {
             const int t = t0 + u * QJ_ATT_TEAMS;
@@ -588,6 +623,9 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
                         if (t == p) {
 #pragma unroll
                             for (int c = 0; c < QJ_ATT_VEC; c++) vv[c] = vs[e + c];
+                        } else if (pre) {
+#pragma unroll
+                            for (int c = 0; c < QJ_ATT_VEC; c++) vv[c] = vpre[u][j][c];
                         } else load_vec(vt + e, vv);
 #pragma unroll
                         for (int c = 0; c < QJ_ATT_VEC; c++) acc[j][c] = fmaf(pt, vv[c], acc[j][c]);
