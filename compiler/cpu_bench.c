@@ -28,7 +28,6 @@ static size_t ceil_bytes(void) {
 #endif
     return b;
 }
-#define QJ_CEIL_BYTES ceil_bytes()
 #define QJ_MAX_ROT 64
 
 #define QJ_CEIL_STREAMS 8 /* sequential streams per thread: one stream reads ~2/3 of what 4-16 do */
@@ -36,8 +35,8 @@ static size_t ceil_bytes(void) {
 /* One read pass over the ceiling buffer: seconds per buffer (the sums go to
  * *sink). Each thread reads its share as QJ_CEIL_STREAMS sequential streams
  * at once, a cache line of each in turn, summed as 64-bit integers. */
-static double read_pass(const uint64_t *buf, uint64_t *sink) {
-    const size_t n = QJ_CEIL_BYTES / 8;
+static double read_pass(const uint64_t *buf, size_t bytes, uint64_t *sink) {
+    const size_t n = bytes / 8;
     uint64_t s = 0;
     size_t words = 0;
     double t0 = qj_now();
@@ -59,11 +58,11 @@ static double read_pass(const uint64_t *buf, uint64_t *sink) {
     return words ? t * (double)n / (double)words : t;
 }
 
-static qj_status ceiling_buffer(uint64_t **out) {
-    uint64_t *buf = aligned_alloc(64, QJ_CEIL_BYTES);
-    if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory (%zu MiB for the read ceiling)", QJ_CEIL_BYTES >> 20);
+static qj_status ceiling_buffer(size_t bytes, uint64_t **out) {
+    uint64_t *buf = aligned_alloc(64, bytes);
+    if (!buf) return qj_fail(QJ_ERR_NOMEM, "out of memory (%zu MiB for the read ceiling)", bytes >> 20);
     #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < QJ_CEIL_BYTES / 8; i++) buf[i] = i & 7; /* pages touched by the threads that read them */
+    for (size_t i = 0; i < bytes / 8; i++) buf[i] = i & 7; /* pages touched by the threads that read them */
     *out = buf;
     return QJ_OK;
 }
@@ -88,7 +87,7 @@ static void free_copy(qj_tensor *c) {
     free((void *)(uintptr_t)c->zeros);
 }
 
-static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, const uint64_t *cbuf,
+static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, const uint64_t *cbuf, size_t cbytes,
                               qj_cpu_kbench_row *row) {
     memset(row, 0, sizeof *row);
     snprintf(row->what, sizeof row->what, "%s", what);
@@ -104,7 +103,7 @@ static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *wha
     double t0 = qj_now();
     if ((s = qj_cpu_jit_gemv(j, &ks, &fn))) return s;
     row->jit_ms = (qj_now() - t0) * 1e3;
-    int nrot = (int)(QJ_CEIL_BYTES / row->weight_bytes) + 1;
+    int nrot = (int)(cbytes / row->weight_bytes) + 1;
     if (nrot > QJ_MAX_ROT) nrot = QJ_MAX_ROT;
     row->rot_bytes = (uint64_t)nrot * row->weight_bytes;
     qj_tensor rot[QJ_MAX_ROT];
@@ -117,7 +116,7 @@ static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *wha
     for (int64_t k = 0; !s && k < ks.K; k++) x[k] = (float)((k * 2654435761u) % 1000) / 1000.0f - 0.5f;
     for (int i = 0; i < 2 && !s; i++) s = qj_cpu_gemv_run(fn, &rot[i % nrot], x, y);
     for (int i = 0; i < iters && !s; i++) {
-        cs[i] = read_pass(cbuf, &sink);
+        cs[i] = read_pass(cbuf, cbytes, &sink);
         double a = qj_now();
         s = qj_cpu_gemv_run(fn, &rot[(i + 2) % nrot], x, y);
         us[i] = (qj_now() - a) * 1e6;
@@ -127,7 +126,7 @@ static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *wha
         row->us = us[iters / 2];
         row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
         qsort(cs, (size_t)iters, sizeof *cs, cmp_double);
-        row->ceil_gbs = (double)QJ_CEIL_BYTES / cs[iters / 2] / 1e9 + (sink == 1 ? 1e-30 : 0); /* sink keeps the sums */
+        row->ceil_gbs = (double)cbytes / cs[iters / 2] / 1e9 + (sink == 1 ? 1e-30 : 0); /* sink keeps the sums */
     }
     for (int i = 0; i < made; i++) free_copy(&rot[i]);
     free(x);
@@ -146,18 +145,18 @@ qj_status qj_cpu_kernel_bench(const qj_model *m, int layer, int iters, qj_cpu_kb
     if (s) return s;
     snprintf(out->target, sizeof out->target, "%s", qj_cpu_jit_target(j));
     out->threads = omp_get_max_threads();
-    out->ceil_bytes = QJ_CEIL_BYTES;
+    out->ceil_bytes = ceil_bytes();
     uint64_t *cbuf = NULL;
-    s = ceiling_buffer(&cbuf);
+    s = ceiling_buffer(out->ceil_bytes, &cbuf);
     static const char *names[QJ_LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     for (int l = 0; l < QJ_LIN_COUNT && !s; l++) {
         const qj_tensor *t = qj_layer_linear((qj_layer *)&m->layers[layer], (qj_linear)l);
         if (t->dtype != QJ_DTYPE_Q) continue;
         char what[64];
         snprintf(what, sizeof what, "layers.*.%s", l < 7 ? names[l] : "?");
-        if (!(s = bench_tensor(j, t, what, iters, cbuf, &out->rows[out->n]))) out->n++;
+        if (!(s = bench_tensor(j, t, what, iters, cbuf, out->ceil_bytes, &out->rows[out->n]))) out->n++;
     }
-    if (!s && m->lm_head.dtype == QJ_DTYPE_Q && !(s = bench_tensor(j, &m->lm_head, "lm_head", iters, cbuf, &out->rows[out->n])))
+    if (!s && m->lm_head.dtype == QJ_DTYPE_Q && !(s = bench_tensor(j, &m->lm_head, "lm_head", iters, cbuf, out->ceil_bytes, &out->rows[out->n])))
         out->n++;
     free(cbuf);
     if (out->n) {

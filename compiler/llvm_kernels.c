@@ -627,10 +627,9 @@ static LLVMValueRef splat(irb *g, LLVMValueRef v, unsigned n);
 
 /* ty, or <n x ty> when n > 0 */
 static LLVMTypeRef vty(LLVMTypeRef ty, unsigned n) { return n ? LLVMVectorType(ty, n) : ty; }
-/* The integer (or float) constant v as ty, splat over n lanes when n > 0. */
+/* The integer constant v as ty, splat over n lanes when n > 0. */
 static LLVMValueRef csplat(LLVMTypeRef ty, unsigned n, int64_t v) {
-    LLVMValueRef c = LLVMGetTypeKind(ty) == LLVMFloatTypeKind ? LLVMConstReal(ty, (double)v)
-                                                               : LLVMConstInt(ty, (unsigned long long)v, 0);
+    LLVMValueRef c = LLVMConstInt(ty, (unsigned long long)v, 0);
     if (!n) return c;
     LLVMValueRef e[64];
     for (unsigned i = 0; i < n; i++) e[i] = c;
@@ -702,7 +701,8 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
  * leaves the u8 codes; vpdpbusd multiplies them by each of the three int8
  * digits of x (qj_cpu_kernels.h) into int32 lanes. At a group's end the lanes
  * become float (d0 + 256 d1 + 65536 d2, exact below 2^24 per lane), times
- * scale * xds[g], into a float vector; zero * xsum[g] into a scalar. */
+ * scale * xds[g], into a float vector; the scale * xds[g] of a row's groups
+ * and its sum of zero * xsum[g] come from a pass 16 groups wide before them. */
 #define QJ_INT_ROWS 4 /* rows per pass of the integer kernel (the default; QJ_CPU_ROWS: fewer): each digit load serves them all */
 static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
     const int B = s->bits;
@@ -921,10 +921,9 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMBuildRetVoid(g->b);
 }
 
-static int int_rows(const qj_cpu_kspec *s) {
+static int int_rows(void) {
     const char *e = getenv("QJ_CPU_ROWS");
     int r = e ? atoi(e) : QJ_INT_ROWS; /* every shape (was 1 up to K = 8192): with the rows far apart, 4 won for all */
-    (void)s;
     return r < 1 ? 1 : r > QJ_INT_ROWS ? QJ_INT_ROWS : r;
 }
 
@@ -940,7 +939,7 @@ static void build_gemv(irb *g, const qj_cpu_kspec *s, const char *name) {
         LLVMAddAttributeAtIndex(fn, i + 1, LLVMCreateEnumAttribute(g->c, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
     }
     if (g->vnni) {
-        build_gemv_int(g, s, fn, int_rows(s));
+        build_gemv_int(g, s, fn, int_rows());
         return;
     }
     LLVMValueRef codes = LLVMGetParam(fn, 0), scales = LLVMGetParam(fn, 1), zeros = LLVMGetParam(fn, 2),
