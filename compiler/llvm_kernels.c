@@ -694,34 +694,46 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
         *z = half_to_float(g, LLVMBuildLoad2(g->b, g->i16, gep(g, g->i16, zeros, sidx), ""), s->scale_bf16);
 }
 
-/* The integer kernel (AVX-512 VNNI + VBMI): per chunk of V = 64 values (32
- * where groups or the row have an odd number of 32-value blocks), the codes'
- * V B / 8 bytes are spread so that byte group q holds bytes qB..qB+7 of them
- * (vpermb), vpmultishiftqb pulls value 8q + j's B bits to byte 8q + j, a mask
- * leaves the u8 codes; vpdpbusd multiplies them by each of the three int8
- * digits of x (qj_cpu_kernels.h) into int32 lanes. At a group's end the lanes
- * become float (d0 + 256 d1 + 65536 d2, exact below 2^24 per lane), times
- * scale * xds[g], into a float vector; the scale * xds[g] of a row's groups
- * and its sum of zero * xsum[g] come from a pass 16 groups wide before them. */
+/* The integer kernel (AVX-512 VNNI + VBMI): per chunk of CB blocks, the codes
+ * become u8 lanes, either as P byte planes (2 and 4 bits, qj_cpu_xd_planes:
+ * plane m is (bytes >> m B) & mask, one shift and one and, x's digits being
+ * stored in the same order) or in natural order (V = 64 values, 32 where the
+ * row or the groups allow no 2-block chunks: the codes' bytes spread so that
+ * byte group q holds bytes qB..qB+7 of them (vpermb), vpmultishiftqb pulls
+ * value 8q + j's B bits to byte 8q + j, a mask leaves the u8 codes; 8 bits:
+ * the bytes themselves). vpdpbusd multiplies them by each of the three int8
+ * digits of x (qj_cpu_kernels.h) into int32 lanes. At a span's end (a group,
+ * or a chunk of gpc groups) the lanes become float (d0 + 256 d1 + 65536 d2,
+ * exact below 2^24 per lane), times scale * xds[g] of each lane's group, into
+ * a float vector; the scale * xds[g] of a row's groups and its sum of zero *
+ * xsum[g] come from a pass 16 groups wide before them. */
 #define QJ_INT_ROWS 4 /* rows per pass of the integer kernel (the default; QJ_CPU_ROWS: fewer): each digit load serves them all */
 static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
     const int B = s->bits;
     const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
-    const int V = (gb % 2 == 0 && nb % 2 == 0) ? 64 : 32, bpc = V / 32, L = V / 4, nbytes = 4 * B * bpc;
+    /* the chunk: CB blocks whose codes are read at once, as P byte planes of V bytes (qj_cpu_xd_planes;
+     * P = 1: natural order, V = 64 where the row and the groups allow 2-block chunks, else 32) */
+    const int P = qj_cpu_xd_planes(B, s->group, s->K);
+    const int V = P > 1 || (nb % 2 == 0 && (gb % 2 == 0 || gb == 1)) ? 64 : 32, CB = P > 1 ? 2 * P : V / 32,
+              L = V / 4, nbytes = 4 * B * CB;
+    /* a span ends each group loop iteration: a group of whole chunks, or (gpc > 1) a chunk of gpc groups */
+    const int gpc = gb < CB ? (int)(CB / gb) : 1;
+    const int64_t sb = gpc > 1 ? CB : gb, nspan = gpc > 1 ? nb / CB : ng;
     LLVMTypeRef i8 = LLVMInt8TypeInContext(g->c), pi8 = LLVMPointerType(i8, 0);
-    /* the chunk's bytes are loaded as <P x i8>, P the power of two >= nbytes: a masked load (one
-     * instruction, no read past the chunk) when P > nbytes */
-    int P = 16;
-    while (P < nbytes) P *= 2;
-    LLVMTypeRef vb = LLVMVectorType(i8, (unsigned)V), vin = LLVMVectorType(i8, (unsigned)P),
+    /* the chunk's bytes are loaded as <PB x i8>, PB the power of two >= nbytes: a masked load (one
+     * instruction, no read past the chunk) when PB > nbytes */
+    int PB = 16;
+    while (PB < nbytes) PB *= 2;
+    LLVMTypeRef vb = LLVMVectorType(i8, (unsigned)V), vin = LLVMVectorType(i8, (unsigned)PB),
                 vi = LLVMVectorType(g->i32, (unsigned)L), vf = LLVMVectorType(g->f32, (unsigned)L);
     const char *mshift = V == 64 ? "llvm.x86.avx512.pmultishift.qb.512" : "llvm.x86.avx512.pmultishift.qb.256";
     const char *dpbusd = V == 64 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256";
     LLVMValueRef codes = LLVMGetParam(fn, 0), scales = LLVMGetParam(fn, 1), zeros = LLVMGetParam(fn, 2),
                  xsum = LLVMGetParam(fn, 4), xd = LLVMGetParam(fn, 5), xds = LLVMGetParam(fn, 6), y = LLVMGetParam(fn, 7),
                  row0 = LLVMGetParam(fn, 8), row1 = LLVMGetParam(fn, 9);
-    /* constants: the byte spread (past the chunk's bytes: any of its bytes, which only feed masked-off
-     * bits; one source, so that it stays one vpermb), the multishift offsets, the code mask */
+    /* constants, natural order below 8 bits: the byte spread (past the chunk's bytes: any of its bytes,
+     * which only feed masked-off bits; one source, so that it stays one vpermb), the multishift offsets,
+     * the code mask */
     LLVMValueRef spread[64], ctrl[64], mask[64];
     for (int q = 0; q < V / 8; q++)
         for (int j = 0; j < 8; j++) {
@@ -731,8 +743,8 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
             mask[8 * q + j] = LLVMConstInt(i8, (unsigned long long)((1 << B) - 1), 0);
         }
     LLVMValueRef bm[64];
-    for (int i = 0; i < P; i++) bm[i] = LLVMConstInt(LLVMInt1TypeInContext(g->c), i < nbytes, 0);
-    LLVMValueRef bmask = LLVMConstVector(bm, (unsigned)P);
+    for (int i = 0; i < PB; i++) bm[i] = LLVMConstInt(LLVMInt1TypeInContext(g->c), i < nbytes, 0);
+    LLVMValueRef bmask = LLVMConstVector(bm, (unsigned)PB);
     LLVMValueRef spreadv = LLVMConstVector(spread, (unsigned)V), ctrlv = LLVMConstVector(ctrl, (unsigned)V),
                  maskv = LLVMConstVector(mask, (unsigned)V), zi = LLVMConstNull(vi);
 
@@ -821,47 +833,81 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMBuildBr(g->b, ghead);
 
     LLVMPositionBuilderAtEnd(g->b, ghead);
-    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "g"), accv[QJ_INT_ROWS];
+    LLVMValueRef gi = LLVMBuildPhi(g->b, g->i64, "span"), accv[QJ_INT_ROWS];
     for (int j = 0; j < R; j++) accv[j] = LLVMBuildPhi(g->b, vf, "accv");
-    LLVMValueRef b0 = LLVMBuildMul(g->b, gi, ci64(g, gb), "b0");
-    LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, gb), "");
+    LLVMValueRef b0 = LLVMBuildMul(g->b, gi, ci64(g, sb), "b0");
+    LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, sb), "");
     bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
     LLVMBuildBr(g->b, chead);
 
     LLVMPositionBuilderAtEnd(g->b, chead);
-    LLVMValueRef c = LLVMBuildPhi(g->b, g->i64, "c"), a[QJ_INT_ROWS][3], an[QJ_INT_ROWS][3], xv[3];
+    LLVMValueRef c = LLVMBuildPhi(g->b, g->i64, "c"), a[QJ_INT_ROWS][3], an[QJ_INT_ROWS][3], xv[4][3];
     for (int j = 0; j < R; j++)
         for (int d = 0; d < 3; d++) a[j][d] = LLVMBuildPhi(g->b, vi, "a");
-    /* digits of blocks c.. : pair c / 2, half c % 2 */
-    LLVMValueRef xoff = LLVMBuildAdd(g->b, LLVMBuildMul(g->b, LLVMBuildUDiv(g->b, c, ci64(g, 2), ""), ci64(g, 192), ""),
-                                     LLVMBuildMul(g->b, LLVMBuildURem(g->b, c, ci64(g, 2), ""), ci64(g, 32), ""), "");
-    for (int d = 0; d < 3; d++) {
-        LLVMValueRef xp = LLVMBuildBitCast(g->b, gep(g, i8, xd, LLVMBuildAdd(g->b, xoff, ci64(g, 64 * d), "")),
-                                           LLVMPointerType(vb, 0), "");
-        xv[d] = LLVMBuildLoad2(g->b, vb, xp, "xd");
-        LLVMSetAlignment(xv[d], 1); /* the runner aligns xd to 64 bytes; the kernel does not rely on it */
-        xv[d] = LLVMBuildBitCast(g->b, xv[d], vi, "");
-    }
+    /* digits of plane m of the chunk at block c: V = 64, chunk c / CB at (c / CB) P 192 = 96 c; V = 32,
+     * pair c / 2, half c % 2 */
+    LLVMValueRef xoff = V == 64 ? LLVMBuildMul(g->b, c, ci64(g, 96), "")
+                                : LLVMBuildAdd(g->b, LLVMBuildMul(g->b, LLVMBuildUDiv(g->b, c, ci64(g, 2), ""), ci64(g, 192), ""),
+                                               LLVMBuildMul(g->b, LLVMBuildURem(g->b, c, ci64(g, 2), ""), ci64(g, 32), ""), "");
+    for (int m = 0; m < P; m++)
+        for (int d = 0; d < 3; d++) {
+            LLVMValueRef xp = LLVMBuildBitCast(g->b, gep(g, i8, xd, LLVMBuildAdd(g->b, xoff, ci64(g, 64 * (3 * m + d)), "")),
+                                               LLVMPointerType(vb, 0), "");
+            xv[m][d] = LLVMBuildLoad2(g->b, vb, xp, "xd");
+            LLVMSetAlignment(xv[m][d], 1); /* the runner aligns xd to 64 bytes; the kernel does not rely on it */
+            xv[m][d] = LLVMBuildBitCast(g->b, xv[m][d], vi, "");
+        }
     LLVMValueRef boff = LLVMBuildMul(g->b, c, ci64(g, 4 * B), "");
+    const char *pfe = getenv("QJ_CPU_PF"), *ple = getenv("QJ_CPU_PFLOC");
+    /* software prefetch of each row's stream (docs/PERFORMANCE.md: 2048 bytes ahead, locality 2,
+     * medians over widths 48-75% -> 55-98% of the read ceiling); QJ_CPU_PF=0 turns it off, both are
+     * read when a kernel is generated, so AOT code keeps the values it was built with */
+    const int pf_dist = pfe ? atoi(pfe) : 2048, pf_loc0 = ple ? atoi(ple) : 2;
+    const int pf_loc = pf_loc0 < 0 ? 0 : pf_loc0 > 3 ? 3 : pf_loc0; /* llvm.prefetch takes 0..3 */
     for (int j = 0; j < R; j++) {
+        if (pf_dist > 0) { /* software prefetch pf_dist bytes ahead in each row's stream */
+            LLVMValueRef pa[4] = {gep(g, i8, rowb[j], LLVMBuildAdd(g->b, boff, ci64(g, pf_dist), "")), ci32(g, 0), ci32(g, pf_loc), ci32(g, 1)};
+            LLVMTypeRef pt[4] = {pi8, g->i32, g->i32, g->i32};
+            LLVMTypeRef pft = LLVMFunctionType(LLVMVoidTypeInContext(g->c), pt, 4, 0);
+            LLVMValueRef pff = LLVMGetNamedFunction(g->m, "llvm.prefetch.p0i8");
+            if (!pff) pff = LLVMAddFunction(g->m, "llvm.prefetch.p0i8", pft);
+            LLVMBuildCall2(g->b, pft, pff, pa, 4, "");
+        }
         LLVMValueRef bytes;
-        if (P == nbytes) {
+        if (PB == nbytes) {
             bytes = LLVMBuildLoad2(g->b, vin, LLVMBuildBitCast(g->b, gep(g, i8, rowb[j], boff), LLVMPointerType(vin, 0), ""), "bytes");
             LLVMSetAlignment(bytes, 1);
         } else {
-            bytes = masked_load(g, i8, (unsigned)P, gep(g, i8, rowb[j], boff), bmask);
+            bytes = masked_load(g, i8, (unsigned)PB, gep(g, i8, rowb[j], boff), bmask);
         }
-        LLVMValueRef win = LLVMBuildShuffleVector(g->b, bytes, LLVMGetUndef(vin), spreadv, "win");
-        LLVMValueRef ms[2] = {ctrlv, win};
-        LLVMValueRef cod = call_intrinsic0(g, mshift, ms, 2);
-        if (B < 8) cod = LLVMBuildAnd(g->b, cod, maskv, "codes");
-        LLVMValueRef codi = LLVMBuildBitCast(g->b, cod, vi, "");
+        LLVMValueRef pl[4];
+        if (P > 1) {
+            /* plane m: bits 2m (B = 2) or 4m (B = 4) of every byte, by a 32-bit shift and a mask */
+            LLVMValueRef w = LLVMBuildBitCast(g->b, bytes, vi, "");
+            const int64_t m32 = 0x01010101LL * ((1 << B) - 1);
+            for (int m = 0; m < P; m++) {
+                LLVMValueRef t = m ? LLVMBuildLShr(g->b, w, csplat(g->i32, (unsigned)L, B * m), "") : w;
+                pl[m] = LLVMBuildAnd(g->b, t, csplat(g->i32, (unsigned)L, m32), "plane");
+            }
+        } else if (B == 8) {
+            pl[0] = LLVMBuildBitCast(g->b, bytes, vi, "codes"); /* the bytes are the codes */
+        } else {
+            LLVMValueRef win = LLVMBuildShuffleVector(g->b, bytes, LLVMGetUndef(vin), spreadv, "win");
+            LLVMValueRef ms[2] = {ctrlv, win};
+            LLVMValueRef cod = call_intrinsic0(g, mshift, ms, 2);
+            cod = LLVMBuildAnd(g->b, cod, maskv, "codes");
+            pl[0] = LLVMBuildBitCast(g->b, cod, vi, "");
+        }
         for (int d = 0; d < 3; d++) {
-            LLVMValueRef da[3] = {a[j][d], codi, xv[d]};
-            an[j][d] = call_intrinsic0(g, dpbusd, da, 3);
+            LLVMValueRef acc = a[j][d];
+            for (int m = 0; m < P; m++) {
+                LLVMValueRef da[3] = {acc, pl[m], xv[m][d]};
+                acc = call_intrinsic0(g, dpbusd, da, 3);
+            }
+            an[j][d] = acc;
         }
     }
-    LLVMValueRef cn = LLVMBuildAdd(g->b, c, ci64(g, bpc), "");
+    LLVMValueRef cn = LLVMBuildAdd(g->b, c, ci64(g, CB), "");
     LLVMBasicBlockRef cexit = LLVMGetInsertBlock(g->b);
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, cn, bend, ""), chead, gend);
     {
@@ -876,7 +922,12 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     }
 
     LLVMPositionBuilderAtEnd(g->b, gend);
-    LLVMValueRef accvn[QJ_INT_ROWS];
+    LLVMValueRef accvn[QJ_INT_ROWS], lanes_g = NULL;
+    if (gpc > 1) { /* lane t of a chunk of gpc groups belongs to its group t / (L / gpc) */
+        LLVMValueRef e[16];
+        for (int t = 0; t < L; t++) e[t] = ci32(g, t / (L / gpc));
+        lanes_g = LLVMConstVector(e, (unsigned)L);
+    }
     for (int j = 0; j < R; j++) {
         LLVMValueRef f0 = LLVMBuildSIToFP(g->b, an[j][0], vf, ""), f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""),
                      f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, "");
@@ -884,12 +935,23 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         LLVMValueRef f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
         LLVMValueRef m2[3] = {f2, splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
         f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
-        LLVMValueRef sxg = LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, sxp[j], gi), "sx");
-        LLVMValueRef a2[3] = {splat(g, sxg, (unsigned)L), f, accv[j]};
+        LLVMValueRef sxv;
+        if (gpc > 1) {
+            LLVMTypeRef vg = LLVMVectorType(g->f32, (unsigned)gpc);
+            LLVMValueRef sxg = LLVMBuildLoad2(g->b, vg,
+                                              LLVMBuildBitCast(g->b, gep(g, g->f32, sxp[j], LLVMBuildMul(g->b, gi, ci64(g, gpc), "")),
+                                                               LLVMPointerType(vg, 0), ""),
+                                              "sx");
+            LLVMSetAlignment(sxg, 4);
+            sxv = LLVMBuildShuffleVector(g->b, sxg, LLVMGetUndef(vg), lanes_g, "sxl");
+        } else {
+            sxv = splat(g, LLVMBuildLoad2(g->b, g->f32, gep(g, g->f32, sxp[j], gi), "sx"), (unsigned)L);
+        }
+        LLVMValueRef a2[3] = {sxv, f, accv[j]};
         accvn[j] = call_intrinsic(g, "llvm.fmuladd", vf, a2, 3);
     }
     LLVMValueRef gn = LLVMBuildAdd(g->b, gi, ci64(g, 1), "");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, ci64(g, ng), ""), ghead, rend);
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, gn, ci64(g, nspan), ""), ghead, rend);
     {
         LLVMValueRef gin[2] = {ci64(g, 0), gn};
         LLVMBasicBlockRef gfrom[2] = {pend, gend};

@@ -18,6 +18,7 @@
 #include "qj_model.h"
 #include "qj_status.h"
 #include "qj_tensor.h"
+#include "qj_layout.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,7 +26,7 @@ extern "C" {
 
 /* The calling convention below; a kernel compiled for another ABI (a package
  * written by a qjit with a different one) is not used. */
-#define QJ_CPU_KERNEL_ABI 2
+#define QJ_CPU_KERNEL_ABI 3 /* 3: x digits in byte-plane order for 2 and 4 bits */
 /* One linear layer's CPU kernel: packed weights (bits 2..8), resolved group
  * (a multiple of 32; per channel = K rounded up to 32), shape N x K. */
 typedef struct qj_cpu_kspec {
@@ -37,10 +38,23 @@ typedef struct qj_cpu_kspec {
 /* The integer kernels' activations: per group g, xds[g] = max |x| over the
  * group / QJ_CPU_XQ, and each x[k] as q = round(x[k] / xds[g]) (|q| <=
  * QJ_CPU_XQ) in three balanced base-256 digits (int8, q = d0 + 256 d1 +
- * 65536 d2), stored per pair p of 32-value blocks: digit d of x[32 b + i] at
- * xd[(3 p + d) * 64 + 32 (b % 2) + i], p = b / 2 (zero past K). */
+ * 65536 d2), stored per chunk of 64 P values (P = qj_cpu_xd_planes, the
+ * kernel's byte planes): digit d of x[k] at xd[((c P + m) 3 + d) 64 + j],
+ * c = k / (64 P), r = k % (64 P), m = r % P, j = (r / 32) (32 / P) + (r % 32)
+ * / P (P = 1: xd[(3 c + d) 64 + r]), zero past K. */
 #define QJ_CPU_XQ 8355711
-#define QJ_CPU_XD_BYTES(K) ((size_t)((QJ_NBLOCKS(K) + 1) / 2) * 192)
+#define QJ_CPU_XD_BYTES(K) ((size_t)((QJ_NBLOCKS(K) + 7) / 8) * 768) /* any P */
+/* P for a spec (bits, resolved group, K): 8 / bits for 2 and 4 bits when a row
+ * is whole 64-byte chunks of codes (2 P blocks) and a group is whole chunks or
+ * a chunk whole groups; 1 otherwise. With P > 1 the kernel splits a chunk's
+ * bytes into P planes by shifts (plane m: bits m B.. of each byte) instead of
+ * spreading them with a byte permute. */
+static inline int qj_cpu_xd_planes(int bits, int group, int64_t K) {
+    if (bits != 2 && bits != 4) return 1;
+    const int P = 8 / bits, cv = 64 * P;
+    if (QJ_NBLOCKS(K) % (2 * P)) return 1;
+    return group % cv == 0 || cv % group == 0 ? P : 1;
+}
 
 /* y[r] = sum_k W[r][k] x[k] for rows [row0, row1): codes uint32
  * [N][QJ_ROW_WORDS(K, bits)], scales (and zeros, asymmetric) uint16

@@ -30,8 +30,12 @@ int main(int argc, char **argv) {
     QJ_CHECK_OK(qj_cpu_jit_create(&j));
     if (!j) return qj_test_finish();
     printf("LLVM target %s\n", qj_cpu_jit_target(j));
-    static const int groups[] = {32, 64, 128, 256, 512, 0};
-    static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}};
+    /* 96: neither whole chunks nor a whole part of one (the 32-value natural kernel); {20, 1000}: ragged
+     * K whose 32 blocks fill 2- and 4-bit byte-plane chunks, the last group of 512 short */
+    static const int groups[] = {32, 64, 96, 128, 256, 512, 0};
+    enum { NG = sizeof groups / sizeof groups[0] };
+    static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}, {20, 1000}};
+    enum { NS = sizeof shapes / sizeof shapes[0] };
     /* passes: the shipped kernels; the integer kernels' rows-per-pass knob (3, every shape), with the
      * rows of a pass far apart (shipped) and adjacent; the float kernels (what hosts without VNNI get) */
     static const char *const pass_env[4][3] = {{NULL, NULL, NULL}, {"3", NULL, NULL}, {"3", NULL, "0"}, {NULL, "0", NULL}};
@@ -45,8 +49,8 @@ int main(int argc, char **argv) {
     int checked = 0, bad = 0;
     double worst = 0;
     for (int B = 2; B <= 8; B++)
-        for (int gi = 0; gi < 6; gi++)
-            for (int si = 0; si < 6; si++) {
+        for (int gi = 0; gi < NG; gi++)
+            for (int si = 0; si < NS; si++) {
                 const int64_t N = shapes[si][0], K = shapes[si][1];
                 const int sym = (B + gi + si) % 2, bf16 = (B + si) % 3 == 0;
                 float *w = malloc((size_t)(N * K) * sizeof *w), *x = malloc((size_t)K * sizeof *x);
