@@ -158,12 +158,17 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES, xsmem = 0;
     if (batch == 1) {
         stages = 0;
+        /* 5- to 8-bit wide and long-K layers, and 4-bit long-K ones at groups < 128: the 44 KiB
+         * ring with the activations in shared memory (docs/PERFORMANCE.md, 2026-12-03: int8
+         * gate+up 36.5 -> 33.5 us, down 23.3 -> 17.7 us) */
         if (mtn >= 1024) {
-            if (b == 4 || b == 5) stages = 4;
-            if (b == 3) w = 8, stages = 6, ring = 45056;
+            if (b >= 5) stages = 8, ring = 45056, xsmem = 1;
+            else if (b == 4) stages = 4;
+            else if (b == 3) w = 8, stages = 6, ring = 45056;
         } else if (kt >= 64) {
-            if (b == 4) stages = 4, xsmem = 1;
-            else if (b <= 5) unroll = 2;
+            if (b >= 5 || (b == 4 && out->group < 128)) stages = 8, ring = 45056, xsmem = 1;
+            else if (b == 4) stages = 4, xsmem = 1;
+            else unroll = 2;
         } else if (b <= 3 || (b <= 5 && mtn <= 256)) {
             w = 16, unroll = 2;
         }
