@@ -463,6 +463,7 @@ int main(void) {
         qj_tensor dn4 = desc("dn4", 4, 128, 4096, 14336), dn6 = desc("dn6", 6, 128, 4096, 14336);
         qj_tensor dn3 = desc("dn3", 3, 128, 4096, 14336), dn4w = desc("dn4w", 4, 128, 4096, 28672);
         qj_tensor o4 = desc("o4", 4, 128, 4096, 4096), qkv4 = desc("qkv4", 4, 128, 6144, 4096);
+        qj_tensor dn4g64 = desc("dn4g64", 4, 64, 4096, 14336), gu8 = desc("gu8", 8, 128, 28672, 4096);
         const qj_tensor *p[1];
         p[0] = &gu4; /* wide: the ring, as deep as 28 KiB allows (2 m-tiles x 1088 B per stage and warp) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
@@ -477,9 +478,16 @@ int main(void) {
         p[0] = &dn3; /* other long-K widths up to 5-bit: registers, two k-tiles per stage */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 0 && s.unroll == 2 && !s.xsmem);
-        p[0] = &dn6; /* ... up to 5-bit */
+        p[0] = &dn6; /* 6-bit long K: the 44 KiB ring (3 stages of 8 warps), activations in shared memory */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
-        QJ_CHECK(s.stages == 0 && s.unroll == 1);
+        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem);
+        QJ_CHECK(qj_gemv_smem_bytes(&s) == 112 * 544);
+        p[0] = &dn4g64; /* 4-bit long K at group < 128: the 44 KiB ring too */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.warps == 8 && s.stages > 3 && s.xsmem);
+        p[0] = &gu8; /* wide 8-bit: the 44 KiB ring, 2 stages of 4 warps x 2 m-tiles */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 2 && s.xsmem);
         p[0] = &dn4w; /* activations past 96 KiB (224 k-tiles) stay in global memory */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.stages >= 2 && !s.xsmem && qj_gemv_smem_bytes(&s) == 0);
@@ -508,11 +516,17 @@ int main(void) {
         QJ_CHECK(s.im == 1 && s.stages == 0); /* other widths: two register stages */
         qj_tensor big5 = desc("big5", 5, 128, 28672, 4096), big8 = desc("big8", 8, 128, 28672, 4096);
         const qj_tensor *b5[1] = {&big5}, *b8[1] = {&big8};
-        setenv("QJ_IM_STAGES", "8", 1);
+        setenv("QJ_IM_STAGES", "12", 1);
         QJ_CHECK_OK(qj_gemv_spec_parts(b5, 1, 1, 1, &s));
-        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 2); /* clamped to what fits 28 KiB: 2 x 2688 B per warp */
+        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 4); /* clamped to what fits 44 KiB: 4 x 4 warps x 2688 B */
         QJ_CHECK_OK(qj_gemv_spec_parts(b8, 1, 1, 1, &s));
-        QJ_CHECK(s.stages == 0); /* not even two stages fit: the registers */
+        QJ_CHECK(s.stages == 2);
+        setenv("QJ_IM_RING", "28672", 1); /* a 28 KiB ring */
+        QJ_CHECK_OK(qj_gemv_spec_parts(b5, 1, 1, 1, &s));
+        QJ_CHECK(s.stages == 2); /* 2 x 4 warps x 2688 B */
+        QJ_CHECK_OK(qj_gemv_spec_parts(b8, 1, 1, 1, &s));
+        QJ_CHECK(s.stages == 0 && !s.xsmem); /* not even two stages fit: the registers */
+        unsetenv("QJ_IM_RING");
         unsetenv("QJ_IM_STAGES");
     }
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 0, &s)); /* chips before sm_80: the integer-dot GEMV */
