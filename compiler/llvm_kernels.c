@@ -707,9 +707,18 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
  * exact below 2^24 per lane), times scale * xds[g] of each lane's group, into
  * a float vector; the scale * xds[g] of a row's groups and its sum of zero *
  * xsum[g] come from a pass 16 groups wide before them. */
+int qj_cpu_int_xdigits(int bits) {
+    const char *e = getenv("QJ_CPU_XDIGITS");
+    if (e && (!strcmp(e, "2") || !strcmp(e, "3"))) return e[0] - '0';
+    return bits <= 3 ? 2 : 3;
+}
+
 #define QJ_INT_ROWS 4 /* rows per pass of the integer kernel (the default; QJ_CPU_ROWS: fewer): each digit load serves them all */
 static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
     const int B = s->bits;
+    /* the digits multiplied: D0..2 (D0 = 1: the low digit dropped, qj_cpu_int_xdigits; the top two are
+     * q / 256 rounded, so the scale takes the 256) */
+    const int D0 = 3 - qj_cpu_int_xdigits(B);
     const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
     /* the chunk: CB blocks whose codes are read at once, as P byte planes of V bytes (qj_cpu_xd_planes;
      * P = 1: natural order, V = 64 where the row and the groups allow 2-block chunks, else 32) */
@@ -773,9 +782,12 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
      * that their reads are R streams the prefetchers follow (R adjacent short rows are one) */
     const char *sp = getenv("QJ_CPU_SPREAD");
     const int spread_rows = !(sp && !strcmp(sp, "0"));
+    const char *ske = getenv("QJ_CPU_SKEW");
+    const int skew = ske ? atoi(ske) : 0;
     LLVMValueRef rstride = spread_rows ? LLVMBuildSDiv(g->b, LLVMBuildAdd(g->b, LLVMBuildSub(g->b, row1, row0, ""), ci64(g, R - 1), ""),
                                                        ci64(g, R), "rstride")
                                        : ci64(g, 1);
+    if (spread_rows && skew) rstride = LLVMBuildAdd(g->b, rstride, ci64(g, skew), "");
     LLVMValueRef rstop = spread_rows ? LLVMBuildAdd(g->b, row0, rstride, "rstop") : row1;
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), rhead, done);
 
@@ -810,7 +822,9 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
             LLVMValueRef z = s->symmetric ? LLVMBuildFMul(g->b, sc, splat(g, LLVMConstReal(g->f32, -(double)(1 << (B - 1))), SL), "z")
                                           : half_to_float_n(g, masked_load(g, g->i16, SL, gep(g, g->i16, zeros, si), m),
                                                             s->scale_bf16, SL);
-            LLVMValueRef st = LLVMBuildStore(g->b, LLVMBuildFMul(g->b, sc, xdv, "sxv"),
+            LLVMValueRef sxs = LLVMBuildFMul(g->b, sc, xdv, "sxv");
+            if (D0) sxs = LLVMBuildFMul(g->b, sxs, splat(g, LLVMConstReal(g->f32, 256.0), SL), "");
+            LLVMValueRef st = LLVMBuildStore(g->b, sxs,
                                              LLVMBuildBitCast(g->b, gep(g, g->f32, sxp[j], g0), LLVMPointerType(vsf, 0), ""));
             LLVMSetAlignment(st, 64);
             LLVMValueRef za[3] = {z, xsv, zv[j]};
@@ -843,14 +857,14 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMPositionBuilderAtEnd(g->b, chead);
     LLVMValueRef c = LLVMBuildPhi(g->b, g->i64, "c"), a[QJ_INT_ROWS][3], an[QJ_INT_ROWS][3], xv[4][3];
     for (int j = 0; j < R; j++)
-        for (int d = 0; d < 3; d++) a[j][d] = LLVMBuildPhi(g->b, vi, "a");
+        for (int d = D0; d < 3; d++) a[j][d] = LLVMBuildPhi(g->b, vi, "a");
     /* digits of plane m of the chunk at block c: V = 64, chunk c / CB at (c / CB) P 192 = 96 c; V = 32,
      * pair c / 2, half c % 2 */
     LLVMValueRef xoff = V == 64 ? LLVMBuildMul(g->b, c, ci64(g, 96), "")
                                 : LLVMBuildAdd(g->b, LLVMBuildMul(g->b, LLVMBuildUDiv(g->b, c, ci64(g, 2), ""), ci64(g, 192), ""),
                                                LLVMBuildMul(g->b, LLVMBuildURem(g->b, c, ci64(g, 2), ""), ci64(g, 32), ""), "");
     for (int m = 0; m < P; m++)
-        for (int d = 0; d < 3; d++) {
+        for (int d = D0; d < 3; d++) {
             LLVMValueRef xp = LLVMBuildBitCast(g->b, gep(g, i8, xd, LLVMBuildAdd(g->b, xoff, ci64(g, 64 * (3 * m + d)), "")),
                                                LLVMPointerType(vb, 0), "");
             xv[m][d] = LLVMBuildLoad2(g->b, vb, xp, "xd");
@@ -898,7 +912,7 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
             cod = LLVMBuildAnd(g->b, cod, maskv, "codes");
             pl[0] = LLVMBuildBitCast(g->b, cod, vi, "");
         }
-        for (int d = 0; d < 3; d++) {
+        for (int d = D0; d < 3; d++) {
             LLVMValueRef acc = a[j][d];
             for (int m = 0; m < P; m++) {
                 LLVMValueRef da[3] = {acc, pl[m], xv[m][d]};
@@ -915,7 +929,7 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         LLVMBasicBlockRef cfrom[2] = {ghead, cexit};
         LLVMAddIncoming(c, cin, cfrom, 2);
         for (int j = 0; j < R; j++)
-            for (int d = 0; d < 3; d++) {
+            for (int d = D0; d < 3; d++) {
                 LLVMValueRef ain[2] = {zi, an[j][d]};
                 LLVMAddIncoming(a[j][d], ain, cfrom, 2);
             }
@@ -929,12 +943,17 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
         lanes_g = LLVMConstVector(e, (unsigned)L);
     }
     for (int j = 0; j < R; j++) {
-        LLVMValueRef f0 = LLVMBuildSIToFP(g->b, an[j][0], vf, ""), f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""),
-                     f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, "");
-        LLVMValueRef m1[3] = {f1, splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L), f0};
-        LLVMValueRef f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
-        LLVMValueRef m2[3] = {f2, splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
-        f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
+        LLVMValueRef f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""), f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, ""), f;
+        if (D0) { /* two digits: f1 + 256 f2 (the scale has the other 256) */
+            LLVMValueRef m1[3] = {f2, splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L), f1};
+            f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
+        } else {
+            LLVMValueRef f0 = LLVMBuildSIToFP(g->b, an[j][0], vf, "");
+            LLVMValueRef m1[3] = {f1, splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L), f0};
+            f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
+            LLVMValueRef m2[3] = {f2, splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
+            f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
+        }
         LLVMValueRef sxv;
         if (gpc > 1) {
             LLVMTypeRef vg = LLVMVectorType(g->f32, (unsigned)gpc);

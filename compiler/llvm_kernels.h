@@ -50,6 +50,12 @@ qj_status qj_cpu_jit_gemv(qj_cpu_jit *j, const qj_cpu_kspec *s, qj_cpu_gemv_fn *
 /* Whether kernels for this target are the integer ones (x86-64 with AVX-512 VNNI, VBMI, BW, VL:
  * u8 codes x int8 digits of x on vpdpbusd) rather than the float ones; QJ_CPU_INT=0 forces float. */
 int qj_cpu_int_kernels(const char *triple, const char *features);
+/* How many of x's three digits an integer kernel of this width multiplies (read when a kernel is
+ * generated): 2 for 2- and 3-bit weights, which then see x rounded to 2^-15.7 of its group's
+ * largest |x| (the low digit dropped: 1.5e-5, against their own ~1e-1 quantization error), 3 (x to
+ * fp32's rounding) for the rest. The dot products are vpdpbusd-bound at 2 and 3 bits (12 a 256-code
+ * chunk and row with three digits, 8 with two). QJ_CPU_XDIGITS=2|3 sets it for every width. */
+int qj_cpu_int_xdigits(int bits);
 /* Links a relocatable object (copied) into the JIT; nothing is compiled. */
 qj_status qj_cpu_jit_add_object(qj_cpu_jit *j, const void *obj, size_t len, const char *name);
 /* The address of a symbol of an added object, as a kernel. */

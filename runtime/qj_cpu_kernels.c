@@ -64,29 +64,46 @@ qj_status qj_cpu_model_specs(const qj_model *m, qj_cpu_kspec **specs, int *n) {
     return QJ_OK;
 }
 
-/* x as the integer kernels read it (qj_cpu_kernels.h): digits xd, group scales xds. No division per
- * value (a per-value 64-bit division made this 30 ns a value, a quarter of a 4096 x 4096 2-bit GEMV). */
-static void make_digits(const float *x, int64_t K, int group, int P, int8_t *xd, float *xds) {
-    const int64_t ng = QJ_NGROUPS(K, group);
+/* x for the kernels, groups [g0, g1) of it (qj_cpu_kernels.h): the padded float copy xp (2 and 4
+ * bits: each block in byte-plane order), the group sums xs, and for the integer kernels the digits
+ * xd and group scales xds. Groups are independent, so threads split them; the caller zeroes the
+ * digits' last 8-block unit first (what past K no group writes). No division per value (a
+ * per-value 64-bit division made this 30 ns a value, a quarter of a 4096 x 4096 2-bit GEMV). */
+static void prep_groups(const float *x, const qj_cpu_kspec *s, int64_t g0, int64_t g1, float *xp, float *xs,
+                        int8_t *xd, float *xds) {
+    const int64_t K = s->K, group = s->group;
+    const int P = qj_cpu_xd_planes(s->bits, s->group, s->K);
     const int sh = P == 4 ? 2 : P == 2 ? 1 : 0;
-    int64_t tab[32]; /* value i of a block: its plane's digit-0 row and its byte in it */
-    for (int i = 0; i < 32; i++) tab[i] = (int64_t)(i & (P - 1)) * 192 + (i >> sh);
-    memset(xd, 0, QJ_CPU_XD_BYTES(K));
-    for (int64_t gi = 0; gi < ng; gi++) {
+    const int per = s->bits == 2 || s->bits == 4 ? 8 / s->bits : 1, L = 32 / per;
+    for (int64_t gi = g0; gi < g1; gi++) {
         const int64_t k0 = gi * group, k1 = k0 + group < K ? k0 + group : K;
-        /* eight running maxima (vectorisable; the result is the same in any order). Not fmaxf: a libm
-         * call per value; a NaN in x stays out of m either way */
+        /* the float copy, block by block (zero past K) */
+        for (int64_t b = k0 / 32; b * 32 < k1; b++) { /* the last group: up to nb blocks */
+            float blk[32], *xb = xp + b * 32;
+            const int64_t kb = b * 32;
+            for (int i = 0; i < 32; i++) blk[i] = kb + i < K ? x[kb + i] : 0.0f;
+            if (per == 1) memcpy(xb, blk, sizeof blk);
+            else /* plane m's values contiguous */
+                for (int m = 0; m < per; m++)
+                    for (int i = 0; i < L; i++) xb[m * L + i] = blk[per * i + m];
+        }
+        /* eight running maxima and sums (vectorisable; the maximum is the same in any order, the
+         * sum is in double). Not fmaxf: a libm call per value; a NaN in x stays out of m either way */
         float mv[8] = {0};
+        double t[8] = {0};
         int64_t k = k0;
         for (; k + 8 <= k1; k += 8)
             for (int l = 0; l < 8; l++) {
                 const float a = fabsf(x[k + l]);
                 mv[l] = a > mv[l] ? a : mv[l];
+                t[l] += x[k + l];
             }
         for (; k < k1; k++) {
             const float a = fabsf(x[k]);
             mv[0] = a > mv[0] ? a : mv[0];
+            t[0] += x[k];
         }
+        xs[gi] = (float)(((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7])));
         float m = 0.0f;
         for (int l = 0; l < 8; l++) m = mv[l] > m ? mv[l] : m;
         xds[gi] = m > 0.0f ? m / (float)QJ_CPU_XQ : 0.0f;
@@ -95,12 +112,15 @@ static void make_digits(const float *x, int64_t K, int group, int P, int8_t *xd,
             /* chunk b / (2 P) at (b / 2P) P 192; block b % (2P) at (b % 2P) (32 / P) in each plane */
             const int64_t base = (b >> (sh + 1)) * P * 192 + (b & (2 * P - 1)) * (32 >> sh), kb = b * 32;
             const int n = k1 - kb < 32 ? (int)(k1 - kb) : 32;
-            /* a block's q, then its digits, in loops the compiler vectorises, then the stores */
+            /* a block's q, then its digits, in loops the compiler vectorises, then the stores. With
+             * planes (P > 1) and with no re-order (per == 1) the block's floats in xp (zero past K) are
+             * in the digits' order already */
             int32_t q[32];
             int8_t dg[3][32];
+            const float *src = P > 1 || per == 1 ? xp + kb : NULL;
             for (int i = 0; i < 32; i++) {
                 /* round half to even, as lrintf, without a libm call: exact in double below 2^51 */
-                const double v = i < n ? (double)(x[kb + i] * inv) : 0.0;
+                const double v = src ? (double)(src[i] * inv) : i < n ? (double)(x[kb + i] * inv) : 0.0;
                 int32_t qi = (int32_t)((v + 6755399441055744.0) - 6755399441055744.0);
                 qi = qi > QJ_CPU_XQ ? QJ_CPU_XQ : qi;
                 q[i] = qi < -QJ_CPU_XQ ? -QJ_CPU_XQ : qi;
@@ -114,9 +134,12 @@ static void make_digits(const float *x, int64_t K, int group, int P, int8_t *xd,
             }
             for (int d = 0; d < 3; d++) {
                 int8_t *o = xd + base + 64 * d;
-                if (P == 1) memcpy(o, dg[d], 32);
-                else
-                    for (int i = 0; i < 32; i++) o[tab[i]] = dg[d][i];
+                if (P == 1) {
+                    memcpy(o, dg[d], 32);
+                    continue;
+                }
+                /* plane m of the block (values P t + m, t < 32 / P: dg's m-th piece) at 192 m */
+                for (int pm = 0; pm < P; pm++) memcpy(o + pm * 192, dg[d] + pm * (32 >> sh), (size_t)(32 >> sh));
             }
         }
     }
@@ -142,38 +165,22 @@ qj_status qj_cpu_gemv_run(qj_cpu_gemv_fn fn, const qj_tensor *w, const float *x,
         if (xd != xd_local) free(xd);
         return qj_fail(QJ_ERR_NOMEM, "out of memory");
     }
-    memcpy(xp, x, (size_t)s.K * sizeof *xp);
-    memset(xp + s.K, 0, (size_t)(nb * 32 - s.K) * sizeof *xp);
-    if (s.bits == 2 || s.bits == 4) { /* the byte-plane kernels' order: plane m's values contiguous */
-        const int per = 8 / s.bits, L = 4 * s.bits;
-        float blk[32];
-        for (int64_t b = 0; b < nb; b++) {
-            float *xb = xp + b * 32;
-            for (int m = 0; m < per; m++)
-                for (int i = 0; i < L; i++) blk[m * L + i] = xb[per * i + m];
-            memcpy(xb, blk, sizeof blk);
-        }
-    }
-    for (int64_t gi = 0; gi < ng; gi++) {
-        const int64_t k0 = gi * s.group, k1 = k0 + s.group < s.K ? k0 + s.group : s.K;
-        double t[8] = {0}; /* eight running sums, in double: vectorisable and no less exact */
-        int64_t k = k0;
-        for (; k + 8 <= k1; k += 8)
-            for (int l = 0; l < 8; l++) t[l] += x[k + l];
-        for (; k < k1; k++) t[0] += x[k];
-        xs[gi] = (float)(((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7])));
-    }
-    make_digits(x, s.K, s.group, qj_cpu_xd_planes(s.bits, s.group, s.K), xd, xds);
+    /* the digits' last 8-block unit: what past K no group writes stays zero */
+    const size_t tail = (size_t)(nb / 8) * 768;
+    if (tail < xdb) memset(xd + tail, 0, xdb - tail);
     const int64_t N = s.N;
     const uint32_t *codes = (const uint32_t *)w->data;
     const uint16_t *sc = (const uint16_t *)w->scales, *zr = (const uint16_t *)w->zeros;
     if (N * s.K < (1 << 16) || omp_in_parallel()) {
+        prep_groups(x, &s, 0, ng, xp, xs, xd, xds);
         fn(codes, sc, zr, xp, xs, xd, xds, y, 0, N);
     } else {
         #pragma omp parallel
         {
-            /* contiguous rows per thread: each streams its own part of the weights */
+            /* each thread prepares its share of x's groups, then streams its own contiguous rows */
             const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            prep_groups(x, &s, ng * t / nt, ng * (t + 1) / nt, xp, xs, xd, xds);
+            #pragma omp barrier
             const int64_t r0 = N * t / nt, r1 = N * (t + 1) / nt;
             if (r1 > r0) fn(codes, sc, zr, xp, xs, xd, xds, y, r0, r1);
         }
