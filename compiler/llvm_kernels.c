@@ -782,12 +782,22 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
      * that their reads are R streams the prefetchers follow (R adjacent short rows are one) */
     const char *sp = getenv("QJ_CPU_SPREAD");
     const int spread_rows = !(sp && !strcmp(sp, "0"));
+    /* the streams a few rows more than a quarter apart (about 10 KiB of codes, at most 1/32 of the
+     * quarter: the last stream's extra passes repeat its last row): with exact quarters (512 rows
+     * of 1 KiB for a 4096-row 2-bit layer on two threads) the four streams sit at the same offset
+     * modulo large powers of two and read 5-15% slower (docs/PERFORMANCE.md); QJ_CPU_SKEW = rows
+     * (0: exact quarters), read when a kernel is generated */
     const char *ske = getenv("QJ_CPU_SKEW");
-    const int skew = ske ? atoi(ske) : 0;
+    const int64_t row_bytes = rw * 4, skew0 = (10240 + row_bytes - 1) / row_bytes;
+    const int64_t skew = ske ? atoi(ske) : skew0 < 1 ? 1 : skew0 > 64 ? 64 : skew0;
     LLVMValueRef rstride = spread_rows ? LLVMBuildSDiv(g->b, LLVMBuildAdd(g->b, LLVMBuildSub(g->b, row1, row0, ""), ci64(g, R - 1), ""),
                                                        ci64(g, R), "rstride")
                                        : ci64(g, 1);
-    if (spread_rows && skew) rstride = LLVMBuildAdd(g->b, rstride, ci64(g, skew), "");
+    if (spread_rows && skew > 0 && R > 1) {
+        LLVMValueRef cap = LLVMBuildSDiv(g->b, rstride, ci64(g, 32), "");
+        LLVMValueRef sk = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, cap, ci64(g, skew), ""), cap, ci64(g, skew), "skew");
+        rstride = LLVMBuildAdd(g->b, rstride, sk, "rstride_skewed");
+    }
     LLVMValueRef rstop = spread_rows ? LLVMBuildAdd(g->b, row0, rstride, "rstop") : row1;
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, row0, row1, ""), rhead, done);
 

@@ -35,7 +35,8 @@ int main(int argc, char **argv) {
      * K whose 32 blocks fill 2- and 4-bit byte-plane chunks, the last group of 512 short */
     static const int groups[] = {32, 64, 96, 128, 256, 512, 0};
     enum { NG = sizeof groups / sizeof groups[0] };
-    static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}, {20, 1000}};
+    /* {1037, 320}: enough rows per thread that the streams are skewed (a few rows more than a quarter apart) */
+    static const int64_t shapes[][2] = {{48, 4096}, {33, 172}, {17, 100}, {5, 1100}, {64, 64}, {9, 8300}, {20, 1000}, {1037, 320}};
     enum { NS = sizeof shapes / sizeof shapes[0] };
     /* passes: the shipped kernels; the integer kernels' rows-per-pass knob (3, every shape), with the
      * rows of a pass far apart (shipped) and adjacent; the float kernels (what hosts without VNNI get) */
