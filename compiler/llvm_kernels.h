@@ -53,8 +53,8 @@ int qj_cpu_int_kernels(const char *triple, const char *features);
 /* How many of x's three digits an integer kernel of this width multiplies (read when a kernel is
  * generated): 2 for 2- and 3-bit weights, which then see x rounded to 2^-15.7 of its group's
  * largest |x| (the low digit dropped: 1.5e-5, against their own ~1e-1 quantization error), 3 (x to
- * fp32's rounding) for the rest. The dot products are vpdpbusd-bound at 2 and 3 bits (12 a 256-code
- * chunk and row with three digits, 8 with two). QJ_CPU_XDIGITS=2|3 sets it for every width. */
+ * fp32's rounding) for the rest: a third fewer dot products (8 vpdpbusd per 256-code chunk and row
+ * instead of 12) where each code byte carries the most work. QJ_CPU_XDIGITS=2|3 sets it for every width. */
 int qj_cpu_int_xdigits(int bits);
 /* Links a relocatable object (copied) into the JIT; nothing is compiled. */
 qj_status qj_cpu_jit_add_object(qj_cpu_jit *j, const void *obj, size_t len, const char *name);
