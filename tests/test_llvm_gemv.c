@@ -17,6 +17,7 @@
 #include "qj_layout.h"
 #include "qj_model.h"
 #include "qj_test.h"
+#include "qj_xround.h"
 #include "quant.h"
 
 int main(int argc, char **argv) {
@@ -80,10 +81,8 @@ int main(int argc, char **argv) {
                 } else {
                     int far = 0, nan = 0;
                     double num = 0, den = 0;
-                    /* two digits of x (qj_cpu_int_xdigits): x within 128.5 units of 1 / QJ_CPU_XQ of its
-                     * group's largest |x|, each such error weighted by |code * scale| = |w - zero| */
+                    /* two digits of x (qj_cpu_int_xdigits): the rounding they add (qj_xround.h) */
                     const int two = pass < 3 && qj_cpu_int_xdigits(B) == 2;
-                    const int G = qj_qformat_group(&f, K);
                     for (int64_t r = 0; r < N; r++) {
                         qj_tensor_row_f32(&qt, r, row);
                         double ref = 0, mag = 0, xerr = 0;
@@ -91,22 +90,7 @@ int main(int argc, char **argv) {
                             ref += (double)row[k] * x[k];
                             mag += fabs((double)row[k] * x[k]);
                         }
-                        for (int64_t g0 = 0; two && g0 < K; g0 += G) {
-                            const int64_t g1 = g0 + G < K ? g0 + G : K, gi2 = g0 / G, ngr = (K + G - 1) / G;
-                            const uint16_t sh = ((const uint16_t *)qb.scales)[r * ngr + gi2];
-                            const float sc = bf16 ? qj_bf16_to_f32(sh) : qj_f16_to_f32(sh);
-                            float z = -(float)(1 << (B - 1)) * sc;
-                            if (!sym) {
-                                const uint16_t zh = ((const uint16_t *)qb.zeros)[r * ngr + gi2];
-                                z = bf16 ? qj_bf16_to_f32(zh) : qj_f16_to_f32(zh);
-                            }
-                            double xm = 0, cw = 0;
-                            for (int64_t k = g0; k < g1; k++) {
-                                xm = fabs(x[k]) > xm ? fabs(x[k]) : xm;
-                                cw += fabs((double)row[k] - z);
-                            }
-                            xerr += cw * 128.5 * xm / QJ_CPU_XQ;
-                        }
+                        if (two) xerr = qj_xround_bound(&qt, r, row, x);
                         if (isnan(y[r])) nan++;
                         double e = fabs((double)y[r] - ref);
                         if (!(e <= 1e-5 * mag + xerr + 1e-30)) far++;
