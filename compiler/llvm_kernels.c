@@ -358,6 +358,13 @@ qj_status qj_cpu_target_parse(const char *spec, qj_cpu_target *t) {
     return QJ_OK;
 }
 
+/* with or without LLVM: the tests bound the kernels' error with it */
+int qj_cpu_int_xdigits(int bits) {
+    const char *e = getenv("QJ_CPU_XDIGITS");
+    if (e && (!strcmp(e, "2") || !strcmp(e, "3"))) return e[0] - '0';
+    return bits <= 3 ? 2 : 3;
+}
+
 #ifndef QJ_HAVE_LLVM
 
 struct qj_cpu_jit {
@@ -707,12 +714,6 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
  * exact below 2^24 per lane), times scale * xds[g] of each lane's group, into
  * a float vector; the scale * xds[g] of a row's groups and its sum of zero *
  * xsum[g] come from a pass 16 groups wide before them. */
-int qj_cpu_int_xdigits(int bits) {
-    const char *e = getenv("QJ_CPU_XDIGITS");
-    if (e && (!strcmp(e, "2") || !strcmp(e, "3"))) return e[0] - '0';
-    return bits <= 3 ? 2 : 3;
-}
-
 #define QJ_INT_ROWS 4 /* rows per pass of the integer kernel (the default; QJ_CPU_ROWS: fewer): each digit load serves them all */
 static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R) {
     const int B = s->bits;
