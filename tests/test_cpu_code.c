@@ -27,13 +27,18 @@
 #include "qj_test.h"
 #include "qj_xround.h"
 
+/* Linear i of m, i < n_layers * QJ_LIN_COUNT + 1: the layers' linears in order, then the head. */
+static const qj_tensor *nth_linear(const qj_model *m, int i) {
+    return i < m->cfg.n_layers * QJ_LIN_COUNT ? qj_layer_linear(&m->layers[i / QJ_LIN_COUNT], (qj_linear)(i % QJ_LIN_COUNT))
+                                              : &m->lm_head;
+}
+
 /* y of every packed linear of m through its attached kernels, concatenated. */
 static size_t run_all(qj_model *m, const float *x, float *y) {
     size_t off = 0;
     const int n = m->cfg.n_layers * QJ_LIN_COUNT + 1;
     for (int i = 0; i < n; i++) {
-        const qj_tensor *t = i < n - 1 ? qj_layer_linear(&m->layers[i / QJ_LIN_COUNT], (qj_linear)(i % QJ_LIN_COUNT))
-                                       : &m->lm_head;
+        const qj_tensor *t = nth_linear(m, i);
         if (t->dtype != QJ_DTYPE_Q) continue;
         for (int64_t r = 0; r < t->shape[0]; r++) y[off + (size_t)r] = -12345.0f;
         QJ_CHECK(m->cpu_matvec && m->cpu_matvec(m->cpu_matvec_ctx, t, x, y + off));
@@ -180,8 +185,7 @@ int main(int argc, char **argv) {
                     size_t off = 0;
                     const int nl = pm->cfg.n_layers * QJ_LIN_COUNT + 1;
                     for (int li = 0; li < nl && n == n2; li++) {
-                        const qj_tensor *t = li < nl - 1 ? qj_layer_linear(&pm->layers[li / QJ_LIN_COUNT], (qj_linear)(li % QJ_LIN_COUNT))
-                                                         : &pm->lm_head;
+                        const qj_tensor *t = nth_linear(pm, li);
                         if (t->dtype != QJ_DTYPE_Q) continue;
                         const int two = !same && qj_cpu_int_xdigits(t->q.bits) == 2;
                         for (int64_t r = 0; r < t->shape[0]; r++, off++) {
