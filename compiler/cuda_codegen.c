@@ -329,7 +329,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         if (s->xsmem) snprintf(bx, sizeof bx, "x");
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         if (!s->cvt) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c0");
-        snprintf(buf, n, "qj_imv_b%d_g%d%s%s_n%lld_k%lld_bt%d_m%dw%du%ds%d%s_%s", s->bits, s->group,
+        snprintf(buf, n, "qj_imv%d_b%d_g%d%s%s_n%lld_k%lld_bt%d_m%dw%du%ds%d%s_%s", QJ_IM_LAYOUT_REV, s->bits, s->group,
                  s->symmetric ? "_sym" : "", s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, s->batch,
                  s->mt, s->warps, s->unroll, s->stages, bx, a);
     } else if (s->dq)
@@ -647,6 +647,14 @@ static qj_status im_relayout(const qj_gemv_spec *s, const qj_tensor *const *p, i
                             const uint32_t c = codes[(size_t)row * (size_t)(kt_n * 128) + (size_t)k];
                             if (QJ_DQ_P8(B)) {
                                 w8[4 * st + r] |= c << (8 * i);
+                                continue;
+                            }
+                            if (B == 3) { /* whole codes (qj_layout.h) */
+                                if (r < 2) w2[st] |= c << (8 * i + 3 * r);
+                                else if (r == 2) {
+                                    w2[st] |= (c & 3u) << (8 * i + 6);
+                                    w1[st >> 1] |= (c >> 2) << (8 * i + 4 * (st & 1));
+                                } else w1[st >> 1] |= c << (8 * i + 4 * (st & 1) + 1);
                                 continue;
                             }
                             if (QJ_DQ_P4(B)) w8[2 * st + (r >> 1)] |= (c & 15u) << (8 * i + 4 * (r & 1));

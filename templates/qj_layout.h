@@ -134,10 +134,20 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
  *     word s = register m, byte i, of step s;
  *   1-bit plane (code bit QJ_DQ_S1): 2 words; bit m + 4 (s % 2) of byte i of
  *     word s / 2 = register m, byte i, of step s.
+ * 3-bit (B = 3) packs whole codes instead of planes, in the same 4 + 2 words
+ * (so at the offsets of the 2- and 1-bit planes), for a cheaper unpack
+ * (registers 0, 1 and 3 one shift and one mask each, 2 in two of each):
+ *   word s (the 2-bit plane's place), byte i: bits 0..2 = code of register 0,
+ *     3..5 = register 1, 6..7 = bits 0..1 of register 2, of step s;
+ *   word 4 + s / 2 (the 1-bit plane's place), byte i, bits 4 (s % 2) + 0..3:
+ *     bit 0 = bit 2 of register 2's code, bits 1..3 = register 3's code.
  * A tile stores plane by plane, lane-major (each plane one coalesced load per
  * lane): [32 x QJ_IM_WA words][32 x 4 words of the 2-bit plane][32 x 2 words
  * of the 1-bit plane]. Tiles are stored m-tile-major: tile (mt, kt) starts at
  * word (mt * KT + kt) * 64 B. */
+/* revision of this re-layout, in the kernels' names (a package's cubins of an earlier one are not
+ * reused for weights laid out by this one): 2 = whole 3-bit codes */
+#define QJ_IM_LAYOUT_REV 2
 #define QJ_IM_KT(K) (((K) + 127) / 128)                            /* k-tiles */
 #define QJ_IM_MTILES(N) (((N) + 15) / 16)                          /* m-tiles */
 #define QJ_IM_WA(B) (QJ_DQ_P8(B) ? 16 : QJ_DQ_P4(B) ? 8 : 0)       /* words of the 8- or 4-bit plane */
@@ -163,6 +173,13 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
 QJ_HD uint32_t qj_im_shl(uint32_t v, int s) { return s >= 0 ? v << s : v >> -s; }
 QJ_HD uint32_t qj_im_reg(const uint32_t *wa, const uint32_t *w2, const uint32_t *w1, int B, int s, int r) {
     if (QJ_DQ_P8(B)) return wa[4 * s + r];
+    if (B == 3) {
+        const uint32_t p = w2[s], q = w1[s >> 1];
+        if (r == 0) return p & 0x07070707u;
+        if (r == 1) return (p >> 3) & 0x07070707u;
+        if (r == 3) return (q >> (4 * (s & 1) + 1)) & 0x07070707u;
+        return ((p >> 6) & 0x03030303u) | (qj_im_shl(q, 2 - 4 * (s & 1)) & 0x04040404u);
+    }
     uint32_t c = 0;
     if (QJ_DQ_P4(B)) c = (wa[2 * s + (r >> 1)] >> (4 * (r & 1))) & 0x0F0F0F0Fu;
     if (QJ_DQ_P2(B)) c |= qj_im_shl(w2[s], QJ_DQ_S2(B) - 2 * r) & (0x03030303u << QJ_DQ_S2(B));

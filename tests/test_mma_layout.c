@@ -208,6 +208,10 @@ static void check_dq(int B, int group, int sym, int64_t N, int64_t K) {
  * plane rules of qj_layout.h one bit field at a time. */
 static uint32_t im_code(const uint32_t *tile, int B, int lane, int st, int r, int i) {
     if (B == 8) return (tile[lane * 16 + 4 * st + r] >> (8 * i)) & 255u;
+    if (B == 3) { /* whole codes: registers 0, 1 and bits 0..1 of 2 in word st; 2's bit 2 and 3 in word 4 + st / 2 */
+        const uint32_t p = tile[lane * 4 + st] >> (8 * i), q = tile[128 + lane * 2 + st / 2] >> (8 * i + 4 * (st % 2));
+        return r < 2 ? (p >> (3 * r)) & 7u : r == 2 ? ((p >> 6) & 3u) | ((q & 1u) << 2) : (q >> 1) & 7u;
+    }
     const int p4 = B >= 4, p2 = B == 2 || B == 3 || B == 6 || B == 7, p1 = B == 3 || B == 5 || B == 7;
     const int wa = p4 ? 8 : 0, o2 = p4 ? 4 : 0, o1 = p4 * 4 + p2 * 2;
     uint32_t c = 0;
