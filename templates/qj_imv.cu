@@ -88,6 +88,8 @@
 #define QJ_IM_MG (QJ_WARPS / QJ_IM_JG) /* QJ_IM_BX: groups of warps with m-tiles of their own */
 static_assert(QJ_NJ % QJ_IM_JW == 0 && QJ_WARPS % QJ_IM_JG == 0, "the n-tiles split evenly over the warps");
 static_assert(QJ_IM_JW == QJ_NJ || (QJ_IM_BX && QJ_NJ > 2), "n-tiles split only with block-shared activations above batch 4");
+/* whether a block's last m-tiles can lie past the layer's (then clamped to its last) */
+#define QJ_IM_MCLAMP (QJ_MTN % (QJ_MT * (QJ_IM_BX ? QJ_IM_MG : 1)) != 0)
 #define QJ_FOLD QJ_IM_FOLD(QJ_GROUP)
 #define QJ_NFOLD (4 / QJ_FOLD)
 #define QJ_NGT ((QJ_KTN * 128 + QJ_GROUP - 1) / QJ_GROUP) /* groups per m-tile in the scale array */
@@ -190,22 +192,15 @@ struct qj_stage {
 __device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int ktn,
                                           int j, int lane, uint4 (&X)[2], float2 &PW, float4 &BS, int hm = 3) {
     const int g = lane >> 2, t = lane & 3;
-    const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
-    if (bl < QJ_BATCH) {
-        const uint4 *p = xi + ((size_t)bl * ktn + T) * 32 + (g & 3) * 4 + t; /* (qj_layout.h: the two halves) */
-        X[0] = X[1] = make_uint4(0, 0, 0, 0);
-        if (hm & 1) X[0] = QJ_XLD(p);
-        if (hm & 2) X[1] = QJ_XLD(p + 16);
-    } else {
-        X[0] = X[1] = make_uint4(0, 0, 0, 0);
-    }
-    PW = make_float2(0.0f, 0.0f);
-    BS = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (bd < QJ_BATCH) {
-        const float4 w = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2);
-        PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
-        if (!(t & 1)) BS = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2 + 1); /* the zero term: once per digit pair */
-    }
+    /* batch rows past QJ_BATCH read row QJ_BATCH - 1 instead of branching around the loads: their
+     * B columns only feed output columns of those rows, which are never stored (nor reduced) */
+    const int bl = min(2 * j + (g >> 2), QJ_BATCH - 1), bd = min(2 * j + (t >> 1), QJ_BATCH - 1);
+    const uint4 *p = xi + ((size_t)bl * ktn + T) * 32 + (g & 3) * 4 + t; /* (qj_layout.h: the two halves) */
+    X[0] = (hm & 1) ? QJ_XLD(p) : make_uint4(0, 0, 0, 0);
+    X[1] = (hm & 2) ? QJ_XLD(p + 16) : make_uint4(0, 0, 0, 0);
+    const float4 w = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2), bs = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2 + 1);
+    PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
+    BS = (t & 1) ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : bs; /* the zero term: once per digit pair */
 }
 
 /* k-tile of stage slot u: T0 + u * QJ_WARPS, clamped (a tile past the end is
@@ -334,7 +329,7 @@ __device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const 
     constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS);
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++) {
-        const int mt = min(mt0 + m, QJ_MTN - 1);
+        const int mt = QJ_IM_MCLAMP ? min(mt0 + m, QJ_MTN - 1) : mt0 + m; /* (no clamp: constant offsets) */
         const uint32_t *src = wq + ((size_t)mt * QJ_KTN + T) * TW;
 #pragma unroll
         for (int c = lane; c < TW / 4; c += 32) qj_cp16(slot + m * TW + 4 * c, src + 4 * c);
@@ -342,7 +337,7 @@ __device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const 
     const uint32_t *szw = reinterpret_cast<const uint32_t *>(sz);
     for (int c = lane; c < QJ_MT * QJ_NFOLD * 4; c += 32) {
         const int m = c / (QJ_NFOLD * 4), f = (c / 4) % QJ_NFOLD, part = c % 4;
-        const int mt = min(mt0 + m, QJ_MTN - 1), gi = (T * 128 + f * QJ_FOLD * 32) / QJ_GROUP;
+        const int mt = QJ_IM_MCLAMP ? min(mt0 + m, QJ_MTN - 1) : mt0 + m, gi = (T * 128 + f * QJ_FOLD * 32) / QJ_GROUP;
         qj_cp16(slot + QJ_MT * TW + (m * QJ_NFOLD + f) * 16 + 4 * part, szw + ((size_t)mt * QJ_NGT + gi) * 16 + 4 * part);
     }
 }
