@@ -258,11 +258,6 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 z0[m] = qj_half_to_float((unsigned short)(sc.x >> 16));
                 z1[m] = qj_half_to_float((unsigned short)(sc.y >> 16));
 #endif
-#if QJ_IM_CVT
-                /* the digit pair's sum below is in units of the higher digit's weight * 2^-8 */
-                s0[m] *= 0.00390625f;
-                s1[m] *= 0.00390625f;
-#endif
 #pragma unroll
                 for (int ss = 0; ss < QJ_FOLD; ss++)
 #pragma unroll
@@ -284,9 +279,9 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS,
                           (1 << ((f * QJ_FOLD) >> 1)) | (1 << ((f * QJ_FOLD + QJ_FOLD - 1) >> 1)));
 #endif
-                float bsum = 0.0f;
+                float bsum = qj_f4(BS, f * QJ_FOLD);
 #pragma unroll
-                for (int ss = 0; ss < QJ_FOLD; ss++) bsum += qj_f4(BS, f * QJ_FOLD + ss);
+                for (int ss = 1; ss < QJ_FOLD; ss++) bsum += qj_f4(BS, f * QJ_FOLD + ss);
 #pragma unroll
                 for (int m = 0; m < QJ_MT; m++) {
                     int d[4] = {0, 0, 0, 0};
@@ -297,12 +292,14 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                                 qj_u4(X[s >> 1], 2 * (s & 1) + 1));
                     }
                     /* columns 2t, 2t+1: digits p, p+1 of one batch row, PW.y = 256 PW.x, so
-                     * D_p PW.x + D_p+1 PW.y = (D_p + 256 D_p+1) PW.y 2^-8 (the 2^-8 is in s0, s1;
-                     * PW.x may underflow where PW.y does not). |D| <= 128 * 255 * 128 < 2^22 for
-                     * a fold of 128 values, so the sum fits int32; one rounding to fp32. */
+                     * D_p PW.x + D_p+1 PW.y = (D_p + 256 D_p+1) PW.x. |D| <= 128 * 255 * 128 < 2^22
+                     * for a fold of 128 values, so the sum fits int32; one rounding to fp32. (PW.x =
+                     * 2^(E-30) of lanes t = 0, 2 is zero for a tile whose largest |x| is below 2^-119,
+                     * which then counts as zero: the one loss against PW.y and scales * 2^-8, which
+                     * cost two multiplies per m-tile and fold.) */
 #if QJ_IM_CVT
-                    const float lo = __int2float_rn(d[0] + d[1] * 256) * PW.y;
-                    const float hi = __int2float_rn(d[2] + d[3] * 256) * PW.y;
+                    const float lo = __int2float_rn(d[0] + d[1] * 256) * PW.x;
+                    const float hi = __int2float_rn(d[2] + d[3] * 256) * PW.x;
 #else
                     const float lo = fmaf(qj_i2f(d[1]), PW.y, qj_i2f(d[0]) * PW.x);
                     const float hi = fmaf(qj_i2f(d[3]), PW.y, qj_i2f(d[2]) * PW.x);
