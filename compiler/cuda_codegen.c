@@ -163,6 +163,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
          * gate+up 36.5 -> 33.5 us, down 23.3 -> 17.7 us) */
         if (mtn >= 1024) {
             if (b >= 5) stages = 8, ring = 45056, xsmem = 1;
+            else if (b == 4 && out->group < 128) w = 8, stages = 8, ring = 45056; /* int4-g32 gate+up 70.3 -> 77.2% */
             else if (b == 4) stages = 4;
             else if (b == 3) w = 8, stages = 6, ring = 45056;
         } else if (kt >= 64) {

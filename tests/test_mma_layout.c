@@ -475,6 +475,10 @@ int main(void) {
         p[0] = &gu3; /* wide 3-bit: 8 warps, a 44 KiB ring */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 3);
+        qj_tensor gu4g32 = desc("gu4g32", 4, 32, 28672, 4096);
+        p[0] = &gu4g32; /* wide 4-bit at group < 128: 8 warps, the 44 KiB ring (2 stages of 2 x 2560 B) */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 2 && !s.xsmem);
         p[0] = &dn4; /* long K, 4-bit: the ring, activations in shared memory (112 k-tiles x 544 B) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem);
