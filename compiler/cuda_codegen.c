@@ -163,7 +163,6 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
          * gate+up 36.5 -> 33.5 us, down 23.3 -> 17.7 us) */
         if (mtn >= 1024) {
             if (b >= 5) stages = 8, ring = 45056, xsmem = 1;
-            else if (b == 4 && out->group < 128) w = 8, stages = 8, ring = 45056; /* int4-g32 gate+up 70.3 -> 77.2% */
             else if (b == 4) stages = 4;
             else if (b == 3) w = 8, stages = 6, ring = 45056;
         } else if (kt >= 64) {
@@ -210,7 +209,8 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         if (bs > smax) bs = (int)smax;
         if (bs >= 2) out->bx = 1, out->mt = bmt, out->warps = bw, out->jw = jw, out->unroll = 1, out->stages = bs;
     }
-    out->cvt = env_int("QJ_IM_CVT", 0, 1, 1);
+    out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
+    out->xl = env_int("QJ_IM_XL", 0, 1, 1);
     out->nseg = 1;
     out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, n};
     return QJ_OK;
@@ -329,7 +329,8 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         char bx[16] = ""; /* x: activations in shared memory; b<JW>: block-shared; c0: the two-conversion fold */
         if (s->xsmem) snprintf(bx, sizeof bx, "x");
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
-        if (!s->cvt) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c0");
+        if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
+        if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
         snprintf(buf, n, "qj_imv%d_b%d_g%d%s%s_n%lld_k%lld_bt%d_m%dw%du%ds%d%s_%s", QJ_IM_LAYOUT_REV, s->bits, s->group,
                  s->symmetric ? "_sym" : "", s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, s->batch,
                  s->mt, s->warps, s->unroll, s->stages, bx, a);
@@ -373,9 +374,9 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
                  "#define QJ_KERNEL %s\n#define QJ_BITS %d\n#define QJ_GROUP %d\n#define QJ_N %lld\n#define QJ_K %lld\n"
                  "#define QJ_SYM %d\n#define QJ_SCALE_BF16 %d\n#define QJ_BATCH %d\n#define QJ_MT %d\n"
                  "#define QJ_WARPS %d\n#define QJ_UNROLL %d\n#define QJ_IM_STAGES %d\n#define QJ_IM_XSMEM %d\n"
-                 "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#define QJ_IM_CVT %d\n#include \"qj_imv.cu\"\n",
+                 "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#define QJ_IM_CVT %d\n#define QJ_IM_XL %d\n#include \"qj_imv.cu\"\n",
                  name, name, s->bits, s->group, (long long)s->N, (long long)s->K, s->symmetric, s->scale_bf16,
-                 s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt);
+                 s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt, s->xl);
         *source = buf;
         return QJ_OK;
     }

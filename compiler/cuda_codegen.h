@@ -46,7 +46,9 @@ typedef struct qj_gemv_spec {
     int mt, unroll;  /* im: 16-row m-tiles per block, k-tiles in flight per warp (warps: they split the k-tiles) */
     int xsmem;       /* im with a ring at batch <= 4: the block copies the prepared activations into dynamic shared memory */
     int bx;          /* im at batch > 4: warps split the m-tiles and share each k-tile's activations in a block-wide ring */
-    int cvt;         /* im: a fold's digit pairs summed in int32, one conversion each (0: two, the earlier kernel) */
+    int cvt;         /* im: a fold's digit pairs: 2 = summed in int32, one conversion, weighted by the lower digit's
+                      * weight; 1 = the same with the scales * 2^-8; 0 = two conversions (the earlier kernels) */
+    int xl;          /* im: 1 = activation loads of absent batch rows read the last row (no branches); 0 = skipped */
     int jw;          /* bx: n-tiles (pairs of batch rows) per warp, (batch + 1) / 2 = all; fewer: warps share m-tiles */
     int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
     int stages;      /* mma: cp.async pipeline depth; im: 0 = two register stages, >= 2 a shared-memory ring */

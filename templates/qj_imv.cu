@@ -72,7 +72,11 @@
 #define QJ_IM_BX 0 /* 1 (ring): warps split the m-tiles and share each k-tile's activations through a block-wide ring */
 #endif
 #ifndef QJ_IM_CVT
-#define QJ_IM_CVT 1 /* a fold's digit pair: 1 = one int sum and one conversion, 0 = two exact conversions (before) */
+#define QJ_IM_CVT 2 /* a fold's digit pair: one int sum and one conversion weighted by PW.x (2) or by PW.y with the
+                     * scales * 2^-8 (1); 0 = two exact conversions (the earliest) */
+#endif
+#ifndef QJ_IM_XL
+#define QJ_IM_XL 1 /* activation loads of absent batch rows: 1 = read the last row, 0 = branch around them */
 #endif
 #ifndef QJ_IM_JW
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
@@ -192,6 +196,7 @@ struct qj_stage {
 __device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T, int ktn,
                                           int j, int lane, uint4 (&X)[2], float2 &PW, float4 &BS, int hm = 3) {
     const int g = lane >> 2, t = lane & 3;
+#if QJ_IM_XL
     /* batch rows past QJ_BATCH read row QJ_BATCH - 1 instead of branching around the loads: their
      * B columns only feed output columns of those rows, which are never stored (nor reduced) */
     const int bl = min(2 * j + (g >> 2), QJ_BATCH - 1), bd = min(2 * j + (t >> 1), QJ_BATCH - 1);
@@ -201,6 +206,22 @@ __device__ __forceinline__ void qj_load_x(const uint4 *__restrict__ xi, const fl
     const float4 w = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2), bs = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2 + 1);
     PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
     BS = (t & 1) ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : bs; /* the zero term: once per digit pair */
+#else
+    const int bl = 2 * j + (g >> 2), bd = 2 * j + (t >> 1);
+    X[0] = X[1] = make_uint4(0, 0, 0, 0);
+    if (bl < QJ_BATCH) {
+        const uint4 *p = xi + ((size_t)bl * ktn + T) * 32 + (g & 3) * 4 + t;
+        if (hm & 1) X[0] = QJ_XLD(p);
+        if (hm & 2) X[1] = QJ_XLD(p + 16);
+    }
+    PW = make_float2(0.0f, 0.0f);
+    BS = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (bd < QJ_BATCH) {
+        const float4 w = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2);
+        PW = (t & 1) ? make_float2(w.z, w.w) : make_float2(w.x, w.y);
+        if (!(t & 1)) BS = QJ_XLD(xw + ((size_t)bd * ktn + T) * 2 + 1);
+    }
+#endif
 }
 
 /* k-tile of stage slot u: T0 + u * QJ_WARPS, clamped (a tile past the end is
@@ -258,6 +279,10 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 z0[m] = qj_half_to_float((unsigned short)(sc.x >> 16));
                 z1[m] = qj_half_to_float((unsigned short)(sc.y >> 16));
 #endif
+#if QJ_IM_CVT == 1
+                s0[m] *= 0.00390625f; /* the pair's sum below is in units of the higher digit's weight * 2^-8 */
+                s1[m] *= 0.00390625f;
+#endif
 #pragma unroll
                 for (int ss = 0; ss < QJ_FOLD; ss++)
 #pragma unroll
@@ -297,9 +322,12 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                      * 2^(E-30) of lanes t = 0, 2 is zero for a tile whose largest |x| is below 2^-119,
                      * which then counts as zero: the one loss against PW.y and scales * 2^-8, which
                      * cost two multiplies per m-tile and fold.) */
-#if QJ_IM_CVT
+#if QJ_IM_CVT == 2
                     const float lo = __int2float_rn(d[0] + d[1] * 256) * PW.x;
                     const float hi = __int2float_rn(d[2] + d[3] * 256) * PW.x;
+#elif QJ_IM_CVT == 1
+                    const float lo = __int2float_rn(d[0] + d[1] * 256) * PW.y;
+                    const float hi = __int2float_rn(d[2] + d[3] * 256) * PW.y;
 #else
                     const float lo = fmaf(qj_i2f(d[1]), PW.y, qj_i2f(d[0]) * PW.x);
                     const float hi = fmaf(qj_i2f(d[3]), PW.y, qj_i2f(d[2]) * PW.x);
