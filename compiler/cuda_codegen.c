@@ -210,7 +210,11 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         if (bs >= 2) out->bx = 1, out->mt = bmt, out->warps = bw, out->jw = jw, out->unroll = 1, out->stages = bs;
     }
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
-    out->xl = env_int("QJ_IM_XL", 0, 1, 1);
+    /* branch-free activation loads, except in ring kernels that read the activations through L1, where
+     * branching around absent batch rows is faster (docs/PERFORMANCE.md, 2026-12-03: int4-g32 gate+up
+     * 24.8 -> 20.0 us, int3 16.3 -> 15.6; register and shared-memory kernels the other way: int3 down
+     * 11.2 -> 10.2) */
+    out->xl = env_int("QJ_IM_XL", 0, 1, !(out->stages && !out->xsmem && !out->bx));
     out->nseg = 1;
     out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, n};
     return QJ_OK;

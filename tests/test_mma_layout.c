@@ -471,17 +471,17 @@ int main(void) {
         const qj_tensor *p[1];
         p[0] = &gu4; /* wide: the ring, as deep as 28 KiB allows (2 m-tiles x 1088 B per stage and warp) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
-        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 3 && s.unroll == 1 && !s.xsmem);
+        QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 3 && s.unroll == 1 && !s.xsmem && s.xl == 0);
         p[0] = &gu3; /* wide 3-bit: 8 warps, a 44 KiB ring */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 3);
         p[0] = &dn4; /* long K, 4-bit: the ring, activations in shared memory (112 k-tiles x 544 B) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
-        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem);
+        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem && s.xl == 1);
         QJ_CHECK(qj_gemv_smem_bytes(&s) == 112 * 544);
         p[0] = &dn3; /* other long-K widths up to 5-bit: registers, two k-tiles per stage */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
-        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 0 && s.unroll == 2 && !s.xsmem);
+        QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 0 && s.unroll == 2 && !s.xsmem && s.xl == 1);
         p[0] = &dn6; /* 6-bit long K: the 44 KiB ring (3 stages of 8 warps), activations in shared memory */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem);
