@@ -330,7 +330,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         if (o < n)
             snprintf(buf + o, n - o, "_k%lld_bt%d_r%ds%dp%d_%s", (long long)s->K, s->batch, s->rt, s->splitk, s->stages, a);
     } else if (s->im) {
-        char bx[16] = ""; /* x: activations in shared memory; b<JW>: block-shared; c0: the two-conversion fold */
+        char bx[16] = ""; /* x: activations in shared memory; b<JW>: block-shared; c0/c1: an earlier fold; l0: branching loads */
         if (s->xsmem) snprintf(bx, sizeof bx, "x");
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
