@@ -41,13 +41,19 @@ static size_t im_bx_slot_bytes(int bits, int group, int mt, int warps, int jw, i
     const int groups = warps / (((batch + 1) / 2) / jw);
     return (size_t)batch * 544 + (size_t)groups * QJ_IM_SLOT_WORDS(bits, group, mt) * 4;
 }
+/* QJ_IM_WGSWAP=1: the wgmma kernels read B's descriptor offsets the other way round (a check, named in the kernel) */
+#define QJ_IM_WG_SWAP_ENV() env_int("QJ_IM_WGSWAP", 0, 1, 0)
+/* the wgmma kernels' B operand: 8 chunks of 16 values x 16 (batch <= 8: 8) rows of 4 digits, 16 bytes each */
+#define QJ_IM_WG_BYTES(batch) (8 * 16 * ((batch) <= 8 ? 2 : 4) * 16)
 /* m-tiles per block of an integer-MMA spec */
 static int64_t im_block_mtiles(const qj_gemv_spec *s) {
     return s->bx ? (int64_t)s->mt * (s->warps / (((s->batch + 1) / 2) / s->jw)) : s->mt;
 }
 
 size_t qj_gemv_smem_bytes(const qj_gemv_spec *s) {
-    if (s->im && s->bx) return (size_t)s->stages * im_bx_slot_bytes(s->bits, s->group, s->mt, s->warps, s->jw, s->batch);
+    if (s->im && s->bx)
+        return (size_t)s->stages * im_bx_slot_bytes(s->bits, s->group, s->mt, s->warps, s->jw, s->batch) +
+               (s->wg ? (size_t)QJ_IM_WG_BYTES(s->batch) : 0);
     if (s->im) return s->xsmem ? im_xsmem_bytes(s->K, s->batch) : 0;
     return s->mma ? (size_t)(s->splitk * s->stages * mma_stage_words(s) * 4) : 0;
 }
@@ -209,6 +215,16 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         if (bs > smax) bs = (int)smax;
         if (bs >= 2) out->bx = 1, out->mt = bmt, out->warps = bw, out->jw = jw, out->unroll = 1, out->stages = bs;
     }
+    if (out->bx && batch > 4 && env_int("QJ_IM_WG", 0, 1, 0)) {
+        /* wgmma (templates/qj_imv.cu QJ_IM_WG): every n-tile a warp, whole warpgroups, QJ_IM_MT m-tiles a warp */
+        const int nj = (batch + 1) / 2, wmt = env_int("QJ_IM_MT", 1, 4, 2);
+        int ww = env_int("QJ_IM_WARPS", 4, 16, 4) / 4 * 4;
+        const int64_t wslot = (int64_t)im_bx_slot_bytes(out->bits, out->group, wmt, ww, nj, batch);
+        int64_t smax = (env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) - QJ_IM_WG_BYTES(batch)) / wslot;
+        int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
+        if (ws > smax) ws = (int)smax;
+        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws;
+    }
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
     /* branch-free activation loads, except in ring kernels that read the activations through L1, where
      * branching around absent batch rows is faster (docs/PERFORMANCE.md, 2026-12-03: int4-g32 gate+up
@@ -332,6 +348,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
     } else if (s->im) {
         char bx[16] = ""; /* x: activations in shared memory; b<JW>: block-shared; c0/c1: an earlier fold; l0: branching loads */
         if (s->xsmem) snprintf(bx, sizeof bx, "x");
+        else if (s->bx && s->wg) snprintf(bx, sizeof bx, "b%dg%d", s->jw, QJ_IM_WG_SWAP_ENV());
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
@@ -378,9 +395,11 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
                  "#define QJ_KERNEL %s\n#define QJ_BITS %d\n#define QJ_GROUP %d\n#define QJ_N %lld\n#define QJ_K %lld\n"
                  "#define QJ_SYM %d\n#define QJ_SCALE_BF16 %d\n#define QJ_BATCH %d\n#define QJ_MT %d\n"
                  "#define QJ_WARPS %d\n#define QJ_UNROLL %d\n#define QJ_IM_STAGES %d\n#define QJ_IM_XSMEM %d\n"
-                 "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#define QJ_IM_CVT %d\n#define QJ_IM_XL %d\n#include \"qj_imv.cu\"\n",
+                 "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#define QJ_IM_CVT %d\n#define QJ_IM_XL %d\n"
+                 "#define QJ_IM_WG %d\n#define QJ_IM_WG_SWAP %d\n#include \"qj_imv.cu\"\n",
                  name, name, s->bits, s->group, (long long)s->N, (long long)s->K, s->symmetric, s->scale_bf16,
-                 s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt, s->xl);
+                 s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt, s->xl,
+                 s->wg, s->wg ? QJ_IM_WG_SWAP_ENV() : 0);
         *source = buf;
         return QJ_OK;
     }

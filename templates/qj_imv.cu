@@ -81,6 +81,15 @@
 #ifndef QJ_IM_JW
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
 #endif
+#ifndef QJ_IM_WG
+#define QJ_IM_WG 0 /* 1 (with QJ_IM_BX, all n-tiles a warp, whole warpgroups): wgmma, see below; sm_90a only, the
+                    * QJ_IM_BX path elsewhere */
+#endif
+#if QJ_IM_WG && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QJ_WG 1
+#else
+#define QJ_WG 0
+#endif
 #define QJ_CAT2(a, b) a##b
 #define QJ_CAT(a, b) QJ_CAT2(a, b)
 #define QJ_XKERNEL QJ_CAT(QJ_KERNEL, _x)
@@ -110,6 +119,8 @@ static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of 
 static_assert(QJ_IM_STAGES == 0 || QJ_IM_BX || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT * 4 + QJ_IM_RED_BYTES <= QJ_IM_SMEM_MAX,
               "the ring and the reduction buffer fit a block's static shared memory");
 static_assert(!QJ_IM_BX || QJ_IM_STAGES >= 2, "block-shared activations: a ring of >= 2 stages");
+static_assert(!QJ_IM_WG || (QJ_IM_BX && QJ_IM_JW == (QJ_BATCH + 1) / 2 && QJ_WARPS % 4 == 0 && QJ_BATCH > 4),
+              "wgmma: block-shared activations, every n-tile a warp, whole warpgroups, batch > 4");
 /* QJ_IM_BX's ring slot, words: the k-tile's activations of every batch row (QJ_BATCH * 32
  * uint4 of digits, then QJ_BATCH * 2 float4 of weights and sums), then each warp group's weights */
 #define QJ_IM_BX_XWORDS (QJ_BATCH * 34 * 4)
@@ -423,6 +434,138 @@ __device__ __forceinline__ void qj_cp_wait_n(int n) {
     }
 }
 #endif
+#if QJ_WG
+/* wgmma (sm_90a, QJ_IM_WG): warp w of a warpgroup gives rows 16 (w % 4) .. of an m64 tile from its own m-tile
+ * (A: its codes, in registers, the same fragment as mma.m16n8k32's), and B is every batch row's digits of the
+ * k-tile in shared memory: N = 16 QJ_WG_NB columns, column 8 i + 2 t + e of n-chunk i < NB = digit e of batch
+ * row 4 i + t, of chunk NB + i = digit 2 + e of it. So lane (g, t) holds all four digit sums of batch rows
+ * 4 i + t (two pairs, in its own registers) and folds them with no exchange between lanes. B's layout:
+ * K-major, no swizzle: 16-value chunk c (k 16 c .. 16 c + 15 of the tile) at c * N * 16 bytes, row n at
+ * + 16 n (8-row core matrices 128 bytes apart, K-adjacent ones N * 16 apart). */
+#define QJ_WG_NB (QJ_BATCH <= 8 ? 2 : 4)
+#define QJ_WG_N (16 * QJ_WG_NB)
+#define QJ_WG_BYTES (8 * QJ_WG_N * 16)
+#ifndef QJ_IM_WG_SWAP
+#define QJ_IM_WG_SWAP 0 /* 1: the descriptor's two offsets the other way round (a check of the reading above) */
+#endif
+
+/* the k-tile's digits from a ring slot (the prep's layout, qj_layout.h) into B: for (half, column n) the four
+ * 16-byte words t = 0..3 hold values 64 h + 16 j + 4 t + i (word j): a 4 x 4 transpose of 32-bit words gives
+ * chunk 4 h + j's row n */
+__device__ __forceinline__ void qj_wg_stage_b(const uint32_t *slot, uint4 *bq) {
+    const uint4 *xs = reinterpret_cast<const uint4 *>(slot);
+    for (int tk = threadIdx.x; tk < 2 * QJ_WG_N; tk += QJ_WARPS * 32) {
+        const int h = tk / QJ_WG_N, n = tk % QJ_WG_N, i = n >> 3, q = n & 7;
+        const int b = 4 * (i % QJ_WG_NB) + (q >> 1), p = 2 * (i / QJ_WG_NB) + (q & 1);
+        uint4 u[4];
+#pragma unroll
+        for (int t = 0; t < 4; t++) u[t] = b < QJ_BATCH ? xs[b * 32 + h * 16 + p * 4 + t] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            bq[(4 * h + j) * QJ_WG_N + n] = make_uint4(qj_u4(u[0], j), qj_u4(u[1], j), qj_u4(u[2], j), qj_u4(u[3], j));
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); /* the tensor cores read B through the async proxy */
+}
+
+__device__ __forceinline__ unsigned long long qj_wg_desc(unsigned addr) {
+    const unsigned long long lbo = QJ_IM_WG_SWAP ? 128 : QJ_WG_N * 16, sbo = QJ_IM_WG_SWAP ? QJ_WG_N * 16 : 128;
+    return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((lbo >> 4) << 16) | ((sbo >> 4) << 32);
+}
+
+__device__ __forceinline__ void qj_wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void qj_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void qj_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+
+/* D (+)= A B for one m64 tile and one 32-value k-step; acc: 0 = D = A B */
+#if QJ_WG_NB == 4
+__device__ __forceinline__ void qj_wgmma(int (&d)[QJ_WG_N / 2], const unsigned (&a)[4], unsigned long long desc, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+                 "%12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "{%32, %33, %34, %35}, %36, p;\n}"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+                   "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+                   "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+                   "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(acc)
+                 : "memory");
+}
+#else
+__device__ __forceinline__ void qj_wgmma(int (&d)[QJ_WG_N / 2], const unsigned (&a)[4], unsigned long long desc, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n32k32.s32.u8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+                 "%12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p;\n}"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+                   "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(acc)
+                 : "memory");
+}
+#endif
+
+/* one k-tile from its ring slot (B already staged at bq_s): per fold, the wgmma of its k-steps for each of the
+ * warp's m-tiles, then the fold: the lane's two digit pairs of batch row 4 i + t, lo + 2^16 hi in units of
+ * digit 0's weight, times the scale, plus zero * sum(x) */
+__device__ __forceinline__ void qj_wg_tile(const uint32_t *slot, const uint32_t *wslot, unsigned bq_s, int lane,
+                                           float (&acc)[QJ_MT][QJ_WG_NB][2]) {
+    constexpr int W2 = QJ_IM_WA(QJ_BITS), W1 = QJ_IM_WA(QJ_BITS) + 4 * QJ_DQ_P2(QJ_BITS);
+    const int t = lane & 3;
+    qj_stage St;
+    qj_stage_from_smem(wslot, lane, St);
+    const float4 *XW = reinterpret_cast<const float4 *>(slot) + QJ_BATCH * 32;
+#pragma unroll
+    for (int f = 0; f < QJ_NFOLD; f++) {
+        unsigned a[QJ_MT][QJ_FOLD][4];
+#pragma unroll
+        for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+            for (int ss = 0; ss < QJ_FOLD; ss++)
+#pragma unroll
+                for (int r = 0; r < 4; r++)
+                    a[m][ss][r] = qj_im_reg(St.A[0][m], St.A[0][m] + W2, St.A[0][m] + W1, QJ_BITS, f * QJ_FOLD + ss, r);
+        int d[QJ_MT][QJ_WG_N / 2];
+        qj_wg_fence();
+#pragma unroll
+        for (int ss = 0; ss < QJ_FOLD; ss++) {
+            const unsigned long long desc = qj_wg_desc(bq_s + (unsigned)(2 * (f * QJ_FOLD + ss)) * QJ_WG_N * 16);
+#pragma unroll
+            for (int m = 0; m < QJ_MT; m++) qj_wgmma(d[m], a[m][ss], desc, ss);
+        }
+        qj_wg_commit();
+        float pw[QJ_WG_NB], bs[QJ_WG_NB];
+#pragma unroll
+        for (int i = 0; i < QJ_WG_NB; i++) {
+            const int b = min(4 * i + t, QJ_BATCH - 1); /* absent batch rows: finite values, never stored */
+            const float4 w = XW[2 * b], s4 = XW[2 * b + 1];
+            pw[i] = w.x;
+            float sum = qj_f4(s4, f * QJ_FOLD);
+#pragma unroll
+            for (int ss = 1; ss < QJ_FOLD; ss++) sum += qj_f4(s4, f * QJ_FOLD + ss);
+            bs[i] = sum;
+        }
+        qj_wg_wait();
+#pragma unroll
+        for (int m = 0; m < QJ_MT; m++) {
+            const uint2 sc = St.SC[0][m][f];
+            const float s0 = qj_half_to_float((unsigned short)(sc.x & 0xffffu)),
+                        s1 = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
+#if QJ_SYM
+            const float z0 = -(float)(1 << (QJ_BITS - 1)) * s0, z1 = -(float)(1 << (QJ_BITS - 1)) * s1;
+#else
+            const float z0 = qj_half_to_float((unsigned short)(sc.x >> 16)), z1 = qj_half_to_float((unsigned short)(sc.y >> 16));
+#endif
+#pragma unroll
+            for (int i = 0; i < QJ_WG_NB; i++) {
+                const int *lo = d[m] + 4 * i, *hi = d[m] + 4 * (i + QJ_WG_NB);
+                /* |D| < 2^22 for a fold of 128 values: each pair fits int32; 2^16 hi + lo in fp32 */
+                const float v0 = fmaf(__int2float_rn(hi[0] + hi[1] * 256), 65536.0f, __int2float_rn(lo[0] + lo[1] * 256));
+                const float v1 = fmaf(__int2float_rn(hi[2] + hi[3] * 256), 65536.0f, __int2float_rn(lo[2] + lo[3] * 256));
+                acc[m][i][0] = fmaf(s0, v0 * pw[i], fmaf(z0, bs[i], acc[m][i][0]));
+                acc[m][i][1] = fmaf(s1, v1 * pw[i], fmaf(z1, bs[i], acc[m][i][1]));
+            }
+        }
+    }
+}
+#endif
 #endif
 
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
@@ -436,6 +579,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
     float acc[QJ_MT][QJ_IM_JW][2];
+    (void)acc;
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
 #pragma unroll
@@ -447,6 +591,15 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     extern __shared__ __align__(16) uint4 qj_bx[];
     (void)STEP;
     uint32_t *const ring = reinterpret_cast<uint32_t *>(qj_bx);
+#if QJ_WG
+    uint4 *const bq = qj_bx + QJ_IM_S * QJ_IM_BX_SLOT / 4; /* B, after the ring */
+    const unsigned bq_s = (unsigned)__cvta_generic_to_shared(bq);
+    float wacc[QJ_MT][QJ_WG_NB][2];
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+        for (int i = 0; i < QJ_WG_NB; i++) wacc[m][i][0] = wacc[m][i][1] = 0.0f;
+#endif
     const bool wcopy = warp % QJ_IM_JG == 0;
 #pragma unroll
     for (int i = 0; i < QJ_IM_S - 1; i++) {
@@ -469,13 +622,33 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         }
         qj_cp_commit();
         const uint32_t *sl = ring + (T % QJ_IM_S) * QJ_IM_BX_SLOT;
+#if QJ_WG
+        /* B is rewritten only after the barrier above: every warpgroup's wgmma of tile T - 1 has completed */
+        qj_wg_stage_b(sl, bq);
+        __syncthreads();
+        qj_wg_tile(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, bq_s, lane, wacc);
+#else
         const uint4 *XI = reinterpret_cast<const uint4 *>(sl);
         const float4 *XW = reinterpret_cast<const float4 *>(sl) + QJ_BATCH * 32;
         qj_stage St;
         qj_stage_from_smem(sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, lane, St);
         qj_load_xs(XI, XW, 0, 1, lane, St);
         qj_compute(St, XI, XW, 0, 1, j0, lane, acc);
+#endif
     }
+#if QJ_WG
+    /* lane (g, t) holds rows g, g + 8 of each m-tile for batch rows 4 i + t */
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+        for (int i = 0; i < QJ_WG_NB; i++) {
+            const int b = 4 * i + t, row = (mt0 + m) * 16 + g;
+            if (b < QJ_BATCH) {
+                if (row < QJ_N) y[(size_t)b * y_stride + row] = wacc[m][i][0];
+                if (row + 8 < QJ_N) y[(size_t)b * y_stride + row + 8] = wacc[m][i][1];
+            }
+        }
+#endif
 #elif QJ_IM_STAGES
     /* a ring of QJ_IM_S stages per warp in shared memory: QJ_IM_S - 1 tiles in
      * flight (cp.async) while one computes; only the warp's own lanes touch its slots */
@@ -540,6 +713,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         T0 += STEP;
     }
 #endif
+#if !QJ_WG
     /* lanes t and t^1 hold digits (0, 1) and (2, 3) of the same rows and batch row */
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
@@ -582,6 +756,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
                 }
             }
     }
+#endif
 #endif
 }
 
