@@ -120,7 +120,9 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * (docs/PERFORMANCE.md, 2026-12-01, back-to-back timing, us):
  *  - wide (>= 1024 m-tiles: gate|up): a 4-stage shared-memory ring for 4-
  *    and 5-bit (int4 18.6 against 21.0 on registers; int5 21.5 / 23.7), 8
- *    warps and a 44 KiB ring for 3-bit (17.4 / 20.9), registers for 2-, 6-
+ *    warps and a 44 KiB ring for 3-bit (17.4 / 20.9) and for 2-bit at group
+ *    32 (H100: 19.4 / 22.2), 16 warps and two k-tiles per register stage for
+ *    2-bit at group 64 (H100: 15.9 / 20.1), registers for other 2-bit, 6-
  *    and 8-bit (no ring setting was faster);
  *  - long K (>= 64 k-tiles: down): for 4-bit the ring with the block's
  *    activations in shared memory (xsmem; int4 10.7 against 12.6 with two
@@ -170,7 +172,8 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         if (mtn >= 1024) {
             if (b >= 5) stages = 8, ring = 45056, xsmem = 1;
             else if (b == 4) stages = 4;
-            else if (b == 3) w = 8, stages = 6, ring = 45056;
+            else if (b == 3 || (b == 2 && out->group < 64)) w = 8, stages = 6, ring = 45056;
+            else if (b == 2 && out->group < 128) w = 16, unroll = 2;
         } else if (kt >= 64) {
             if (b >= 5 || (b == 4 && out->group < 128)) stages = 8, ring = 45056, xsmem = 1;
             else if (b == 4) stages = 4, xsmem = 1;

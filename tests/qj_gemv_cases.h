@@ -101,18 +101,21 @@ static inline int qj_gemv_case_get(int i, qj_case *c) {
         sh = shs[i / fmts];
         c->batch = bs[i / fmts];
         c->allow_mma = 1;
-    } else if ((i -= fmts * 6) < 11) { /* integer-MMA, stacked parts of one format; the last four are wide
-                                         * (>= 1024 m-tiles: at batch 1 two m-tiles per block, the ring at 3/4/5-bit;
+    } else if ((i -= fmts * 6) < 13) { /* integer-MMA, stacked parts of one format; the last six are wide
+                                         * (>= 1024 m-tiles: at batch 1 two m-tiles per block, the ring at 3/4/5-bit
+                                         * and 2-bit group 32, 16 warps x two k-tiles at 2-bit group 64;
                                          * above batch 4 the block-shared activations) */
-        static const int64_t rows[11][3] = {{33, 16, 7}, {64, 48, 0}, {8, 8, 8}, {100, 20, 20}, {24, 24, 0}, {40, 0, 0},
-                                            {17, 31, 0}, {8192, 8200, 0}, {16400, 0, 0}, {8192, 8200, 0}, {16400, 0, 0}};
-        static const int64_t ks[11] = {172, 256, 64, 1536, 100, 4096, 300, 512, 384, 640, 200};
-        static const int bts[11] = {1, 2, 1, 16, 3, 1, 5, 1, 1, 16, 7};
+        static const int64_t rows[13][3] = {{33, 16, 7},  {64, 48, 0},    {8, 8, 8},     {100, 20, 20}, {24, 24, 0},
+                                            {40, 0, 0},   {17, 31, 0},    {8192, 8200, 0}, {16400, 0, 0}, {8192, 8200, 0},
+                                            {16400, 0, 0}, {16400, 0, 0}, {8200, 8200, 0}};
+        static const int64_t ks[13] = {172, 256, 64, 1536, 100, 4096, 300, 512, 384, 640, 200, 256, 384};
+        static const int bts[13] = {1, 2, 1, 16, 3, 1, 5, 1, 1, 16, 7, 1, 1};
         c->nparts = 0;
         for (int p = 0; p < 3 && rows[i][p]; p++) {
-            /* the wide ones: the 4- and 3-bit rings, 4- and 6-bit block-shared */
-            const int bits = i == 7 || i == 9 ? 4 : i == 8 ? 3 : i == 10 ? 6 : qj_case_bits[i % nb];
-            c->f[p] = (qj_qformat){bits, qj_case_groups[(i * 2) % ng], i % 2, i % 3 == 0 ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
+            /* the wide ones: the 4- and 3-bit rings, 4- and 6-bit block-shared, 2-bit at groups 32 and 64 */
+            const int bits = i == 7 || i == 9 ? 4 : i == 8 ? 3 : i == 10 ? 6 : i >= 11 ? 2 : qj_case_bits[i % nb];
+            const int group = i == 11 ? 32 : i == 12 ? 64 : qj_case_groups[(i * 2) % ng];
+            c->f[p] = (qj_qformat){bits, group, i % 2, i % 3 == 0 ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
             c->N[p] = rows[i][p];
             c->nparts++;
         }

@@ -439,6 +439,20 @@ int main(void) {
         QJ_CHECK(qj_gemv_smem_bytes(&s) == 3 * (16 * 544 + 4 * 4 * 1088));
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 112 && block == 256);
+        QJ_CHECK(!s.wg);
+        setenv("QJ_IM_WG", "1", 1); /* wgmma: every n-tile a warp, one warpgroup of 2 m-tiles a warp, B after the ring */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.bx && s.wg && s.mt == 2 && s.warps == 4 && s.jw == 8 && s.stages == 4);
+        QJ_CHECK(qj_gemv_smem_bytes(&s) == 4 * (16 * 544 + 4 * 2 * 1088) + 8 * 64 * 16);
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(strstr(nm, "_m2w4u1s4b8g0_") != NULL, "%s", nm);
+        qj_gemv_launch_dims(&s, &grid, &block);
+        QJ_CHECK(grid == 224 && block == 128);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 6, 1, &s)); /* batch 6: B of 32 columns */
+        QJ_CHECK(s.wg && s.jw == 3 && qj_gemv_smem_bytes(&s) == (size_t)s.stages * (6 * 544 + 4 * 2 * 1088) + 8 * 32 * 16);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 4, 1, &s)); /* batch <= 4: no block-shared path, no wgmma */
+        QJ_CHECK(!s.wg);
+        unsetenv("QJ_IM_WG");
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 8, 1, &s)); /* batch 8: 4 n-tiles, one warp a group */
         QJ_CHECK(s.bx && s.mt == 4 && s.warps == 4 && s.jw == 4);
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 5, 1, &s)); /* batch 5: 3 n-tiles */
@@ -475,6 +489,19 @@ int main(void) {
         p[0] = &gu3; /* wide 3-bit: 8 warps, a 44 KiB ring */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 3);
+        { /* wide 2-bit: at group 32 the 3-bit choice, at 64 16 warps x two k-tiles, else the plain split */
+            qj_tensor g32 = desc("gu2g32", 2, 32, 28672, 4096), g64 = desc("gu2g64", 2, 64, 28672, 4096),
+                      g128 = desc("gu2g128", 2, 128, 28672, 4096);
+            p[0] = &g32;
+            QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+            QJ_CHECK(s.mt == 2 && s.warps == 8 && s.stages == 3 && s.unroll == 1);
+            p[0] = &g64;
+            QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+            QJ_CHECK(s.mt == 2 && s.warps == 16 && s.stages == 0 && s.unroll == 2);
+            p[0] = &g128;
+            QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+            QJ_CHECK(s.mt == 2 && s.warps == 4 && s.stages == 0 && s.unroll == 1);
+        }
         p[0] = &dn4; /* long K, 4-bit: the ring, activations in shared memory (112 k-tiles x 544 B) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.mt == 1 && s.warps == 8 && s.stages == 3 && s.unroll == 1 && s.xsmem && s.xl == 1);

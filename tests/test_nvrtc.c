@@ -18,7 +18,7 @@
 #include "qj_package.h"
 #include "qj_test.h"
 
-/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1) compiled again
+/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1, bx = 2 counting the wgmma kernels) compiled again
  * under VAR=VAL; returns how many got the setting (a ring, or block-shared activations). */
 static int recompile_im(const char *var, const char *val, int n, int bx) {
     setenv(var, val, 1);
@@ -37,7 +37,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         if (st || len == 0) {
             if (!failed++) QJ_CHECK_MSG(0, "%s=%s case %d: %s", var, val, i, qj_last_error());
         }
-        got += bx ? cs.bx : cs.stages >= 2;
+        got += bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
         free(src);
         free(img);
     }
@@ -91,6 +91,12 @@ int main(void) {
     int bx = recompile_im("QJ_IM_BX", "1", n, 1);
     QJ_CHECK_MSG(bx > 0, "no integer-MMA case had block-shared activations");
     printf("%d integer-MMA block-shared instantiations compiled\n", bx);
+    /* the wgmma kernels (QJ_IM_WG, opt-in): every block-shared shape above batch 4 */
+    setenv("QJ_IM_WG", "1", 1);
+    int wg = recompile_im("QJ_IM_BX", "1", n, 2);
+    unsetenv("QJ_IM_WG");
+    QJ_CHECK_MSG(wg > 0, "no integer-MMA case took the wgmma kernel");
+    printf("%d integer-MMA wgmma instantiations compiled\n", wg);
     recompile_im("QJ_IM_CVT", "0", n, 0); /* the two-conversion fold, kept for comparison */
 
     /* the ops template, with its defaults and with real-model macro sets */
