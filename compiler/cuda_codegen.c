@@ -43,13 +43,8 @@ static size_t im_bx_slot_bytes(int bits, int group, int mt, int warps, int jw, i
 }
 /* QJ_IM_WGSWAP=1: the wgmma kernels read B's descriptor offsets the other way round (a check, named in the kernel) */
 #define QJ_IM_WG_SWAP_ENV() env_int("QJ_IM_WGSWAP", 0, 1, 0)
-/* the wgmma kernels' operands in shared memory after the ring: B (8 chunks of 16 values x 16 (batch <= 8: 8)
- * rows of 4 digits, 16 bytes each) and, where groups are whole k-tiles (the pipelined loop), a second B and two
- * A buffers of 8 KiB per warpgroup and m-tile */
-static int64_t im_wg_bytes(int batch, int group, int warps, int mt) {
-    const int64_t b = 8 * 16 * (batch <= 8 ? 2 : 4) * 16;
-    return group % 128 == 0 ? 2 * b + 2 * (int64_t)(warps / 4) * mt * 8192 : b;
-}
+/* the wgmma kernels' B operand: 8 chunks of 16 values x 16 (batch <= 8: 8) rows of 4 digits, 16 bytes each */
+#define QJ_IM_WG_BYTES(batch) (8 * 16 * ((batch) <= 8 ? 2 : 4) * 16)
 /* m-tiles per block of an integer-MMA spec */
 static int64_t im_block_mtiles(const qj_gemv_spec *s) {
     return s->bx ? (int64_t)s->mt * (s->warps / (((s->batch + 1) / 2) / s->jw)) : s->mt;
@@ -58,7 +53,7 @@ static int64_t im_block_mtiles(const qj_gemv_spec *s) {
 size_t qj_gemv_smem_bytes(const qj_gemv_spec *s) {
     if (s->im && s->bx)
         return (size_t)s->stages * im_bx_slot_bytes(s->bits, s->group, s->mt, s->warps, s->jw, s->batch) +
-               (s->wg ? (size_t)im_wg_bytes(s->batch, s->group, s->warps, s->mt) : 0);
+               (s->wg ? (size_t)QJ_IM_WG_BYTES(s->batch) : 0);
     if (s->im) return s->xsmem ? im_xsmem_bytes(s->K, s->batch) : 0;
     return s->mma ? (size_t)(s->splitk * s->stages * mma_stage_words(s) * 4) : 0;
 }
@@ -228,9 +223,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         const int nj = (batch + 1) / 2, wmt = env_int("QJ_IM_MT", 1, 4, 2);
         int ww = env_int("QJ_IM_WARPS", 4, 16, 4) / 4 * 4;
         const int64_t wslot = (int64_t)im_bx_slot_bytes(out->bits, out->group, wmt, ww, nj, batch);
-        int64_t rb = env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024), extra = im_wg_bytes(batch, out->group, ww, wmt);
-        if (rb > 227 * 1024 - extra) rb = 227 * 1024 - extra; /* a block's shared memory on sm_90 */
-        const int64_t smax = rb / wslot;
+        int64_t smax = (env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) - QJ_IM_WG_BYTES(batch)) / wslot;
         int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (ws > smax) ws = (int)smax;
         if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws;

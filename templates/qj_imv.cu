@@ -475,7 +475,6 @@ __device__ __forceinline__ unsigned long long qj_wg_desc(unsigned addr) {
 __device__ __forceinline__ void qj_wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void qj_wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void qj_wg_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void qj_wg_wait_n() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 
 /* D (+)= A B for one m64 tile and one 32-value k-step; acc: 0 = D = A B */
 #if QJ_WG_NB == 4
@@ -502,39 +501,6 @@ __device__ __forceinline__ void qj_wgmma(int (&d)[QJ_WG_N / 2], const unsigned (
                  : "memory");
 }
 #endif
-
-/* the same with A in shared memory (the pipelined loop: ptxas serializes wgmma whose register inputs are
- * written while others run) */
-#if QJ_WG_NB == 4
-__device__ __forceinline__ void qj_wgmma_ss(int (&d)[QJ_WG_N / 2], unsigned long long da, unsigned long long db, int acc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
-                 "%12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "%32, %33, p;\n}"
-                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
-                   "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
-                   "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
-                   "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31])
-                 : "l"(da), "l"(db), "r"(acc)
-                 : "memory");
-}
-#else
-__device__ __forceinline__ void qj_wgmma_ss(int (&d)[QJ_WG_N / 2], unsigned long long da, unsigned long long db, int acc) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n32k32.s32.u8.s8 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
-                 "%12, %13, %14, %15}, %16, %17, p;\n}"
-                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
-                   "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15])
-                 : "l"(da), "l"(db), "r"(acc)
-                 : "memory");
-}
-#endif
-/* A of an m64 tile in shared memory: 8 chunks of 16 values x 64 rows x 16 bytes (K-major, no swizzle) */
-#define QJ_WG_ABYTES 8192
-__device__ __forceinline__ unsigned long long qj_wg_adesc(unsigned addr) {
-    return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)(1024 >> 4) << 16) |
-           ((unsigned long long)(128 >> 4) << 32);
-}
 
 /* one k-tile from its ring slot (B already staged at bq_s): per fold, the wgmma of its k-steps for each of the
  * warp's m-tiles, then the fold: the lane's two digit pairs of batch row 4 i + t, lo + 2^16 hi in units of
@@ -599,80 +565,6 @@ __device__ __forceinline__ void qj_wg_tile(const uint32_t *slot, const uint32_t 
         }
     }
 }
-
-/* The pipelined loop (QJ_NFOLD == 1: groups of whole k-tiles): tile T + 1's wgmma run while tile T folds. What a
- * tile's fold needs is read from its ring slot into registers when its wgmma are issued (the slot is refilled
- * before the fold). */
-struct qj_wg_fold {
-    uint2 SC[QJ_MT];
-    float pw[QJ_WG_NB], bs[QJ_WG_NB];
-};
-
-/* the warp's codes of a k-tile into its rows of the A buffers (a: this tile's, QJ_MT m64 tiles of its warpgroup),
- * and what the tile's fold needs into F; the caller fences and syncs before qj_wg_issue */
-__device__ __forceinline__ void qj_wg_stage_a(const uint32_t *slot, const uint32_t *wslot, int lane, uint32_t *a,
-                                              qj_wg_fold &F) {
-    constexpr int W2 = QJ_IM_WA(QJ_BITS), W1 = QJ_IM_WA(QJ_BITS) + 4 * QJ_DQ_P2(QJ_BITS);
-    const int t = lane & 3, g = lane >> 2, w = (threadIdx.x >> 5) & 3;
-    qj_stage St;
-    qj_stage_from_smem(wslot, lane, St);
-#pragma unroll
-    for (int m = 0; m < QJ_MT; m++) {
-        F.SC[m] = St.SC[0][m][0];
-#pragma unroll
-        for (int ss = 0; ss < 4; ss++)
-#pragma unroll
-            for (int r = 0; r < 4; r++) /* row g + 8 (r % 2), values 32 ss + 16 (r / 2) + 4 t .. + 3 */
-                a[m * (QJ_WG_ABYTES / 4) + (2 * ss + (r >> 1)) * 256 + (16 * w + g + 8 * (r & 1)) * 4 + t] =
-                    qj_im_reg(St.A[0][m], St.A[0][m] + W2, St.A[0][m] + W1, QJ_BITS, ss, r);
-    }
-    const float4 *XW = reinterpret_cast<const float4 *>(slot) + QJ_BATCH * 32;
-#pragma unroll
-    for (int i = 0; i < QJ_WG_NB; i++) {
-        const int b = min(4 * i + t, QJ_BATCH - 1);
-        const float4 w = XW[2 * b], s4 = XW[2 * b + 1];
-        F.pw[i] = w.x;
-        float sum = s4.x;
-        sum += s4.y;
-        sum += s4.z;
-        sum += s4.w;
-        F.bs[i] = sum;
-    }
-}
-
-/* a k-tile's wgmma (one commit group): A at a_s (QJ_MT m64 tiles), B at b_s */
-__device__ __forceinline__ void qj_wg_issue(unsigned a_s, unsigned b_s, int (&d)[QJ_MT][QJ_WG_N / 2]) {
-    qj_wg_fence();
-#pragma unroll
-    for (int ss = 0; ss < 4; ss++) {
-        const unsigned long long db = qj_wg_desc(b_s + (unsigned)(2 * ss) * QJ_WG_N * 16);
-#pragma unroll
-        for (int m = 0; m < QJ_MT; m++) qj_wgmma_ss(d[m], qj_wg_adesc(a_s + m * QJ_WG_ABYTES + 2 * ss * 1024), db, ss);
-    }
-    qj_wg_commit();
-}
-
-__device__ __forceinline__ void qj_wg_fold_d(const int (&d)[QJ_MT][QJ_WG_N / 2], const qj_wg_fold &F,
-                                             float (&acc)[QJ_MT][QJ_WG_NB][2]) {
-#pragma unroll
-    for (int m = 0; m < QJ_MT; m++) {
-        const uint2 sc = F.SC[m];
-        const float s0 = qj_half_to_float((unsigned short)(sc.x & 0xffffu)), s1 = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
-#if QJ_SYM
-        const float z0 = -(float)(1 << (QJ_BITS - 1)) * s0, z1 = -(float)(1 << (QJ_BITS - 1)) * s1;
-#else
-        const float z0 = qj_half_to_float((unsigned short)(sc.x >> 16)), z1 = qj_half_to_float((unsigned short)(sc.y >> 16));
-#endif
-#pragma unroll
-        for (int i = 0; i < QJ_WG_NB; i++) {
-            const int *lo = d[m] + 4 * i, *hi = d[m] + 4 * (i + QJ_WG_NB);
-            const float v0 = fmaf(__int2float_rn(hi[0] + hi[1] * 256), 65536.0f, __int2float_rn(lo[0] + lo[1] * 256));
-            const float v1 = fmaf(__int2float_rn(hi[2] + hi[3] * 256), 65536.0f, __int2float_rn(lo[2] + lo[3] * 256));
-            acc[m][i][0] = fmaf(s0, v0 * F.pw[i], fmaf(z0, F.bs[i], acc[m][i][0]));
-            acc[m][i][1] = fmaf(s1, v1 * F.pw[i], fmaf(z1, F.bs[i], acc[m][i][1]));
-        }
-    }
-}
 #endif
 #endif
 
@@ -717,53 +609,6 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     qj_pdl_wait();
     for (int i = 0; i < QJ_IM_S - 1 && i < QJ_KTN; i++) qj_issue_bx(xi, xw, i, ring + i * QJ_IM_BX_SLOT);
     qj_cp_commit(); /* one group: the activations of the prologue's tiles */
-#if QJ_WG && QJ_NFOLD == 1
-    /* tile T: wait for its copies, refill the slot of tile T - 1 (whose fold reads registers only), stage its B
-     * (the other buffer than tile T - 1's, whose wgmma may still run), issue its wgmma */
-#define QJ_WG_STAGE(T, A, D, F)                                                                                        \
-    do {                                                                                                               \
-        qj_cp_wait_n((T) < QJ_IM_S - 2 ? (T) : QJ_IM_S - 2);                                                           \
-        __syncthreads();                                                                                               \
-        const int Tn = (T) + QJ_IM_S - 1;                                                                              \
-        if (Tn < QJ_KTN) {                                                                                             \
-            uint32_t *sn = ring + (Tn % QJ_IM_S) * QJ_IM_BX_SLOT;                                                      \
-            qj_issue(wq, sz, mt0, Tn, lane, sn + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);                                   \
-            qj_issue_bx(xi, xw, Tn, sn);                                                                               \
-        }                                                                                                              \
-        qj_cp_commit();                                                                                                \
-        const uint32_t *sl = ring + ((T) % QJ_IM_S) * QJ_IM_BX_SLOT;                                                   \
-        qj_wg_stage_b(sl, bq + ((T) & 1) * (QJ_WG_BYTES / 16));                                                        \
-        qj_wg_stage_a(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, lane, aq + ((T) & 1) * aq_par, F);                   \
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");                                                   \
-        __syncthreads();                                                                                               \
-        qj_wg_issue(aq_s + ((T) & 1) * aq_par * 4, bq_s + ((T) & 1) * QJ_WG_BYTES, D);                                 \
-    } while (0)
-    {
-        /* A buffers after the two B buffers: [parity][warpgroup][QJ_MT] m64 tiles */
-        constexpr int aq_par = QJ_WARPS / 4 * QJ_MT * QJ_WG_ABYTES / 4; /* words per parity */
-        uint32_t *const aq = reinterpret_cast<uint32_t *>(bq + 2 * (QJ_WG_BYTES / 16)) + (warp >> 2) * QJ_MT * (QJ_WG_ABYTES / 4);
-        const unsigned aq_s = (unsigned)__cvta_generic_to_shared(aq);
-        int d0[QJ_MT][QJ_WG_N / 2], d1[QJ_MT][QJ_WG_N / 2];
-        qj_wg_fold F0, F1;
-        /* two tiles an iteration, none in flight across its end (ptxas serializes wgmma otherwise): tile T's
-         * wgmma run while tile T + 1 is staged, tile T + 1's while tile T folds */
-#pragma unroll 1
-        for (int T = 0; T + 1 < QJ_KTN; T += 2) {
-            QJ_WG_STAGE(T, d0, d0, F0);
-            QJ_WG_STAGE(T + 1, d1, d1, F1);
-            qj_wg_wait_n<1>();
-            qj_wg_fold_d(d0, F0, wacc);
-            qj_wg_wait_n<0>();
-            qj_wg_fold_d(d1, F1, wacc);
-        }
-#if QJ_KTN % 2
-        QJ_WG_STAGE(QJ_KTN - 1, d0, d0, F0);
-        qj_wg_wait_n<0>();
-        qj_wg_fold_d(d0, F0, wacc);
-#endif
-    }
-#undef QJ_WG_STAGE
-#else
     for (int T = 0; T < QJ_KTN; T++) {
         /* tile T has landed when at most min(T, S - 2) groups are pending: the loop's groups
          * newer than the prologue's activations (T of them), or than tile T's own (S - 2) */
@@ -791,7 +636,6 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_compute(St, XI, XW, 0, 1, j0, lane, acc);
 #endif
     }
-#endif
 #if QJ_WG
     /* lane (g, t) holds rows g, g + 8 of each m-tile for batch rows 4 i + t */
 #pragma unroll
