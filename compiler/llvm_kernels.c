@@ -863,6 +863,34 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMValueRef b0 = LLVMBuildMul(g->b, gi, ci64(g, sb), "b0");
     LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, sb), "");
     bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
+    /* software prefetch of each row's stream (docs/PERFORMANCE.md: 2048 bytes ahead, locality 2,
+     * medians over widths 48-75% -> 55-98% of the read ceiling); QJ_CPU_PF=0 turns it off, both are
+     * read when a kernel is generated, so AOT code keeps the values it was built with. Chunks of
+     * fewer than 64 bytes (3-, 5- and 6-bit) prefetch once per 64 bytes of the span, at its head,
+     * rather than once per chunk (3-bit: 24-byte chunks, two or three prefetches a line);
+     * QJ_CPU_PFSPAN=0 keeps one per chunk */
+    const char *pfe = getenv("QJ_CPU_PF"), *ple = getenv("QJ_CPU_PFLOC"), *pse = getenv("QJ_CPU_PFSPAN");
+    const int pf_dist = pfe ? atoi(pfe) : 2048, pf_loc0 = ple ? atoi(ple) : 2;
+    const int pf_loc = pf_loc0 < 0 ? 0 : pf_loc0 > 3 ? 3 : pf_loc0; /* llvm.prefetch takes 0..3 */
+    const int pf_span = nbytes < 64 && !(pse && !strcmp(pse, "0"));
+    const int64_t span_bytes = sb * 4 * B;
+    LLVMTypeRef pft;
+    LLVMValueRef pff;
+    {
+        LLVMTypeRef pt[4] = {pi8, g->i32, g->i32, g->i32};
+        pft = LLVMFunctionType(LLVMVoidTypeInContext(g->c), pt, 4, 0);
+        pff = LLVMGetNamedFunction(g->m, "llvm.prefetch.p0i8");
+        if (!pff) pff = LLVMAddFunction(g->m, "llvm.prefetch.p0i8", pft);
+    }
+    if (pf_dist > 0 && pf_span) {
+        LLVMValueRef sboff = LLVMBuildMul(g->b, b0, ci64(g, 4 * B), "");
+        for (int j = 0; j < R; j++)
+            for (int64_t o = 0; o < span_bytes; o += 64) {
+                LLVMValueRef pa[4] = {gep(g, i8, rowb[j], LLVMBuildAdd(g->b, sboff, ci64(g, pf_dist + o), "")), ci32(g, 0),
+                                      ci32(g, pf_loc), ci32(g, 1)};
+                LLVMBuildCall2(g->b, pft, pff, pa, 4, "");
+            }
+    }
     LLVMBuildBr(g->b, chead);
 
     LLVMPositionBuilderAtEnd(g->b, chead);
@@ -883,19 +911,9 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
             xv[m][d] = LLVMBuildBitCast(g->b, xv[m][d], vi, "");
         }
     LLVMValueRef boff = LLVMBuildMul(g->b, c, ci64(g, 4 * B), "");
-    const char *pfe = getenv("QJ_CPU_PF"), *ple = getenv("QJ_CPU_PFLOC");
-    /* software prefetch of each row's stream (docs/PERFORMANCE.md: 2048 bytes ahead, locality 2,
-     * medians over widths 48-75% -> 55-98% of the read ceiling); QJ_CPU_PF=0 turns it off, both are
-     * read when a kernel is generated, so AOT code keeps the values it was built with */
-    const int pf_dist = pfe ? atoi(pfe) : 2048, pf_loc0 = ple ? atoi(ple) : 2;
-    const int pf_loc = pf_loc0 < 0 ? 0 : pf_loc0 > 3 ? 3 : pf_loc0; /* llvm.prefetch takes 0..3 */
     for (int j = 0; j < R; j++) {
-        if (pf_dist > 0) { /* software prefetch pf_dist bytes ahead in each row's stream */
+        if (pf_dist > 0 && !pf_span) { /* software prefetch pf_dist bytes ahead in each row's stream */
             LLVMValueRef pa[4] = {gep(g, i8, rowb[j], LLVMBuildAdd(g->b, boff, ci64(g, pf_dist), "")), ci32(g, 0), ci32(g, pf_loc), ci32(g, 1)};
-            LLVMTypeRef pt[4] = {pi8, g->i32, g->i32, g->i32};
-            LLVMTypeRef pft = LLVMFunctionType(LLVMVoidTypeInContext(g->c), pt, 4, 0);
-            LLVMValueRef pff = LLVMGetNamedFunction(g->m, "llvm.prefetch.p0i8");
-            if (!pff) pff = LLVMAddFunction(g->m, "llvm.prefetch.p0i8", pft);
             LLVMBuildCall2(g->b, pft, pff, pa, 4, "");
         }
         LLVMValueRef bytes;
