@@ -177,6 +177,28 @@ __device__ __forceinline__ void qj_load_tile(const uint32_t *__restrict__ tile, 
 __device__ __forceinline__ unsigned qj_u4(const uint4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 __device__ __forceinline__ float qj_f4(const float4 &v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
 
+/* a fold's scales and zeros of rows g (sc.x) and g + 8 (sc.y): scale | zero << 16, f16 or bf16 (symmetric:
+ * zero = -2^(BITS-1) scale) */
+__device__ __forceinline__ void qj_scale_zero(uint2 sc, float &s0, float &s1, float &z0, float &z1) {
+    s0 = qj_half_to_float((unsigned short)(sc.x & 0xffffu));
+    s1 = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
+#if QJ_SYM
+    z0 = -(float)(1 << (QJ_BITS - 1)) * s0;
+    z1 = -(float)(1 << (QJ_BITS - 1)) * s1;
+#else
+    z0 = qj_half_to_float((unsigned short)(sc.x >> 16));
+    z1 = qj_half_to_float((unsigned short)(sc.y >> 16));
+#endif
+}
+
+/* the sum of x over fold f's 32-value blocks (bs: the k-tile's four block sums) */
+__device__ __forceinline__ float qj_fold_sum(const float4 &bs, int f) {
+    float sum = qj_f4(bs, f * QJ_FOLD);
+#pragma unroll
+    for (int ss = 1; ss < QJ_FOLD; ss++) sum += qj_f4(bs, f * QJ_FOLD + ss);
+    return sum;
+}
+
 /* Activations are held per stage at batch <= 4 (two n-tiles), else loaded
  * from L1 when used (16 batch rows of fragments would not fit registers). */
 #define QJ_XPF (QJ_NJ <= 2)
@@ -280,16 +302,7 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
             unsigned a[QJ_MT][QJ_FOLD][4];
 #pragma unroll
             for (int m = 0; m < QJ_MT; m++) {
-                const uint2 sc = S.SC[u][m][f];
-                s0[m] = qj_half_to_float((unsigned short)(sc.x & 0xffffu));
-                s1[m] = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
-#if QJ_SYM
-                z0[m] = -(float)(1 << (QJ_BITS - 1)) * s0[m];
-                z1[m] = -(float)(1 << (QJ_BITS - 1)) * s1[m];
-#else
-                z0[m] = qj_half_to_float((unsigned short)(sc.x >> 16));
-                z1[m] = qj_half_to_float((unsigned short)(sc.y >> 16));
-#endif
+                qj_scale_zero(S.SC[u][m][f], s0[m], s1[m], z0[m], z1[m]);
 #if QJ_IM_CVT == 1
                 s0[m] *= 0.00390625f; /* the pair's sum below is in units of the higher digit's weight * 2^-8 */
                 s1[m] *= 0.00390625f;
@@ -315,9 +328,7 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS,
                           (1 << ((f * QJ_FOLD) >> 1)) | (1 << ((f * QJ_FOLD + QJ_FOLD - 1) >> 1)));
 #endif
-                float bsum = qj_f4(BS, f * QJ_FOLD);
-#pragma unroll
-                for (int ss = 1; ss < QJ_FOLD; ss++) bsum += qj_f4(BS, f * QJ_FOLD + ss);
+                const float bsum = qj_fold_sum(BS, f);
 #pragma unroll
                 for (int m = 0; m < QJ_MT; m++) {
                     int d[4] = {0, 0, 0, 0};
@@ -537,22 +548,13 @@ __device__ __forceinline__ void qj_wg_tile(const uint32_t *slot, const uint32_t 
             const int b = min(4 * i + t, QJ_BATCH - 1); /* absent batch rows: finite values, never stored */
             const float4 w = XW[2 * b], s4 = XW[2 * b + 1];
             pw[i] = w.x;
-            float sum = qj_f4(s4, f * QJ_FOLD);
-#pragma unroll
-            for (int ss = 1; ss < QJ_FOLD; ss++) sum += qj_f4(s4, f * QJ_FOLD + ss);
-            bs[i] = sum;
+            bs[i] = qj_fold_sum(s4, f);
         }
         qj_wg_wait();
 #pragma unroll
         for (int m = 0; m < QJ_MT; m++) {
-            const uint2 sc = St.SC[0][m][f];
-            const float s0 = qj_half_to_float((unsigned short)(sc.x & 0xffffu)),
-                        s1 = qj_half_to_float((unsigned short)(sc.y & 0xffffu));
-#if QJ_SYM
-            const float z0 = -(float)(1 << (QJ_BITS - 1)) * s0, z1 = -(float)(1 << (QJ_BITS - 1)) * s1;
-#else
-            const float z0 = qj_half_to_float((unsigned short)(sc.x >> 16)), z1 = qj_half_to_float((unsigned short)(sc.y >> 16));
-#endif
+            float s0, s1, z0, z1;
+            qj_scale_zero(St.SC[0][m][f], s0, s1, z0, z1);
 #pragma unroll
             for (int i = 0; i < QJ_WG_NB; i++) {
                 const int *lo = d[m] + 4 * i, *hi = d[m] + 4 * (i + QJ_WG_NB);
