@@ -41,8 +41,6 @@ static size_t im_bx_slot_bytes(int bits, int group, int mt, int warps, int jw, i
     const int groups = warps / (((batch + 1) / 2) / jw);
     return (size_t)batch * 544 + (size_t)groups * QJ_IM_SLOT_WORDS(bits, group, mt) * 4;
 }
-/* QJ_IM_WGSWAP=1: the wgmma kernels read B's descriptor offsets the other way round (a check, named in the kernel) */
-#define QJ_IM_WG_SWAP_ENV() env_int("QJ_IM_WGSWAP", 0, 1, 0)
 /* the wgmma kernels' B operand: 8 chunks of 16 values x 16 (batch <= 8: 8) rows of 4 digits, 16 bytes each */
 #define QJ_IM_WG_BYTES(batch) (8 * 16 * ((batch) <= 8 ? 2 : 4) * 16)
 /* m-tiles per block of an integer-MMA spec */
@@ -227,6 +225,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (ws > smax) ws = (int)smax;
         if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws;
+        out->wgswap = out->wg && env_int("QJ_IM_WGSWAP", 0, 1, 0); /* a check, named in the kernel */
     }
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
     /* branch-free activation loads, except in ring kernels that read the activations through L1, where
@@ -351,7 +350,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
     } else if (s->im) {
         char bx[16] = ""; /* x: activations in shared memory; b<JW>: block-shared; c0/c1: an earlier fold; l0: branching loads */
         if (s->xsmem) snprintf(bx, sizeof bx, "x");
-        else if (s->bx && s->wg) snprintf(bx, sizeof bx, "b%dg%d", s->jw, QJ_IM_WG_SWAP_ENV());
+        else if (s->bx && s->wg) snprintf(bx, sizeof bx, "b%dg%d", s->jw, s->wgswap);
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
@@ -402,7 +401,7 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
                  "#define QJ_IM_WG %d\n#define QJ_IM_WG_SWAP %d\n#include \"qj_imv.cu\"\n",
                  name, name, s->bits, s->group, (long long)s->N, (long long)s->K, s->symmetric, s->scale_bf16,
                  s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt, s->xl,
-                 s->wg, s->wg ? QJ_IM_WG_SWAP_ENV() : 0);
+                 s->wg, s->wgswap);
         *source = buf;
         return QJ_OK;
     }

@@ -51,6 +51,7 @@ typedef struct qj_gemv_spec {
     int xl;          /* im: 1 = activation loads of absent batch rows read the last row (no branches); 0 = skipped */
     int jw;          /* bx: n-tiles (pairs of batch rows) per warp, (batch + 1) / 2 = all; fewer: warps share m-tiles */
     int wg;          /* bx with all n-tiles a warp and whole warpgroups: wgmma on sm_90a (the bx kernel elsewhere) */
+    int wgswap;      /* wg: B's descriptor offsets the other way round (QJ_IM_WGSWAP=1, a check of their reading) */
     int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
     int stages;      /* mma: cp.async pipeline depth; im: 0 = two register stages, >= 2 a shared-memory ring */
     int nseg;        /* mma: segments (1..3) */

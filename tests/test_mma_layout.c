@@ -446,6 +446,12 @@ int main(void) {
         QJ_CHECK(qj_gemv_smem_bytes(&s) == 4 * (16 * 544 + 4 * 2 * 1088) + 8 * 64 * 16);
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
         QJ_CHECK_MSG(strstr(nm, "_m2w4u1s4b8g0_") != NULL, "%s", nm);
+        setenv("QJ_IM_WGSWAP", "1", 1); /* the descriptor check: in the spec, so in the name */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.wgswap == 1 && strstr(nm, "_m2w4u1s4b8g1_") != NULL, "%s", nm);
+        unsetenv("QJ_IM_WGSWAP");
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 224 && block == 128);
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 6, 1, &s)); /* batch 6: B of 32 columns */
