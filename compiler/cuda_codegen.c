@@ -137,10 +137,12 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * KiB, QJ_IM_RING overrides): at batch 16 a k-tile's activations are 8x a
  * 4-bit m-tile's weights, and blocks of 1-2 m-tiles re-read them from L2.
  * H200, int4 gate|up at batch 16, back-to-back: 48.2 us against 138.0 without
- * (and 65.3 with two m-tiles and all n-tiles a warp). Narrower layers would
- * get too few blocks (q|k|v 40.7 against 23.7 us); those of <= 256 m-tiles
- * (o, down) take two m-tiles and 16 warps a block instead (down 35.5 against
- * 54.5 us, o 10.6 against 16.7). */
+ * (and 65.3 with two m-tiles and all n-tiles a warp). Narrower layers (> 256
+ * m-tiles or >= 64 k-tiles: q|k|v, down) would get too few blocks, so their
+ * blocks also split K (ks, about 128 blocks; H100: down 38.6 -> 27.4 us,
+ * q|k|v 17.7 -> 17.0, against 142.9 and 42.3 without the split); short ones
+ * of <= 256 m-tiles (o) take two m-tiles and 16 warps a block splitting K
+ * inside it (11.0 us against 12.9 split). */
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
     const qj_tensor *t = parts[0];
     memset(out, 0, sizeof *out);
@@ -202,7 +204,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * once per block after griddepcontrol.wait) rather than through L1, up to 96 KiB of them */
     out->xsmem = out->stages && QJ_IM_XSTAGED(batch) && im_xsmem_bytes(out->K, batch) <= 96 * 1024 &&
                  env_int("QJ_IM_XSMEM", 0, 1, xsmem);
-    if (env_int("QJ_IM_BX", 0, 1, batch > 4 && mtn >= 1024) && !out->xsmem) {
+    if (env_int("QJ_IM_BX", 0, 1, batch > 4 && (mtn > 256 || kt >= 64)) && !out->xsmem) {
         /* block-shared activations: geometry and depth of their own (the same knobs); where two
          * slots do not fit the budget the choice above stands */
         /* four m-tiles and (at most) four n-tiles a warp, four groups of warps: 16 m-tiles a block */
@@ -215,6 +217,18 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int bs = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (bs > smax) bs = (int)smax;
         if (bs >= 2) out->bx = 1, out->mt = bmt, out->warps = bw, out->jw = jw, out->unroll = 1, out->stages = bs;
+        if (out->bx) {
+            /* layers of few m-blocks (q+k+v, o, down: 16-24 at batch 16) split their k-tiles over about 128
+             * blocks, at least two tiles a split, so that each block reads the activations of its own k-tiles
+             * only; wide ones (gate+up: 112) have blocks enough. A split count normalised so none is empty. */
+            const int64_t mb = (mtn + im_block_mtiles(out) - 1) / im_block_mtiles(out);
+            int64_t ks = 128 / mb, kmax = kt / 2;
+            if (ks > kmax) ks = kmax;
+            ks = env_int("QJ_IM_KS", 1, 64, ks < 1 ? 1 : (int)ks);
+            if (ks > kt) ks = kt;
+            const int64_t kpb = (kt + ks - 1) / ks;
+            out->ks = (int)((kt + kpb - 1) / kpb);
+        }
     }
     if (out->bx && batch > 4 && env_int("QJ_IM_WG", 0, 1, 0)) {
         /* wgmma (templates/qj_imv.cu QJ_IM_WG): every n-tile a warp, whole warpgroups, QJ_IM_MT m-tiles a warp */
@@ -224,7 +238,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int64_t smax = (env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) - QJ_IM_WG_BYTES(batch)) / wslot;
         int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (ws > smax) ws = (int)smax;
-        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws;
+        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1;
         out->wgswap = out->wg && env_int("QJ_IM_WGSWAP", 0, 1, 0); /* a check, named in the kernel */
     }
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
@@ -351,6 +365,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         char bx[16] = ""; /* x: activations in shared memory; b<JW>: block-shared; c0/c1: an earlier fold; l0: branching loads */
         if (s->xsmem) snprintf(bx, sizeof bx, "x");
         else if (s->bx && s->wg) snprintf(bx, sizeof bx, "b%dg%d", s->jw, s->wgswap);
+        else if (s->bx && s->ks > 1) snprintf(bx, sizeof bx, "b%dk%d", s->jw, s->ks);
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
@@ -398,10 +413,10 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
                  "#define QJ_SYM %d\n#define QJ_SCALE_BF16 %d\n#define QJ_BATCH %d\n#define QJ_MT %d\n"
                  "#define QJ_WARPS %d\n#define QJ_UNROLL %d\n#define QJ_IM_STAGES %d\n#define QJ_IM_XSMEM %d\n"
                  "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#define QJ_IM_CVT %d\n#define QJ_IM_XL %d\n"
-                 "#define QJ_IM_WG %d\n#define QJ_IM_WG_SWAP %d\n#include \"qj_imv.cu\"\n",
+                 "#define QJ_IM_WG %d\n#define QJ_IM_WG_SWAP %d\n#define QJ_IM_KS %d\n#include \"qj_imv.cu\"\n",
                  name, name, s->bits, s->group, (long long)s->N, (long long)s->K, s->symmetric, s->scale_bf16,
                  s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt, s->xl,
-                 s->wg, s->wgswap);
+                 s->wg, s->wgswap, s->ks > 1 ? s->ks : 1);
         *source = buf;
         return QJ_OK;
     }
@@ -458,7 +473,7 @@ void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block)
     }
     if (s->im) {
         const int64_t mts = im_block_mtiles(s);
-        *grid = (unsigned)((QJ_IM_MTILES(s->N) + mts - 1) / mts);
+        *grid = (unsigned)((QJ_IM_MTILES(s->N) + mts - 1) / mts * (s->ks > 1 ? s->ks : 1));
         *block = (unsigned)(s->warps * 32);
         return;
     }

@@ -44,8 +44,11 @@
  * rows, the first copying the weights). At batch 16 the activations are 8x the
  * bytes of a 4-bit m-tile's weights, so without this sharing every block
  * re-reads them from L2 (they do not stay in L1).
+ * QJ_IM_KS > 1 (with QJ_IM_BX): the blocks of each m-block (QJ_IM_MG * QJ_MT
+ * m-tiles) also split its k-tiles, QJ_IM_KPB each; partial sums meet in a
+ * workspace of this module, summed in split order by the last block to finish.
  * Launch: grid = ceil(MTILES / QJ_MT) (QJ_IM_BX: ceil(MTILES / (QJ_IM_MG *
- * QJ_MT))), block = QJ_WARPS * 32, dynamic shared memory = the activations'
+ * QJ_MT)) * QJ_IM_KS), block = QJ_WARPS * 32, dynamic shared memory = the activations'
  * bytes with QJ_IM_XSMEM, QJ_IM_STAGES * QJ_IM_BX_SLOT * 4 with QJ_IM_BX, else 0;
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
  */
@@ -80,6 +83,9 @@
 #endif
 #ifndef QJ_IM_JW
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
+#endif
+#ifndef QJ_IM_KS
+#define QJ_IM_KS 1 /* QJ_IM_BX (not wgmma): blocks splitting the k-tiles of each block's m-tiles (see below) */
 #endif
 #ifndef QJ_IM_WG
 #define QJ_IM_WG 0 /* 1 (with QJ_IM_BX, all n-tiles a warp, whole warpgroups): wgmma, see below; sm_90a only, the
@@ -121,6 +127,18 @@ static_assert(QJ_IM_STAGES == 0 || QJ_IM_BX || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT *
 static_assert(!QJ_IM_BX || QJ_IM_STAGES >= 2, "block-shared activations: a ring of >= 2 stages");
 static_assert(!QJ_IM_WG || (QJ_IM_BX && QJ_IM_JW == (QJ_BATCH + 1) / 2 && QJ_WARPS % 4 == 0 && QJ_BATCH > 4),
               "wgmma: block-shared activations, every n-tile a warp, whole warpgroups, batch > 4");
+static_assert(QJ_IM_KS >= 1 && (QJ_IM_KS == 1 || (QJ_IM_BX && !QJ_IM_WG)), "a k split across blocks: block-shared mma.sync kernels");
+/* QJ_IM_KS: k-tiles per split, m-blocks (groups of QJ_IM_MG * QJ_MT m-tiles, one per block and split) */
+#define QJ_IM_KPB ((QJ_KTN + QJ_IM_KS - 1) / QJ_IM_KS)
+#define QJ_IM_MBR (QJ_IM_MG * QJ_MT * 16) /* rows of an m-block (QJ_IM_BX) */
+#define QJ_IM_MB ((QJ_MTN * 16 + QJ_IM_MBR - 1) / QJ_IM_MBR)
+static_assert(QJ_IM_KS == 1 || (QJ_IM_KS - 1) * QJ_IM_KPB < QJ_KTN, "every k split has a tile");
+#if QJ_IM_KS > 1
+/* each split's partial sums [split][batch row][row], and per m-block the splits that have stored theirs (the last
+ * to arrive sums them in split order and sets it back to zero for the next launch); module globals, zero at load */
+__device__ float QJ_CAT(QJ_KERNEL, _ksws)[QJ_IM_KS * QJ_BATCH * QJ_IM_MB * QJ_IM_MBR];
+__device__ unsigned QJ_CAT(QJ_KERNEL, _kscnt)[QJ_IM_MB];
+#endif
 /* QJ_IM_BX's ring slot, words: the k-tile's activations of every batch row (QJ_BATCH * 32
  * uint4 of digits, then QJ_BATCH * 2 float4 of weights and sums), then each warp group's weights */
 #define QJ_IM_BX_XWORDS (QJ_BATCH * 34 * 4)
@@ -421,14 +439,70 @@ __device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lan
 }
 
 #if QJ_IM_BX
-/* the whole block's copies of k-tile T's activations (every batch row) into a ring slot */
-__device__ __forceinline__ void qj_issue_bx(const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int T,
-                                            uint32_t *slot) {
-    for (int c = threadIdx.x; c < QJ_BATCH * 34; c += QJ_WARPS * 32) {
-        const uint4 *src = c < QJ_BATCH * 32 ? xi + ((size_t)(c >> 5) * QJ_KTN + T) * 32 + (c & 31)
-                                             : reinterpret_cast<const uint4 *>(xw) +
-                                                   ((size_t)((c - QJ_BATCH * 32) >> 1) * QJ_KTN + T) * 2 + (c & 1);
-        qj_cp16(slot + 4 * c, reinterpret_cast<const uint32_t *>(src));
+/* A thread's copies for every k-tile, their addresses at k-tile 0 worked out once (the per-tile part is one
+ * multiply-add each): its share of the activations (QJ_BX_XPT 16-byte copies, chunk c = thread + u * threads of
+ * the slot's QJ_BATCH * 34), and in the warps that copy weights, the lane's words of its group's m-tiles and
+ * its scale copies (chunk c = lane + 32 i of QJ_MT * QJ_NFOLD * 4). */
+#define QJ_BX_NTH (QJ_WARPS * 32)
+#define QJ_BX_XC (QJ_BATCH * 34)
+#define QJ_BX_XPT ((QJ_BX_XC + QJ_BX_NTH - 1) / QJ_BX_NTH)
+#define QJ_BX_SC (QJ_MT * QJ_NFOLD * 4)
+#define QJ_BX_SPL ((QJ_BX_SC + 31) / 32)
+struct qj_bx_plan {
+    const uint4 *x[QJ_BX_XPT];
+    int xs[QJ_BX_XPT]; /* uint4 per k-tile: 32 for digits, 2 for digit weights and sums */
+    const uint32_t *w[QJ_MT];
+    const uint32_t *s[QJ_BX_SPL];
+    int sf[QJ_BX_SPL]; /* the copy's fold offset in the tile, values */
+};
+__device__ __forceinline__ void qj_bx_plan_init(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz,
+                                                const uint4 *__restrict__ xi, const float4 *__restrict__ xw, int mt0,
+                                                int lane, qj_bx_plan &P) {
+#pragma unroll
+    for (int u = 0; u < QJ_BX_XPT; u++) {
+        const int c = threadIdx.x + u * QJ_BX_NTH, c2 = min(max(c - QJ_BATCH * 32, 0), QJ_BATCH * 2 - 1);
+        const bool dig = c < QJ_BATCH * 32;
+        P.x[u] = dig ? xi + (size_t)(c >> 5) * QJ_KTN * 32 + (c & 31)
+                     : reinterpret_cast<const uint4 *>(xw) + (size_t)(c2 >> 1) * QJ_KTN * 2 + (c2 & 1);
+        P.xs[u] = dig ? 32 : 2;
+    }
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++) {
+        const int mt = QJ_IM_MCLAMP ? min(mt0 + m, QJ_MTN - 1) : mt0 + m;
+        P.w[m] = wq + (size_t)mt * QJ_KTN * QJ_IM_TILE_WORDS(QJ_BITS) + 4 * lane;
+    }
+#pragma unroll
+    for (int i = 0; i < QJ_BX_SPL; i++) {
+        const int c = min(lane + 32 * i, QJ_BX_SC - 1), m = c / (QJ_NFOLD * 4), f = (c / 4) % QJ_NFOLD;
+        const int mt = QJ_IM_MCLAMP ? min(mt0 + m, QJ_MTN - 1) : mt0 + m;
+        P.s[i] = reinterpret_cast<const uint32_t *>(sz) + (size_t)mt * QJ_NGT * 16 + 4 * (c % 4);
+        P.sf[i] = f * QJ_FOLD * 32;
+    }
+}
+/* the thread's share of k-tile T's activations (every batch row) into a ring slot */
+__device__ __forceinline__ void qj_bx_issue_x(const qj_bx_plan &P, int T, uint32_t *slot) {
+#pragma unroll
+    for (int u = 0; u < QJ_BX_XPT; u++) {
+        const int c = threadIdx.x + u * QJ_BX_NTH;
+        if (QJ_BX_XC % QJ_BX_NTH == 0 || c < QJ_BX_XC)
+            qj_cp16(slot + 4 * c, reinterpret_cast<const uint32_t *>(P.x[u] + T * P.xs[u]));
+    }
+}
+/* the lane's share of k-tile T's weights and scales of its group's m-tiles (the global layouts) into its slot part */
+__device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int lane, uint32_t *slot) {
+    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS);
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++) {
+        const uint32_t *src = P.w[m] + (size_t)T * TW;
+#pragma unroll
+        for (int c = 0; c < TW / 4; c += 32)
+            if ((TW / 4) % 32 == 0 || c + lane < TW / 4) qj_cp16(slot + m * TW + 4 * (c + lane), src + 4 * c);
+    }
+#pragma unroll
+    for (int i = 0; i < QJ_BX_SPL; i++) {
+        const int c = lane + 32 * i;
+        if (QJ_BX_SC % 32 == 0 || c < QJ_BX_SC)
+            qj_cp16(slot + QJ_MT * TW + 4 * c, P.s[i] + (size_t)((T * 128 + P.sf[i]) / QJ_GROUP) * 16);
     }
 }
 /* cp.async.wait_group takes an immediate: n = 0..7 */
@@ -576,7 +650,13 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     /* QJ_IM_BX: warp group warp / QJ_IM_JG owns QJ_MT m-tiles, its warps QJ_IM_JW n-tiles each */
     const int mg = warp / QJ_IM_JG, j0 = QJ_IM_BX ? (warp % QJ_IM_JG) * QJ_IM_JW : 0;
-    const int mt0 = QJ_IM_BX ? (blockIdx.x * QJ_IM_MG + mg) * QJ_MT : blockIdx.x * QJ_MT;
+    /* QJ_IM_KS > 1: block = m-block + QJ_IM_MB * split; the split walks k-tiles [Tb, Te) */
+    const int bm = QJ_IM_KS > 1 ? (int)blockIdx.x % QJ_IM_MB : (int)blockIdx.x;
+    const int Tb = QJ_IM_KS > 1 ? (int)blockIdx.x / QJ_IM_MB * QJ_IM_KPB : 0;
+    const int NT = QJ_IM_KS > 1 ? min(QJ_KTN - Tb, QJ_IM_KPB) : QJ_KTN; /* k-tiles of this block */
+    (void)Tb;
+    (void)NT;
+    const int mt0 = QJ_IM_BX ? (bm * QJ_IM_MG + mg) * QJ_MT : bm * QJ_MT;
     (void)j0;
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
@@ -603,27 +683,33 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         for (int i = 0; i < QJ_WG_NB; i++) wacc[m][i][0] = wacc[m][i][1] = 0.0f;
 #endif
     const bool wcopy = warp % QJ_IM_JG == 0;
+    qj_bx_plan P;
+    qj_bx_plan_init(wq, sz, xi, xw, mt0, lane, P);
 #pragma unroll
     for (int i = 0; i < QJ_IM_S - 1; i++) {
-        if (i < QJ_KTN && wcopy) qj_issue(wq, sz, mt0, i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
+        if (i < NT && wcopy) qj_bx_issue_w(P, Tb + i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
         qj_cp_commit(); /* weights only: may overlap the previous kernel */
     }
     qj_pdl_wait();
-    for (int i = 0; i < QJ_IM_S - 1 && i < QJ_KTN; i++) qj_issue_bx(xi, xw, i, ring + i * QJ_IM_BX_SLOT);
+#pragma unroll
+    for (int i = 0; i < QJ_IM_S - 1; i++)
+        if (i < NT) qj_bx_issue_x(P, Tb + i, ring + i * QJ_IM_BX_SLOT);
     qj_cp_commit(); /* one group: the activations of the prologue's tiles */
-    for (int T = 0; T < QJ_KTN; T++) {
-        /* tile T has landed when at most min(T, S - 2) groups are pending: the loop's groups
-         * newer than the prologue's activations (T of them), or than tile T's own (S - 2) */
-        qj_cp_wait_n(T < QJ_IM_S - 2 ? T : QJ_IM_S - 2);
-        __syncthreads(); /* every thread's copies of tile T are visible, and tile T - 1's slot is read */
-        const int Tn = T + QJ_IM_S - 1;
-        if (Tn < QJ_KTN) {
-            uint32_t *sl = ring + (Tn % QJ_IM_S) * QJ_IM_BX_SLOT;
-            if (wcopy) qj_issue(wq, sz, mt0, Tn, lane, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
-            qj_issue_bx(xi, xw, Tn, sl);
+    int sc = 0, sn = QJ_IM_S - 1; /* the ring slots of tiles i and i + S - 1 */
+    for (int i = 0; i < NT; i++) {
+        /* the block's i-th tile (k-tile Tb + i, slot i % S) has landed when at most min(i, S - 2) groups
+         * are pending: the loop's groups newer than the prologue's activations (i of them), or than its own (S - 2) */
+        qj_cp_wait_n(i < QJ_IM_S - 2 ? i : QJ_IM_S - 2);
+        __syncthreads(); /* every thread's copies of tile i are visible, and tile i - 1's slot is read */
+        if (i + QJ_IM_S - 1 < NT) {
+            uint32_t *sl = ring + sn * QJ_IM_BX_SLOT;
+            if (wcopy) qj_bx_issue_w(P, Tb + i + QJ_IM_S - 1, lane, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
+            qj_bx_issue_x(P, Tb + i + QJ_IM_S - 1, sl);
         }
         qj_cp_commit();
-        const uint32_t *sl = ring + (T % QJ_IM_S) * QJ_IM_BX_SLOT;
+        const uint32_t *sl = ring + sc * QJ_IM_BX_SLOT;
+        sc = sc == QJ_IM_S - 1 ? 0 : sc + 1;
+        sn = sn == QJ_IM_S - 1 ? 0 : sn + 1;
 #if QJ_WG
         /* B is rewritten only after the barrier above: every warpgroup's wgmma of tile T - 1 has completed */
         qj_wg_stage_b(sl, bq);
@@ -744,6 +830,60 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #pragma unroll
         for (int w = 0; w < QJ_WARPS; w++) v += red[w][r][b];
         if (row < QJ_N) y[(size_t)b * y_stride + row] = v;
+    }
+#elif QJ_IM_KS > 1
+    /* k split: each block stores its partial sums (every row of its m-block, clamped m-tiles included), then the
+     * last of the m-block's splits to count in sums all of them in split order (the same order whichever comes
+     * last) into y and sets the count back to zero for the next launch */
+    {
+        constexpr int ROWS = QJ_IM_MB * QJ_IM_MBR;
+        float *const wsb = QJ_CAT(QJ_KERNEL, _ksws);
+        float *const ws = wsb + (size_t)(blockIdx.x / QJ_IM_MB) * QJ_BATCH * ROWS;
+        if (!(t & 1)) {
+#pragma unroll
+            for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+                for (int j = 0; j < QJ_IM_JW; j++) {
+                    const int b = 2 * (j0 + j) + (t >> 1), row = (mt0 + m) * 16 + g;
+                    if (b < QJ_BATCH) {
+                        __stcg(ws + (size_t)b * ROWS + row, acc[m][j][0]);
+                        __stcg(ws + (size_t)b * ROWS + row + 8, acc[m][j][1]);
+                    }
+                }
+        }
+        __threadfence();
+        __syncthreads();
+        __shared__ int qj_last;
+        if (threadIdx.x == 0) {
+            unsigned *const cnt = QJ_CAT(QJ_KERNEL, _kscnt) + bm;
+            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;
+            if (qj_last) *cnt = 0; /* every split has counted */
+        }
+        __syncthreads();
+        if (qj_last) {
+            /* one block reads every split's partials: about 32 loads a thread in flight at once (loads one at a
+             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */
+            __threadfence();
+            constexpr int E = QJ_BATCH * QJ_IM_MBR, U = QJ_IM_KS >= 32 ? 1 : 32 / QJ_IM_KS;
+            const int r0 = bm * QJ_IM_MBR;
+            for (int e0 = threadIdx.x; e0 < E; e0 += U * QJ_WARPS * 32) {
+                float part[U][QJ_IM_KS];
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int e = min(e0 + u * QJ_WARPS * 32, E - 1), b = e / QJ_IM_MBR, row = r0 + e % QJ_IM_MBR;
+#pragma unroll
+                    for (int s = 0; s < QJ_IM_KS; s++) part[u][s] = __ldcg(wsb + ((size_t)s * QJ_BATCH + b) * ROWS + row);
+                }
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int e = e0 + u * QJ_WARPS * 32, b = e / QJ_IM_MBR, row = r0 + e % QJ_IM_MBR;
+                    float v = 0.0f;
+#pragma unroll
+                    for (int s = 0; s < QJ_IM_KS; s++) v += part[u][s];
+                    if (e < E && row < QJ_N) y[(size_t)b * y_stride + row] = v;
+                }
+            }
+        }
     }
 #else
     if (!(t & 1)) {

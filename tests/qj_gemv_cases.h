@@ -7,8 +7,8 @@
  *     format (segments) or share one;
  *   integer-MMA (the automatic choice, allow_mma 1): every format x shape at
  *     batch 1, batch 2 and 16 on the ragged shapes, batch 5 and 4 on a regular
- *     one, and stacked parts of one format whose row counts are not
- *     multiples of 16. */
+ *     one, batch 16 on a long-K one (K split over blocks), and stacked parts
+ *     of one format whose row counts are not multiples of 16. */
 #ifndef QJ_GEMV_CASES_H
 #define QJ_GEMV_CASES_H
 
@@ -20,7 +20,9 @@
 
 static const int qj_case_bits[] = {2, 3, 4, 5, 6, 7, 8};
 static const int qj_case_groups[] = {32, 64, 128, 256, 512, 0};
-static const long long qj_case_shapes[][2] = {{256, 4096}, {64, 172}, {48, 64}, {33, 100}, {40, 1536}};
+/* the first five: every path's shapes; the last: long K (65 k-tiles), where above batch 4 the integer-MMA blocks
+ * split K */
+static const long long qj_case_shapes[][2] = {{256, 4096}, {64, 172}, {48, 64}, {33, 100}, {40, 1536}, {40, 8300}};
 
 typedef struct qj_case {
     int nparts;
@@ -95,25 +97,27 @@ static inline int qj_gemv_case_get(int i, qj_case *c) {
         sh = (i / fmts) % ns;
         c->batch = 1;
         c->allow_mma = 1;
-    } else if ((i -= fmts * ns) < fmts * 6) { /* integer-MMA, batch 2 / 16 ragged, 5 and 4 regular */
-        static const int bs[6] = {2, 2, 16, 16, 5, 4}, shs[6] = {1, 3, 1, 3, 4, 4};
+    } else if ((i -= fmts * ns) < fmts * 7) { /* integer-MMA, batch 2 / 16 ragged, 5 and 4 regular, 16 long K */
+        static const int bs[7] = {2, 2, 16, 16, 5, 4, 16}, shs[7] = {1, 3, 1, 3, 4, 4, 5};
         fi = i % fmts;
         sh = shs[i / fmts];
         c->batch = bs[i / fmts];
         c->allow_mma = 1;
-    } else if ((i -= fmts * 6) < 13) { /* integer-MMA, stacked parts of one format; the last six are wide
+    } else if ((i -= fmts * 7) < 15) { /* integer-MMA, stacked parts of one format; 7..12 are wide
                                          * (>= 1024 m-tiles: at batch 1 two m-tiles per block, the ring at 3/4/5-bit
                                          * and 2-bit group 32, 16 warps x two k-tiles at 2-bit group 64;
-                                         * above batch 4 the block-shared activations) */
-        static const int64_t rows[13][3] = {{33, 16, 7},  {64, 48, 0},    {8, 8, 8},     {100, 20, 20}, {24, 24, 0},
+                                         * above batch 4 the block-shared activations); the last two split K over
+                                         * blocks (8-bit: two m-blocks, the last clamped, 65 k-tiles in 22 splits;
+                                         * 2-bit at batch 9: 71 k-tiles in 24 splits; the last split of each has 2) */
+        static const int64_t rows[15][3] = {{33, 16, 7},  {64, 48, 0},    {8, 8, 8},     {100, 20, 20}, {24, 24, 0},
                                             {40, 0, 0},   {17, 31, 0},    {8192, 8200, 0}, {16400, 0, 0}, {8192, 8200, 0},
-                                            {16400, 0, 0}, {16400, 0, 0}, {8200, 8200, 0}};
-        static const int64_t ks[13] = {172, 256, 64, 1536, 100, 4096, 300, 512, 384, 640, 200, 256, 384};
-        static const int bts[13] = {1, 2, 1, 16, 3, 1, 5, 1, 1, 16, 7, 1, 1};
+                                            {16400, 0, 0}, {16400, 0, 0}, {8200, 8200, 0}, {200, 72, 0}, {40, 30, 0}};
+        static const int64_t ks[15] = {172, 256, 64, 1536, 100, 4096, 300, 512, 384, 640, 200, 256, 384, 8300, 9000};
+        static const int bts[15] = {1, 2, 1, 16, 3, 1, 5, 1, 1, 16, 7, 1, 1, 16, 9};
         c->nparts = 0;
         for (int p = 0; p < 3 && rows[i][p]; p++) {
             /* the wide ones: the 4- and 3-bit rings, 4- and 6-bit block-shared, 2-bit at groups 32 and 64 */
-            const int bits = i == 7 || i == 9 ? 4 : i == 8 ? 3 : i == 10 ? 6 : i >= 11 ? 2 : qj_case_bits[i % nb];
+            const int bits = i == 7 || i == 9 ? 4 : i == 8 ? 3 : i == 10 ? 6 : i == 11 || i == 12 ? 2 : qj_case_bits[i % nb];
             const int group = i == 11 ? 32 : i == 12 ? 64 : qj_case_groups[(i * 2) % ng];
             c->f[p] = (qj_qformat){bits, group, i % 2, i % 3 == 0 ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
             c->N[p] = rows[i][p];

@@ -421,6 +421,7 @@ int main(void) {
     { /* above batch 4 (compiler/cuda_codegen.c im_spec) */
         qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), gu8 = desc("gu8", 8, 128, 28672, 4096);
         qj_tensor dn4 = desc("dn4", 4, 128, 4096, 14336), qkv4 = desc("qkv4", 4, 128, 6144, 4096);
+        qj_tensor o4 = desc("o4", 4, 128, 4096, 4096);
         const qj_tensor *p[1] = {&gu4};
         unsigned grid, block;
         /* wide: block-shared activations, 4 groups x 2 warps (4 n-tiles each), 4 m-tiles a group;
@@ -438,7 +439,7 @@ int main(void) {
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(qj_gemv_smem_bytes(&s) == 3 * (16 * 544 + 4 * 4 * 1088));
         qj_gemv_launch_dims(&s, &grid, &block);
-        QJ_CHECK(grid == 112 && block == 256);
+        QJ_CHECK(grid == 112 && block == 256 && s.ks == 1); /* 112 blocks of 16 m-tiles: no k split */
         QJ_CHECK(!s.wg);
         setenv("QJ_IM_WG", "1", 1); /* wgmma: every n-tile a warp, one warpgroup of 2 m-tiles a warp, B after the ring */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
@@ -475,12 +476,34 @@ int main(void) {
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(!s.bx && s.im && qj_gemv_smem_bytes(&s) == 0);
         unsetenv("QJ_IM_BX");
-        p[0] = &dn4; /* <= 256 m-tiles: two m-tiles, 16 warps */
+        p[0] = &dn4; /* long K (112 k-tiles): block-shared, 16 m-blocks, k split 8 ways (14 tiles each): 128 blocks */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(!s.bx && s.mt == 2 && s.warps == 16);
-        p[0] = &qkv4; /* 384 m-tiles: one m-tile, 8 warps */
+        QJ_CHECK(s.bx && s.mt == 4 && s.warps == 8 && s.ks == 8);
+        qj_gemv_launch_dims(&s, &grid, &block);
+        QJ_CHECK(grid == 128 && block == 256);
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(strstr(nm, "_m4w8u1s3b4k8_") != NULL, "%s", nm);
+        setenv("QJ_IM_KS", "5", 1); /* 112 k-tiles in 5 splits of 23: the last has 20 */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(!s.bx && s.mt == 1 && s.warps == 8);
+        qj_gemv_launch_dims(&s, &grid, &block);
+        QJ_CHECK(s.ks == 5 && grid == 80);
+        setenv("QJ_IM_KS", "60", 1); /* 60 splits would leave some empty: 56 of two tiles */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.ks == 56);
+        unsetenv("QJ_IM_KS");
+        p[0] = &qkv4; /* 384 m-tiles: block-shared, 24 m-blocks, 32 k-tiles in 5 splits (7 each, the last 4) */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.bx && s.ks == 5);
+        qj_gemv_launch_dims(&s, &grid, &block);
+        QJ_CHECK(grid == 120);
+        p[0] = &o4; /* <= 256 m-tiles and short K: two m-tiles, 16 warps splitting K inside the block */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(!s.bx && s.ks == 0 && s.mt == 2 && s.warps == 16);
+        setenv("QJ_IM_WG", "1", 1); /* wgmma never splits K */
+        p[0] = &dn4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.wg && s.ks == 1);
+        unsetenv("QJ_IM_WG");
     }
     { /* batch 1 by shape class (compiler/cuda_codegen.c im_spec) */
         qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), gu3 = desc("gu3", 3, 128, 28672, 4096);
