@@ -84,6 +84,9 @@
 #ifndef QJ_IM_JW
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
 #endif
+#ifndef QJ_IM_XPRE
+#define QJ_IM_XPRE 1 /* batch > 4: activations loaded one n-tile ahead (0: each where it is used) */
+#endif
 #ifndef QJ_IM_KS
 #define QJ_IM_KS 1 /* QJ_IM_BX (not wgmma): blocks splitting the k-tiles of each block's m-tiles (see below) */
 #endif
@@ -316,6 +319,18 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
 #endif
 #pragma unroll
         for (int f = 0; f < QJ_NFOLD; f++) {
+#if !QJ_XPF
+            /* only the halves this fold's k-steps use (one at groups of 32 and 64) */
+            const int hm = (1 << ((f * QJ_FOLD) >> 1)) | (1 << ((f * QJ_FOLD + QJ_FOLD - 1) >> 1));
+#if QJ_IM_XPRE
+            /* the first n-tile's activations are loaded before the unpack, each next one before the current one's
+             * mma: their latency (shared memory or L1) hides behind work instead of stalling the warp */
+            uint4 Xn[2];
+            float2 PWn;
+            float4 BSn;
+            qj_load_x(xi, xw, T, ktn, j0, lane, Xn, PWn, BSn, hm);
+#endif
+#endif
             float s0[QJ_MT], s1[QJ_MT], z0[QJ_MT], z1[QJ_MT];
             unsigned a[QJ_MT][QJ_FOLD][4];
 #pragma unroll
@@ -338,13 +353,16 @@ __device__ __forceinline__ void qj_compute(const qj_stage &S, const uint4 *__res
                 const uint4(&X)[2] = S.X[u][j];
                 const float2 PW = S.PW[u][j];
                 const float4 BS = S.BS[u][j];
+#elif QJ_IM_XPRE
+                const uint4 X[2] = {Xn[0], Xn[1]};
+                const float2 PW = PWn;
+                const float4 BS = BSn;
+                if (jj + 1 < QJ_IM_JW) qj_load_x(xi, xw, T, ktn, j + 1, lane, Xn, PWn, BSn, hm);
 #else
                 uint4 X[2];
                 float2 PW;
                 float4 BS;
-                /* only the halves this fold's k-steps use (one at groups of 32 and 64) */
-                qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS,
-                          (1 << ((f * QJ_FOLD) >> 1)) | (1 << ((f * QJ_FOLD + QJ_FOLD - 1) >> 1)));
+                qj_load_x(xi, xw, T, ktn, j, lane, X, PW, BS, hm);
 #endif
                 const float bsum = qj_fold_sum(BS, f);
 #pragma unroll
