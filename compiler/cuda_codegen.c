@@ -243,6 +243,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     }
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
     out->xpre = !QJ_IM_XSTAGED(batch) && env_int("QJ_IM_XPRE", 0, 1, 1);
+    out->swz = out->stages && QJ_IM_WA(out->bits) > 4 && env_int("QJ_IM_SWZ", 0, 1, 1);
     /* branch-free activation loads, except in ring kernels that read the activations through L1, where
      * branching around absent batch rows is faster (docs/PERFORMANCE.md, 2026-12-03: int4-g32 gate+up
      * 24.8 -> 20.0 us, int3 16.3 -> 15.6; register and shared-memory kernels the other way: int3 down
@@ -371,6 +372,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
         if (!s->xpre && !QJ_IM_XSTAGED(s->batch)) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "p0");
+        if (!s->swz && s->stages && QJ_IM_WA(s->bits) > 4) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "z0");
         snprintf(buf, n, "qj_imv%d_b%d_g%d%s%s_n%lld_k%lld_bt%d_m%dw%du%ds%d%s_%s", QJ_IM_LAYOUT_REV, s->bits, s->group,
                  s->symmetric ? "_sym" : "", s->scale_bf16 ? "_sbf16" : "", (long long)s->N, (long long)s->K, s->batch,
                  s->mt, s->warps, s->unroll, s->stages, bx, a);
@@ -415,10 +417,10 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
                  "#define QJ_SYM %d\n#define QJ_SCALE_BF16 %d\n#define QJ_BATCH %d\n#define QJ_MT %d\n"
                  "#define QJ_WARPS %d\n#define QJ_UNROLL %d\n#define QJ_IM_STAGES %d\n#define QJ_IM_XSMEM %d\n"
                  "#define QJ_IM_BX %d\n#define QJ_IM_JW %d\n#define QJ_IM_CVT %d\n#define QJ_IM_XL %d\n"
-                 "#define QJ_IM_WG %d\n#define QJ_IM_WG_SWAP %d\n#define QJ_IM_KS %d\n#define QJ_IM_XPRE %d\n#include \"qj_imv.cu\"\n",
+                 "#define QJ_IM_WG %d\n#define QJ_IM_WG_SWAP %d\n#define QJ_IM_KS %d\n#define QJ_IM_XPRE %d\n#define QJ_IM_SWZ %d\n#include \"qj_imv.cu\"\n",
                  name, name, s->bits, s->group, (long long)s->N, (long long)s->K, s->symmetric, s->scale_bf16,
                  s->batch, s->mt, s->warps, s->unroll, s->stages, s->xsmem, s->bx, s->bx ? s->jw : (s->batch + 1) / 2, s->cvt, s->xl,
-                 s->wg, s->wgswap, s->ks > 1 ? s->ks : 1, s->xpre);
+                 s->wg, s->wgswap, s->ks > 1 ? s->ks : 1, s->xpre, s->swz);
         *source = buf;
         return QJ_OK;
     }

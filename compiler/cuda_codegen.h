@@ -52,6 +52,7 @@ typedef struct qj_gemv_spec {
     int jw;          /* bx: n-tiles (pairs of batch rows) per warp, (batch + 1) / 2 = all; fewer: warps share m-tiles */
     int wg;          /* bx with all n-tiles a warp and whole warpgroups: wgmma on sm_90a (the bx kernel elsewhere) */
     int wgswap;      /* wg: B's descriptor offsets the other way round (QJ_IM_WGSWAP=1, a check of their reading) */
+    int swz;         /* im with a shared-memory ring: the 8-/4-bit plane stored chunk-major (QJ_IM_SWZ=0: as in memory) */
     int xpre;        /* im above batch 4: activations loaded one n-tile ahead (QJ_IM_XPRE=0: where used) */
     int ks;          /* bx (not wg): blocks splitting each m-block's k-tiles (1 = none); their partial sums meet in a
                       * workspace of the kernel's module, summed in split order by the last to finish */
@@ -69,7 +70,7 @@ typedef struct qj_gemv_spec {
  * kernel whenever the format allows. Parts of different formats fuse only on
  * the f16 tensor-core path; QJ_ERR_UNSUPPORTED when they cannot share a
  * launch. Knobs for experiments: QJ_GEMV_IM=0 (no integer-MMA GEMV),
- * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL, QJ_IM_STAGES, QJ_IM_RING (ring bytes), QJ_IM_XSMEM, QJ_IM_BX, QJ_IM_JW, QJ_IM_KS, QJ_IM_XPRE, QJ_IM_WG, QJ_IM_CVT; QJ_GEMV_MMA=0|1, QJ_MMA_RT,
+ * QJ_IM_MT, QJ_IM_WARPS, QJ_IM_UNROLL, QJ_IM_STAGES, QJ_IM_RING (ring bytes), QJ_IM_XSMEM, QJ_IM_BX, QJ_IM_JW, QJ_IM_KS, QJ_IM_XPRE, QJ_IM_SWZ, QJ_IM_WG, QJ_IM_CVT; QJ_GEMV_MMA=0|1, QJ_MMA_RT,
  * QJ_MMA_SPLITK, QJ_MMA_STAGES. */
 qj_status qj_gemv_spec_parts(const qj_tensor *const *parts, int n, int batch, int allow_mma, qj_gemv_spec *out);
 

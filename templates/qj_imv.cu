@@ -84,6 +84,9 @@
 #ifndef QJ_IM_JW
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
 #endif
+#ifndef QJ_IM_SWZ
+#define QJ_IM_SWZ 1 /* ring slots hold the 8-/4-bit plane chunk-major (0: as in global memory; qj_ring_chunk) */
+#endif
 #ifndef QJ_IM_XPRE
 #define QJ_IM_XPRE 1 /* batch > 4: activations loaded one n-tile ahead (0: each where it is used) */
 #endif
@@ -406,6 +409,17 @@ __device__ __forceinline__ void qj_cp16(uint32_t *dst, const uint32_t *src) {
 __device__ __forceinline__ void qj_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N> __device__ __forceinline__ void qj_cp_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
+/* Where a tile's 16-byte chunk cc (words 4 cc.. of the global layout) goes in a ring slot. The 8- or 4-bit
+ * plane has PL = WA / 4 chunks a lane, consecutive, so a warp's 16-byte load of chunk i of every lane reads
+ * lanes 16 PL bytes apart: eight lanes of a quarter-warp hit the same banks 2 (PL = 2) or 4 ways. Swapping
+ * chunks inside each aligned group of PL by bits 3.. of the index spreads them over all 32 banks, while a
+ * copy's 8 consecutive lanes still write one 128-byte line. (Chunk-major order instead, i * 32 + lane, was
+ * conflict-free to read but scattered the cp.async writes: int4 gate+up 23.4 -> 41.7 us at batch 1.) */
+__device__ __forceinline__ int qj_ring_chunk(int cc) {
+    constexpr int PL = QJ_IM_WA(QJ_BITS) / 4;
+    return !QJ_IM_SWZ || PL <= 1 || cc >= 32 * PL ? cc : cc ^ ((cc >> 3) & (PL - 1));
+}
+
 /* This warp's copies of k-tile T (weights and scales of its m-tiles) into a ring slot. */
 __device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, int mt0, int T,
                                          int lane, uint32_t *slot) {
@@ -415,7 +429,7 @@ __device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const 
         const int mt = QJ_IM_MCLAMP ? min(mt0 + m, QJ_MTN - 1) : mt0 + m; /* (no clamp: constant offsets) */
         const uint32_t *src = wq + ((size_t)mt * QJ_KTN + T) * TW;
 #pragma unroll
-        for (int c = lane; c < TW / 4; c += 32) qj_cp16(slot + m * TW + 4 * c, src + 4 * c);
+        for (int c = lane; c < TW / 4; c += 32) qj_cp16(slot + m * TW + 4 * qj_ring_chunk(c), src + 4 * c);
     }
     const uint32_t *szw = reinterpret_cast<const uint32_t *>(sz);
     for (int c = lane; c < QJ_MT * QJ_NFOLD * 4; c += 32) {
@@ -434,7 +448,7 @@ __device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lan
         uint32_t(&w)[2 * QJ_BITS] = S.A[0][m];
 #pragma unroll
         for (int i = 0; i < WA / 4; i++) {
-            const uint4 v = *reinterpret_cast<const uint4 *>(tile + lane * WA + 4 * i);
+            const uint4 v = *reinterpret_cast<const uint4 *>(tile + 4 * qj_ring_chunk(lane * (WA / 4) + i));
             w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
         }
 #if QJ_DQ_P2(QJ_BITS)
@@ -514,7 +528,7 @@ __device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int la
         const uint32_t *src = P.w[m] + (size_t)T * TW;
 #pragma unroll
         for (int c = 0; c < TW / 4; c += 32)
-            if ((TW / 4) % 32 == 0 || c + lane < TW / 4) qj_cp16(slot + m * TW + 4 * (c + lane), src + 4 * c);
+            if ((TW / 4) % 32 == 0 || c + lane < TW / 4) qj_cp16(slot + m * TW + 4 * qj_ring_chunk(c + lane), src + 4 * c);
     }
 #pragma unroll
     for (int i = 0; i < QJ_BX_SPL; i++) {
