@@ -499,6 +499,20 @@ int main(void) {
         p[0] = &o4; /* <= 256 m-tiles and short K: two m-tiles, 16 warps splitting K inside the block */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(!s.bx && s.ks == 0 && s.mt == 2 && s.warps == 16);
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        /* the A/B knobs reach the spec and the kernel name: activations loaded one n-tile ahead (p0: not),
+         * ring slots with the 4-bit plane's chunks swapped (z0: not) */
+        QJ_CHECK(s.xpre == 1 && s.swz == 0 && !strstr(nm, "p0") && !strstr(nm, "z0")); /* o: no ring */
+        p[0] = &dn4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.xpre == 1 && s.swz == 1);
+        setenv("QJ_IM_XPRE", "0", 1);
+        setenv("QJ_IM_SWZ", "0", 1);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.xpre == 0 && s.swz == 0 && strstr(nm, "k8p0z0_") != NULL, "%s", nm);
+        unsetenv("QJ_IM_XPRE");
+        unsetenv("QJ_IM_SWZ");
         setenv("QJ_IM_WG", "1", 1); /* wgmma never splits K */
         p[0] = &dn4;
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
