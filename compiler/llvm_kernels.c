@@ -708,7 +708,10 @@ static void scale_zero(irb *g, const qj_cpu_kspec *s, LLVMValueRef scales, LLVMV
  * row or the groups allow no 2-block chunks: the codes' bytes spread so that
  * byte group q holds bytes qB..qB+7 of them (vpermb), vpmultishiftqb pulls
  * value 8q + j's B bits to byte 8q + j, a mask leaves the u8 codes; 8 bits:
- * the bytes themselves). vpdpbusd multiplies them by each of the three int8
+ * the bytes themselves; 3 bits in 128-value chunks where qj_cpu_xd_w2 holds:
+ * byte group q holds bytes 6q..6q+7, one spread feeding two multishifts,
+ * codes 16q + j and 16q + 8 + j, x's digits in the same two halves). vpdpbusd
+ * multiplies them by each of the three int8
  * digits of x (qj_cpu_kernels.h) into int32 lanes. At a span's end (a group,
  * or a chunk of gpc groups) the lanes become float (d0 + 256 d1 + 65536 d2,
  * exact below 2^24 per lane), times scale * xds[g] of each lane's group, into
@@ -723,7 +726,7 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     const int64_t nb = QJ_NBLOCKS(s->K), ng = QJ_NGROUPS(s->K, s->group), gb = s->group / 32, rw = QJ_ROW_WORDS(s->K, B);
     /* the chunk: CB blocks whose codes are read at once, as P byte planes of V bytes (qj_cpu_xd_planes;
      * P = 1: natural order, V = 64 where the row and the groups allow 2-block chunks, else 32) */
-    const int P = qj_cpu_xd_planes(B, s->group, s->K);
+    const int P = qj_cpu_xd_planes(B, s->group, s->K), W2 = qj_cpu_xd_w2(B, s->group, s->K);
     const int V = P > 1 || (nb % 2 == 0 && (gb % 2 == 0 || gb == 1)) ? 64 : 32, CB = P > 1 ? 2 * P : V / 32,
               L = V / 4, nbytes = 4 * B * CB;
     /* a span ends each group loop iteration: a group of whole chunks, or (gpc > 1) a chunk of gpc groups */
@@ -744,19 +747,23 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     /* constants, natural order below 8 bits: the byte spread (past the chunk's bytes: any of its bytes,
      * which only feed masked-off bits; one source, so that it stays one vpermb), the multishift offsets,
      * the code mask */
-    LLVMValueRef spread[64], ctrl[64], mask[64];
+    /* (W2, 3 bits: byte group q = bytes 6q..6q+7, 16 codes; the second multishift takes codes 8..15 of it,
+     * 24 bits further) */
+    LLVMValueRef spread[64], ctrl[64], ctrl2[64], mask[64];
     for (int q = 0; q < V / 8; q++)
         for (int j = 0; j < 8; j++) {
-            const int src = q * B + j;
+            const int src = q * B * (W2 ? 2 : 1) + j;
             spread[8 * q + j] = ci32(g, src < nbytes ? src : nbytes - 1);
             ctrl[8 * q + j] = LLVMConstInt(i8, (unsigned long long)(j * B), 0);
+            ctrl2[8 * q + j] = LLVMConstInt(i8, (unsigned long long)(8 * B + j * B), 0);
             mask[8 * q + j] = LLVMConstInt(i8, (unsigned long long)((1 << B) - 1), 0);
         }
     LLVMValueRef bm[64];
     for (int i = 0; i < PB; i++) bm[i] = LLVMConstInt(LLVMInt1TypeInContext(g->c), i < nbytes, 0);
     LLVMValueRef bmask = LLVMConstVector(bm, (unsigned)PB);
     LLVMValueRef spreadv = LLVMConstVector(spread, (unsigned)V), ctrlv = LLVMConstVector(ctrl, (unsigned)V),
-                 maskv = LLVMConstVector(mask, (unsigned)V), zi = LLVMConstNull(vi);
+                 ctrl2v = LLVMConstVector(ctrl2, (unsigned)V), maskv = LLVMConstVector(mask, (unsigned)V),
+                 zi = LLVMConstNull(vi);
 
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(g->c, fn, "entry"),
                       rhead = LLVMAppendBasicBlockInContext(g->c, fn, "rows"),
@@ -924,7 +931,15 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
             bytes = masked_load(g, i8, (unsigned)PB, gep(g, i8, rowb[j], boff), bmask);
         }
         LLVMValueRef pl[4];
-        if (P > 1) {
+        if (W2) {
+            /* one spread of the 48 bytes, two multishifts: codes 16q + j and 16q + 8 + j of byte group q */
+            LLVMValueRef win = LLVMBuildShuffleVector(g->b, bytes, LLVMGetUndef(vin), spreadv, "win");
+            for (int m = 0; m < 2; m++) {
+                LLVMValueRef ms[2] = {m ? ctrl2v : ctrlv, win};
+                LLVMValueRef cod = LLVMBuildAnd(g->b, call_intrinsic0(g, mshift, ms, 2), maskv, "codes");
+                pl[m] = LLVMBuildBitCast(g->b, cod, vi, "");
+            }
+        } else if (P > 1) {
             /* plane m: bits 2m (B = 2) or 4m (B = 4) of every byte, by a 32-bit shift and a mask */
             LLVMValueRef w = LLVMBuildBitCast(g->b, bytes, vi, "");
             const int64_t m32 = 0x01010101LL * ((1 << B) - 1);

@@ -73,7 +73,7 @@ static void prep_groups(const float *x, const qj_cpu_kspec *s, int64_t g0, int64
                         int8_t *xd, float *xds) {
     const int64_t K = s->K, group = s->group;
     const int P = qj_cpu_xd_planes(s->bits, s->group, s->K);
-    const int sh = P == 4 ? 2 : P == 2 ? 1 : 0;
+    const int sh = P == 4 ? 2 : P == 2 ? 1 : 0, w2 = qj_cpu_xd_w2(s->bits, s->group, s->K);
     const int per = s->bits == 2 || s->bits == 4 ? 8 / s->bits : 1, L = 32 / per;
     for (int64_t gi = g0; gi < g1; gi++) {
         const int64_t k0 = gi * group, k1 = k0 + group < K ? k0 + group : K;
@@ -136,6 +136,13 @@ static void prep_groups(const float *x, const qj_cpu_kspec *s, int64_t g0, int64
                 int8_t *o = xd + base + 64 * d;
                 if (P == 1) {
                     memcpy(o, dg[d], 32);
+                    continue;
+                }
+                if (w2) { /* 3 bits: values 0-7 and 16-23 of the block in half 0, 8-15 and 24-31 in half 1 */
+                    memcpy(o, dg[d], 8);
+                    memcpy(o + 8, dg[d] + 16, 8);
+                    memcpy(o + 192, dg[d] + 8, 8);
+                    memcpy(o + 200, dg[d] + 24, 8);
                     continue;
                 }
                 /* plane m of the block (values P t + m, t < 32 / P: dg's m-th piece) at 192 m */

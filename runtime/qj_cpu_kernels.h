@@ -26,7 +26,7 @@ extern "C" {
 
 /* The calling convention below; a kernel compiled for another ABI (a package
  * written by a qjit with a different one) is not used. */
-#define QJ_CPU_KERNEL_ABI 3 /* 3: x digits in byte-plane order for 2 and 4 bits */
+#define QJ_CPU_KERNEL_ABI 4 /* 3: x digits in byte-plane order for 2 and 4 bits; 4: and in half order for 3 bits */
 /* One linear layer's CPU kernel: packed weights (bits 2..8), resolved group
  * (a multiple of 32; per channel = K rounded up to 32), shape N x K. */
 typedef struct qj_cpu_kspec {
@@ -41,7 +41,10 @@ typedef struct qj_cpu_kspec {
  * 65536 d2), stored per chunk of 64 P values (P = qj_cpu_xd_planes, the
  * kernel's byte planes): digit d of x[k] at xd[((c P + m) 3 + d) 64 + j],
  * c = k / (64 P), r = k % (64 P), m = r % P, j = (r / 32) (32 / P) + (r % 32)
- * / P (P = 1: xd[(3 c + d) 64 + r]), zero past K. */
+ * / P (P = 1: xd[(3 c + d) 64 + r]), zero past K. 3 bits where
+ * qj_cpu_xd_w2 holds: chunks of 128 values in two halves of 64 (P = 2, the
+ * kernel's two code vectors of one byte spread): r = k % 128 is in half
+ * m = (r / 8) % 2 at j = 8 (r / 16) + r % 8. */
 #define QJ_CPU_XQ 8355711
 #define QJ_CPU_XD_BYTES(K) ((size_t)((QJ_NBLOCKS(K) + 7) / 8) * 768) /* any P */
 /* P for a spec (bits, resolved group, K): 8 / bits for 2 and 4 bits when a row
@@ -49,7 +52,16 @@ typedef struct qj_cpu_kspec {
  * a chunk whole groups; 1 otherwise. With P > 1 the kernel splits a chunk's
  * bytes into P planes by shifts (plane m: bits m B.. of each byte) instead of
  * spreading them with a byte permute. */
+/* 3 bits, rows of whole 128-value chunks, groups of whole chunks or a chunk
+ * of whole groups: the kernel spreads 48 bytes of codes once (byte group q
+ * of the vector = bytes 6q..6q+7) and two multishifts take codes 16q + j and
+ * 16q + 8 + j (j < 8) out of it, so x's digits are stored in that order. */
+static inline int qj_cpu_xd_w2(int bits, int group, int64_t K) {
+    const int64_t gb = group / 32;
+    return bits == 3 && QJ_NBLOCKS(K) % 4 == 0 && (gb % 4 == 0 || gb == 1 || gb == 2);
+}
 static inline int qj_cpu_xd_planes(int bits, int group, int64_t K) {
+    if (qj_cpu_xd_w2(bits, group, K)) return 2;
     if (bits != 2 && bits != 4) return 1;
     const int P = 8 / bits, cv = 64 * P;
     if (QJ_NBLOCKS(K) % (2 * P)) return 1;
