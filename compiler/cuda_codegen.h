@@ -52,7 +52,8 @@ typedef struct qj_gemv_spec {
     int jw;          /* bx: n-tiles (pairs of batch rows) per warp, (batch + 1) / 2 = all; fewer: warps share m-tiles */
     int wg;          /* bx with all n-tiles a warp and whole warpgroups: wgmma on sm_90a (the bx kernel elsewhere) */
     int wgswap;      /* wg: B's descriptor offsets the other way round (QJ_IM_WGSWAP=1, a check of their reading) */
-    int swz;         /* im with a shared-memory ring: the 8-/4-bit plane stored chunk-major (QJ_IM_SWZ=0: as in memory) */
+    int swz;         /* im with a shared-memory ring: the 8-/4-bit plane's chunks swapped within each lane's, so that
+                      * loads of them hit every bank (QJ_IM_SWZ=0: as in memory) */
     int xpre;        /* im above batch 4: activations loaded one n-tile ahead (QJ_IM_XPRE=0: where used) */
     int ks;          /* bx (not wg): blocks splitting each m-block's k-tiles (1 = none); their partial sums meet in a
                       * workspace of the kernel's module, summed in split order by the last to finish */

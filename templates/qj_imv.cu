@@ -85,7 +85,7 @@
 #define QJ_IM_JW ((QJ_BATCH + 1) / 2) /* QJ_IM_BX: n-tiles (pairs of batch rows) per warp; fewer than all splits them too */
 #endif
 #ifndef QJ_IM_SWZ
-#define QJ_IM_SWZ 1 /* ring slots hold the 8-/4-bit plane chunk-major (0: as in global memory; qj_ring_chunk) */
+#define QJ_IM_SWZ 1 /* ring slots: the 8-/4-bit plane's chunks swapped within each lane's (qj_ring_chunk; 0: as in memory) */
 #endif
 #ifndef QJ_IM_XPRE
 #define QJ_IM_XPRE 1 /* batch > 4: activations loaded one n-tile ahead (0: each where it is used) */
@@ -141,7 +141,9 @@ static_assert(QJ_IM_KS >= 1 && (QJ_IM_KS == 1 || (QJ_IM_BX && !QJ_IM_WG)), "a k 
 static_assert(QJ_IM_KS == 1 || (QJ_IM_KS - 1) * QJ_IM_KPB < QJ_KTN, "every k split has a tile");
 #if QJ_IM_KS > 1
 /* each split's partial sums [split][batch row][row], and per m-block the splits that have stored theirs (the last
- * to arrive sums them in split order and sets it back to zero for the next launch); module globals, zero at load */
+ * to arrive sums them in split order and sets it back to zero for the next launch); module globals, zero at load,
+ * so two launches of this module's kernel must not overlap: one stream, where programmatic dependent launch lets
+ * the next start early, it touches them only after griddepcontrol.wait */
 __device__ float QJ_CAT(QJ_KERNEL, _ksws)[QJ_IM_KS * QJ_BATCH * QJ_IM_MB * QJ_IM_MBR];
 __device__ unsigned QJ_CAT(QJ_KERNEL, _kscnt)[QJ_IM_MB];
 #endif
@@ -682,7 +684,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     /* QJ_IM_BX: warp group warp / QJ_IM_JG owns QJ_MT m-tiles, its warps QJ_IM_JW n-tiles each */
     const int mg = warp / QJ_IM_JG, j0 = QJ_IM_BX ? (warp % QJ_IM_JG) * QJ_IM_JW : 0;
-    /* QJ_IM_KS > 1: block = m-block + QJ_IM_MB * split; the split walks k-tiles [Tb, Te) */
+    /* QJ_IM_KS > 1: block = m-block + QJ_IM_MB * split; the split walks k-tiles [Tb, Tb + NT) */
     const int bm = QJ_IM_KS > 1 ? (int)blockIdx.x % QJ_IM_MB : (int)blockIdx.x;
     const int Tb = QJ_IM_KS > 1 ? (int)blockIdx.x / QJ_IM_MB * QJ_IM_KPB : 0;
     const int NT = QJ_IM_KS > 1 ? min(QJ_KTN - Tb, QJ_IM_KPB) : QJ_KTN; /* k-tiles of this block */
