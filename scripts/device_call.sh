@@ -9,8 +9,6 @@ set -uo pipefail
 T0=$(date +%s)
 BUDGET=${BUDGET:-540}
 source "$(dirname "$0")/device_env.sh"
-t() { echo "[t=$(($(date +%s) - T0))s] $*"; }
-left() { [ $(($(date +%s) - T0)) -lt "$BUDGET" ]; }
 if [ -z "${QJ_CUBLAS:-}" ]; then
   QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
   [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS

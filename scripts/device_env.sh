@@ -4,6 +4,11 @@
 # out= before sourcing), the build, and helpers:
 #   gpu_tests           run test_gpu_gemv and test_gpu_forward, logs in $out
 #   kb PLAN [VAR=VAL]   per-kernel bench of a synthetic Llama-3-8B with PLAN
+#   t MESSAGE           print MESSAGE after the seconds since the call began ($T0: the caller's start, else now)
+#   left                true while those seconds are under $BUDGET (the caller's, else 540)
+T0=${T0:-$(date +%s)}
+t() { echo "[t=$(($(date +%s) - T0))s] $*"; }
+left() { [ $(($(date +%s) - T0)) -lt "${BUDGET:-540}" ]; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-} QJ_CACHE_DIR=${QJ_CACHE_DIR:-/tmp/qjcache}
 export QJ_SHARED=$PWD/.device/shared QJ_TEST_TMP=/tmp/qjt

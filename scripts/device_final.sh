@@ -7,7 +7,6 @@ set -uo pipefail
 export QJ_DEVICE_WERROR=${QJ_DEVICE_WERROR:-OFF}
 T0=$(date +%s)
 source "$(dirname "$0")/device_env.sh"
-t() { echo "[t=$(($(date +%s) - T0))s] $*"; }
 if [ -z "${QJ_CUBLAS:-}" ]; then
   QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
   [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS

@@ -12,7 +12,6 @@
 set -uo pipefail
 T0=$(date +%s)
 source "$(dirname "$0")/device_env.sh"
-t() { echo "[t=$(($(date +%s) - T0))s] $*"; }
 t "built"
 if [ "${TESTS:-0}" = 1 ]; then
   ./build-gpu/tests/test_gpu_forward > "$out/forward.log" 2>&1

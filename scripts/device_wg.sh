@@ -9,8 +9,6 @@ set -uo pipefail
 T0=$(date +%s)
 BUDGET=${BUDGET:-520}
 source "$(dirname "$0")/device_env.sh"
-t() { echo "[t=$(($(date +%s) - T0))s] $*"; }
-left() { [ $(($(date +%s) - T0)) -lt "$BUDGET" ]; }
 t "built"
 gemv() { # gemv LOG [VAR=VAL ...]
   env "${@:2}" ./build-gpu/tests/test_gpu_gemv > "$out/$1" 2>&1
