@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     }
     const int B = atoi(argv[1]), G = atoi(argv[2]), iters = argc > 5 ? atoi(argv[5]) : 40;
     const long N = atol(argv[3]), K = atol(argv[4]);
-    if (B < 2 || B > 8 || G < 0 || N < 1 || K < 1 || N * K > (1L << 28) || iters < 1) {
+    if (B < 2 || B > 8 || G < 0 || G % 32 || N < 1 || K < 1 || N * K > (1L << 28) || iters < 1) {
         fprintf(stderr, "%s: BITS 2..8, GROUP 0 (per channel) or a multiple of 32, N, K >= 1 (N K <= 2^28), ITERS >= 1\n", argv[0]);
         return 2;
     }
