@@ -678,10 +678,37 @@ __device__ __forceinline__ void qj_wg_tile(const uint32_t *slot, const uint32_t 
 #endif
 #endif
 
+/* The lane's sums (after the t ^ 1 exchange, lanes of even t): rows 16 (mt0 + m) + g and + 8, batch rows
+ * 2 (j0 + j) + t / 2, at dst[b * bstride + row]. WS: a K split's partial sums into its workspace slice, every
+ * row of the m-block (clamped m-tiles included), past L1; else the output, rows below QJ_N only. */
+template <bool WS>
+__device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0, int j0, int lane,
+                                             const float (&acc)[QJ_MT][QJ_IM_JW][2]) {
+    const int g = lane >> 2, t = lane & 3;
+    if (t & 1) return;
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+        for (int j = 0; j < QJ_IM_JW; j++) {
+            const int b = 2 * (j0 + j) + (t >> 1), row = (mt0 + m) * 16 + g;
+            if (b < QJ_BATCH) {
+                if (WS) {
+                    __stcg(dst + b * bstride + row, acc[m][j][0]);
+                    __stcg(dst + b * bstride + row + 8, acc[m][j][1]);
+                } else {
+                    if (row < QJ_N) dst[b * bstride + row] = acc[m][j][0];
+                    if (row + 8 < QJ_N) dst[b * bstride + row + 8] = acc[m][j][1];
+                }
+            }
+        }
+}
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    (void)g; /* (not every path stores through them here) */
+    (void)t;
     /* QJ_IM_BX: warp group warp / QJ_IM_JG owns QJ_MT m-tiles, its warps QJ_IM_JW n-tiles each */
     const int mg = warp / QJ_IM_JG, j0 = QJ_IM_BX ? (warp % QJ_IM_JG) * QJ_IM_JW : 0;
     /* QJ_IM_KS > 1: block = m-block + QJ_IM_MB * split; the split walks k-tiles [Tb, Tb + NT) */
@@ -873,18 +900,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         constexpr int ROWS = QJ_IM_MB * QJ_IM_MBR;
         float *const wsb = QJ_CAT(QJ_KERNEL, _ksws);
         float *const ws = wsb + (size_t)(blockIdx.x / QJ_IM_MB) * QJ_BATCH * ROWS;
-        if (!(t & 1)) {
-#pragma unroll
-            for (int m = 0; m < QJ_MT; m++)
-#pragma unroll
-                for (int j = 0; j < QJ_IM_JW; j++) {
-                    const int b = 2 * (j0 + j) + (t >> 1), row = (mt0 + m) * 16 + g;
-                    if (b < QJ_BATCH) {
-                        __stcg(ws + (size_t)b * ROWS + row, acc[m][j][0]);
-                        __stcg(ws + (size_t)b * ROWS + row + 8, acc[m][j][1]);
-                    }
-                }
-        }
+        qj_store_acc<true>(ws, ROWS, mt0, j0, lane, acc);
         __threadfence();
         __syncthreads();
         __shared__ int qj_last;
@@ -920,18 +936,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         }
     }
 #else
-    if (!(t & 1)) {
-#pragma unroll
-        for (int m = 0; m < QJ_MT; m++)
-#pragma unroll
-            for (int j = 0; j < QJ_IM_JW; j++) {
-                const int b = 2 * (j0 + j) + (t >> 1), row = (mt0 + m) * 16 + g;
-                if (b < QJ_BATCH) {
-                    if (row < QJ_N) y[(size_t)b * y_stride + row] = acc[m][j][0];
-                    if (row + 8 < QJ_N) y[(size_t)b * y_stride + row + 8] = acc[m][j][1];
-                }
-            }
-    }
+    qj_store_acc<false>(y, (size_t)y_stride, mt0, j0, lane, acc);
 #endif
 #endif
 }
