@@ -826,6 +826,12 @@ int qj_ops_att_split(const qj_config *c) {
     return v < 1 ? 1 : v > 8 ? 8 : v;
 }
 
+int qj_ops_att_cluster(void) {
+    /* 0: attention's blocks of a head combine through global memory (the last to count), as before clusters */
+    const char *e = getenv("QJ_ATT_CLUSTER");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
     if (prep != QJ_PREP_DQ && prep != QJ_PREP_IM) return qj_fail(QJ_ERR_INVALID, "ops module: prep kind %d", prep);
     const qj_config *c = &m->cfg;
@@ -847,12 +853,14 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
              "#define QJ_EMB_GROUP %d\n#define QJ_EMB_SYM %d\n#define QJ_EMB_SCALE_BF16 %d\n#define QJ_THREADS %d\n"
              "#define QJ_OPS_PREP %d\n#define QJ_OPS_S_X %d\n#define QJ_OPS_S_XB %d\n#define QJ_OPS_S_QKV %d\n"
              "#define QJ_OPS_S_ATT %d\n#define QJ_OPS_S_GU %d\n#define QJ_OPS_S_HB %d\n"
-             "#define QJ_OPS_S_CACHE ((size_t)%lldull)\n#define QJ_ATT_SPLIT %d\n#include \"qj_ops.cu\"\n",
+             "#define QJ_OPS_S_CACHE ((size_t)%lldull)\n#define QJ_ATT_SPLIT %d\n#define QJ_ATT_CLUSTER %d\n"
+             "#include \"qj_ops.cu\"\n",
              c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, c->head_dim, max_seq, (double)c->rms_eps,
              c->rope_style == QJ_ROPE_HALF, c->qkv_bias, dtype_code(nd), dtype_code(e->dtype),
              e->dtype == QJ_DTYPE_Q ? e->q.bits : 4, e->dtype == QJ_DTYPE_Q ? e->q.group : 32,
              e->dtype == QJ_DTYPE_Q ? e->q.symmetric : 0, e->dtype == QJ_DTYPE_Q && e->q.scale_dtype == QJ_DTYPE_BF16,
-             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c));
+             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c),
+             qj_ops_att_cluster());
     *out = buf;
     return QJ_OK;
 }

@@ -149,6 +149,9 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **source)
 /* Blocks per query head of the ops module's attention (QJ_ATT_SPLIT): enough
  * for about 256 blocks, 1..8; $QJ_ATT_SPLIT (1..32) overrides. */
 int qj_ops_att_split(const qj_config *c);
+/* 1 unless QJ_ATT_CLUSTER=0: on sm_90+, attention's blocks of one head form a thread-block cluster
+ * and combine their shares through distributed shared memory (templates/qj_ops.cu) */
+int qj_ops_att_cluster(void);
 
 /* Grid and block of a spec's launch. */
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);

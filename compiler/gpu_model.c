@@ -196,7 +196,9 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, 
         if (qj_gemv_prep_kind(&all[i]->spec) == QJ_PREP_IM) prep = QJ_PREP_IM;
     if ((s = qj_ops_source(m, max_seq, prep, &jobs[nj].source))) goto fail;
     /* 3: batch rows by blockIdx.y, RoPE in the attention, multi-block RMSNorm */
-    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d", max_seq, prep, qj_ops_att_split(&m->cfg));
+    /* (a module without attention clusters is named apart; with them, as before: older packages keep working) */
+    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d%s", max_seq, prep, qj_ops_att_split(&m->cfg),
+             qj_ops_att_cluster() ? "" : "_c0");
     *prep_out = prep;
     *out = jobs;
     *n_out = nj + 1;

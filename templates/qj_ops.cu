@@ -123,6 +123,16 @@
 #ifndef QJ_ATT_SPLIT
 #define QJ_ATT_SPLIT 2 /* blocks per query head, each over a share of the positions */
 #endif
+#ifndef QJ_ATT_CLUSTER
+#define QJ_ATT_CLUSTER 1 /* sm_90+: a head's blocks form a cluster and combine through distributed shared memory */
+#endif
+#if QJ_ATT_CLUSTER && QJ_ATT_SPLIT > 1 && QJ_ATT_SPLIT <= 8 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define QJ_ATT_CL 1
+#define QJ_ATT_CLDIMS __cluster_dims__(QJ_ATT_SPLIT, 1, 1)
+#else
+#define QJ_ATT_CL 0
+#define QJ_ATT_CLDIMS
+#endif
 /* row strides of the buffers across batch rows, in floats (the host's layout, compiler/gpu_model.c) */
 #ifndef QJ_OPS_S_X
 #define QJ_OPS_S_X QJ_DIM /* x, and res (the matmul outputs added into x) */
@@ -200,7 +210,7 @@ __device__ __forceinline__ void qj_ops_im_prep_tile(const float *__restrict__ v,
 #define QJ_ATT_PER_LANE QJ_OPS_CDIV(QJ_ATT_NVEC, QJ_ATT_TEAM)
 #define QJ_ATT_TEAMS_PER_WARP (32 / QJ_ATT_TEAM)
 #define QJ_ATT_TEAMS (QJ_THREADS / QJ_ATT_TEAM)
-#define QJ_ATT_STATIC_SMEM ((QJ_OPS_WARPS + 6) * QJ_HEAD_DIM * 4 + (2 * QJ_OPS_WARPS + QJ_ATT_SPLIT + 1) * 4)
+#define QJ_ATT_STATIC_SMEM ((QJ_OPS_WARPS + 6 + 2 * QJ_ATT_CL) * QJ_HEAD_DIM * 4 + (2 * QJ_OPS_WARPS + QJ_ATT_SPLIT + 3) * 4)
 
 static_assert(QJ_THREADS % 32 == 0 && QJ_THREADS >= QJ_NORM_CHUNK && QJ_THREADS <= 1024,
               "QJ_THREADS: whole warps, at least one rmsnorm chunk, <= 1024");
@@ -302,6 +312,21 @@ __device__ __forceinline__ float qj_att_warps(const float (*part)[QJ_HEAD_DIM], 
     for (int w = 0; w < QJ_OPS_WARPS; w++) a += part[w][i];
     return a;
 }
+#if QJ_ATT_CL
+/* a cluster-wide barrier: every thread of every block of the cluster; what each wrote to its shared memory
+ * before it is visible to the others after it */
+__device__ __forceinline__ void qj_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+/* the float at shared-memory address a (this block's layout) of the cluster's block r */
+__device__ __forceinline__ float qj_dsmem_f32(unsigned a, unsigned r) {
+    unsigned ra;
+    float v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(ra) : "memory");
+    return v;
+}
+#endif
 __device__ __forceinline__ float qj_att_combine(const float *all, const float *wgt, int i) {
     float a = 0.0f;
 #pragma unroll
@@ -450,7 +475,7 @@ __device__ __forceinline__ float qj_rope_elem(const float *r, int e, const float
  * what earlier steps wrote: the RoPE row of *pos and its first
  * QJ_ATT_TEAMS * QJ_ATT_UNROLL cache rows (K and V) into registers. */
 extern "C" __global__ void __launch_bounds__(QJ_THREADS, 1) /* ", 1": else ptxas may cap registers and spill */
-qj_attention(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
+QJ_ATT_CLDIMS qj_attention(const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
              const void *__restrict__ bq, const void *__restrict__ bk, const void *__restrict__ bv,
              const float *__restrict__ rope_cos, const float *__restrict__ rope_sin, float *__restrict__ kcache,
              float *__restrict__ vcache, const int *__restrict__ pos, float *__restrict__ out,
@@ -652,7 +677,54 @@ qj_attention(const float *__restrict__ q, const float *__restrict__ k, const flo
         }
     }
     __syncthreads();
-#if QJ_ATT_SPLIT > 1
+#if QJ_ATT_CL
+    /* the head's blocks are one cluster (rank = share): each leaves its share's (acc, max, sum) in its shared
+     * memory, and block 0 combines them in share order as the global path below does (same roundings), then
+     * lets the others exit (their shared memory must outlive its reads) */
+    (void)att_part;
+    (void)att_count;
+    __shared__ float cl_own[QJ_HEAD_DIM + 2], cl_out[QJ_HEAD_DIM];
+    __shared__ float wgt[QJ_ATT_SPLIT];
+    for (int i = threadIdx.x; i < QJ_HEAD_DIM; i += QJ_THREADS) cl_own[i] = qj_att_warps(part, i);
+    if (threadIdx.x == 0) {
+        cl_own[QJ_HEAD_DIM] = mx;
+        cl_own[QJ_HEAD_DIM + 1] = sum;
+    }
+    qj_cluster_sync();
+    if (share != 0) {
+        qj_cluster_sync();
+        return;
+    }
+    const unsigned cl_a = (unsigned)__cvta_generic_to_shared(cl_own);
+    if (threadIdx.x == 0) {
+        float M = __uint_as_float(0xff800000u), L = 0.0f, mr[QJ_ATT_SPLIT], sr[QJ_ATT_SPLIT];
+#pragma unroll
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) {
+            mr[r] = qj_dsmem_f32(cl_a + QJ_HEAD_DIM * 4, r);
+            sr[r] = qj_dsmem_f32(cl_a + (QJ_HEAD_DIM + 1) * 4, r);
+        }
+#pragma unroll
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) M = fmaxf(M, mr[r]);
+#pragma unroll
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) {
+            wgt[r] = sr[r] > 0.0f ? expf(mr[r] - M) : 0.0f; /* an empty share: max -inf, sum 0, weight 0 */
+            L = fmaf(sr[r], wgt[r], L);
+        }
+        red_sum[0] = L;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < QJ_HEAD_DIM; i += QJ_THREADS) {
+        float v[QJ_ATT_SPLIT], a = 0.0f;
+#pragma unroll
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) v[r] = qj_dsmem_f32(cl_a + i * 4, r);
+#pragma unroll
+        for (int r = 0; r < QJ_ATT_SPLIT; r++) a = fmaf(wgt[r], v[r], a);
+        cl_out[i] = a;
+    }
+    qj_cluster_sync(); /* also a barrier of this block: cl_out and red_sum are published */
+    sum = red_sum[0];
+#define QJ_ATT_OUT(i) cl_out[i]
+#elif QJ_ATT_SPLIT > 1
     /* the share's (acc, max, sum) to att_part; the last block of head h combines */
     __shared__ float wgt[QJ_ATT_SPLIT];
     __shared__ unsigned last;

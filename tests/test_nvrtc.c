@@ -109,6 +109,10 @@ int main(void) {
         "#define QJ_OPS_PREP 3\n",
         "#define QJ_DIM 4096\n#define QJ_HIDDEN 14336\n#define QJ_N_HEADS 32\n#define QJ_N_KV_HEADS 8\n"
         "#define QJ_HEAD_DIM 128\n#define QJ_MAX_SEQ 8192\n#define QJ_ROPE_HALF 1\n#define QJ_OPS_PREP 3\n#define QJ_ATT_SPLIT 8\n",
+        /* the shares combined through global memory (QJ_ATT_CLUSTER=0), and a cluster of 3 */
+        "#define QJ_DIM 4096\n#define QJ_HIDDEN 14336\n#define QJ_N_HEADS 32\n#define QJ_N_KV_HEADS 8\n"
+        "#define QJ_HEAD_DIM 128\n#define QJ_MAX_SEQ 8192\n#define QJ_OPS_PREP 3\n#define QJ_ATT_SPLIT 8\n#define QJ_ATT_CLUSTER 0\n",
+        "#define QJ_OPS_PREP 2\n#define QJ_ATT_SPLIT 3\n",
     };
     if (qj_template_source("qj_ops.cu")) {
         for (size_t i = 0; i < sizeof ops_sets / sizeof ops_sets[0]; i++) {
