@@ -395,10 +395,23 @@ qj_status qj_gpu_decode_bench(qj_gpu_model *g, int tokens, qj_decode_bench *out)
         if (!s) s = qj_gpu_step_batch(g, tk, ps);
     }
     if (!s) s = qj_gpu_sync(g);
+    const double el = qj_now() - t0;
+    /* QJ_TRACE=FILE: eight more steps (positions 128..135 or the last ones) with their blocks' timings saved */
+    const char *tr = getenv("QJ_TRACE");
+    if (!s && tr && *tr) {
+        s = qj_gpu_trace_reset(g);
+        for (int i = 0; i < 8 && !s; i++) {
+            for (int b = 0; b < B; b++) {
+                tk[b] = 1 + (i + 7 * b) % 100;
+                ps[b] = (QJ_DECODE_BENCH_POSITIONS > 136 ? 128 : QJ_DECODE_BENCH_POSITIONS - 8) + i;
+            }
+            s = qj_gpu_step_batch(g, tk, ps);
+        }
+        if (!s) s = qj_gpu_trace_save(g, tr);
+    }
     free(tk);
     free(ps);
     if (s) return s;
-    double el = qj_now() - t0;
     out->tokens = tokens;
     out->batch = B;
     out->tokens_per_s = (double)tokens * B / el;

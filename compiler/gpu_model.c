@@ -1,5 +1,6 @@
 /* gpu_model.c — builds and runs a model on the GPU (see gpu_model.h). */
 #include "gpu_model.h"
+#include "qj_io.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -63,6 +64,9 @@ struct qj_gpu_model {
     qj_dptr *allocs;
     int n_allocs, cap_allocs;
     int *tok_host, *pos_host; /* (batch) */
+    /* QJ_TRACE (a diagnostic): the block-timing buffer every module writes, and the modules' names */
+    qj_dptr trace;
+    char (*trace_names)[160];
 };
 
 /* QJ_STEP_SKIP (a comma list of the names below): launch kinds the step
@@ -196,7 +200,7 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, 
         if (qj_gemv_prep_kind(&all[i]->spec) == QJ_PREP_IM) prep = QJ_PREP_IM;
     if ((s = qj_ops_source(m, max_seq, prep, &jobs[nj].source))) goto fail;
     /* 3: batch rows by blockIdx.y, RoPE in the attention, multi-block RMSNorm */
-    /* (a module without attention clusters is named apart; with them, as before: older packages keep working) */
+    /* (a module without attention clusters is named apart; with them, as before, so older packages keep working) */
     snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d%s", max_seq, prep, qj_ops_att_split(&m->cfg),
              qj_ops_att_cluster() ? "" : "_c0");
     *prep_out = prep;
@@ -257,6 +261,68 @@ static void free_jobs(job *jobs, int n) {
     free(jobs);
 }
 
+/* QJ_TRACE=FILE: kernels compiled with templates/qj_pdl.cuh's timing hooks; every module's qj_trace_buf points at
+ * one buffer of QJ_TRACE_CAP events, module j tagged j. */
+#define QJ_TRACE_CAP (1ull << 20)
+static qj_status trace_setup(qj_gpu_model *g, const job *jobs, int nj) {
+    const char *e = getenv("QJ_TRACE");
+    if (!e || !*e) return QJ_OK;
+    qj_status s = dalloc(g, (size_t)(4 + 4 * QJ_TRACE_CAP) * 8, &g->trace);
+    if (!s) s = qj_cuda_memset8(g->cu, g->trace, 0, 32);
+    if (s) return s;
+    if (!(g->trace_names = calloc((size_t)nj, sizeof *g->trace_names))) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    const unsigned long long cap = QJ_TRACE_CAP;
+    for (int j = 0; j < nj && !s; j++) {
+        snprintf(g->trace_names[j], sizeof g->trace_names[j], "%s", jobs[j].name);
+        qj_dptr p;
+        size_t b;
+        const unsigned tag = (unsigned)j;
+        if (!qj_cuda_module_global(g->cu, g->modules[j], "qj_trace_buf", &p, &b) || b != 8)
+            return qj_fail(QJ_ERR_DEVICE, "QJ_TRACE: module %s has no trace hooks (built before QJ_TRACE was set?)",
+                           jobs[j].name);
+        s = qj_cuda_upload(g->cu, p, &g->trace, 8);
+        if (!s && qj_cuda_module_global(g->cu, g->modules[j], "qj_trace_cap", &p, &b) && b == 8) s = qj_cuda_upload(g->cu, p, &cap, 8);
+        if (!s && qj_cuda_module_global(g->cu, g->modules[j], "qj_trace_tag", &p, &b) && b == 4) s = qj_cuda_upload(g->cu, p, &tag, 4);
+    }
+    return s;
+}
+
+qj_status qj_gpu_trace_reset(qj_gpu_model *g) {
+    if (!g->trace) return QJ_OK;
+    qj_status s = qj_gpu_sync(g);
+    return s ? s : qj_cuda_memset8(g->cu, g->trace, 0, 8);
+}
+
+qj_status qj_gpu_trace_save(qj_gpu_model *g, const char *path) {
+    if (!g->trace) return QJ_OK;
+    qj_status s = qj_gpu_sync(g);
+    unsigned long long n = 0;
+    if (!s) s = qj_cuda_download(g->cu, &n, g->trace, 8);
+    if (s) return s;
+    if (n > QJ_TRACE_CAP) n = QJ_TRACE_CAP;
+    unsigned long long *ev = malloc((size_t)(4 * n + 1) * 8);
+    size_t cap = (size_t)n * 96 + (size_t)g->n_modules * 200 + 256, len = 0;
+    char *txt = malloc(cap);
+    if (!ev || !txt) {
+        free(ev);
+        free(txt);
+        return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    }
+    if (n) s = qj_cuda_download(g->cu, ev, g->trace + 32, (size_t)(4 * n) * 8);
+    len += (size_t)snprintf(txt + len, cap - len, "# qjit trace: %llu block events; columns: ns before wait, ns after it, "
+                            "module, blocks in the grid, threads a block, multiprocessor\n", n);
+    for (int j = 0; j < g->n_modules; j++) len += (size_t)snprintf(txt + len, cap - len, "# module %d %s\n", j, g->trace_names[j]);
+    for (unsigned long long i = 0; i < n && !s; i++) {
+        const unsigned long long *e = ev + 4 * i;
+        len += (size_t)snprintf(txt + len, cap - len, "%llu %llu %llu %llu %llu %llu\n", e[0], e[1], e[2] >> 32,
+                                e[2] & 0xffffffffull, e[3] >> 32, e[3] & 0xffffffffull);
+    }
+    if (!s) s = qj_write_file_atomic(path, txt, len);
+    free(ev);
+    free(txt);
+    return s;
+}
+
 static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *arch, qj_gpu_build_stats *st) {
     job *jobs = NULL;
     int nj = 0, nlin = 0, *owner = NULL;
@@ -274,6 +340,7 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
         dev_linear *d = all[i];
         if ((s = qj_glinear_bind(g->cu, g->modules[owner[i]], d))) goto done;
     }
+    if ((s = trace_setup(g, jobs, nj))) goto done;
     qj_cumodule om = g->modules[nj - 1];
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
         (s = qj_cuda_function(g->cu, om, "qj_attention", &g->f_attention)) ||
@@ -486,6 +553,7 @@ void qj_gpu_model_free(qj_gpu_model *g) {
     free(g->h_logits);
     free(g->tok_host);
     free(g->pos_host);
+    free(g->trace_names);
     free(g);
 }
 

@@ -56,6 +56,10 @@ qj_status qj_gpu_forward_batch(qj_gpu_model *g, const int *tokens, const int *po
 qj_status qj_gpu_step_batch(qj_gpu_model *g, const int *tokens, const int *pos);
 int qj_gpu_batch(const qj_gpu_model *g);
 qj_status qj_gpu_sync(qj_gpu_model *g);
+/* QJ_TRACE=FILE (a diagnostic; no-ops without it): forget the block events recorded so far, and write those
+ * recorded since to path (text, one line per block; scripts/trace_step.py reads it) */
+qj_status qj_gpu_trace_reset(qj_gpu_model *g);
+qj_status qj_gpu_trace_save(qj_gpu_model *g, const char *path);
 
 /* Bytes of weights one decode step reads (every linear + head + one embedding row; a batched
  * step reads the weights once for all its sequences). */

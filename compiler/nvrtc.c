@@ -128,6 +128,12 @@ static int arch_ok(const char *arch) {
     return *p == '\0';
 }
 
+/* QJ_TRACE=FILE: kernels built with the block timing hooks of templates/qj_pdl.cuh (a diagnostic) */
+static int trace_build(void) {
+    const char *e = getenv("QJ_TRACE");
+    return e && *e;
+}
+
 qj_status qj_nvrtc_compile(const char *source, const char *name, const char *arch, void **image, size_t *image_len,
                            char **log) {
     *image = NULL;
@@ -152,8 +158,8 @@ qj_status qj_nvrtc_compile(const char *source, const char *name, const char *arc
     if (r) return qj_fail(QJ_ERR_COMPILE, "%s: nvrtcCreateProgram: %s", name, nv.GetErrorString(r));
     char archopt[64];
     snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", arch);
-    const char *opts[] = {archopt, "--std=c++17", "-default-device", "-lineinfo"};
-    r = nv.CompileProgram(prog, (int)(sizeof opts / sizeof opts[0]), opts);
+    const char *opts[] = {archopt, "--std=c++17", "-default-device", "-lineinfo", "-DQJ_TRACE=1"};
+    r = nv.CompileProgram(prog, (int)(sizeof opts / sizeof opts[0]) - !trace_build(), opts);
     size_t ls = 0;
     nv.GetProgramLogSize(prog, &ls);
     char *lg = malloc(ls + 1);
@@ -248,7 +254,7 @@ qj_status qj_kcache_compile(const char *source, const char *name, const char *ar
         XXH3_64bits_update(st, t, strlen(t));
     }
     char extra[96];
-    snprintf(extra, sizeof extra, "|%s|nvrtc %d.%d|opts v1", arch, maj, min);
+    snprintf(extra, sizeof extra, "|%s|nvrtc %d.%d|opts v1%s", arch, maj, min, trace_build() ? "|trace" : "");
     XXH3_64bits_update(st, extra, strlen(extra));
     uint64_t key = XXH3_64bits_digest(st);
     XXH3_freeState(st);

@@ -65,6 +65,7 @@ static struct {
     CUresult (*GraphDestroy)(void *);
     CUresult (*GetErrorString)(CUresult, const char **);
     CUresult (*LaunchKernelEx)(const void *, qj_cufunc, void **, void **); /* optional (CUDA 12+ drivers) */
+    CUresult (*ModuleGetGlobal)(qj_dptr *, size_t *, qj_cumodule, const char *);
 } cu;
 
 /* cuLaunchKernelEx's configuration, laid out as cuda.h's CUlaunchConfig and
@@ -131,6 +132,7 @@ static void load_driver(void) {
     SYM(ModuleLoadData, "cuModuleLoadData");
     SYM(ModuleUnload, "cuModuleUnload");
     SYM(ModuleGetFunction, "cuModuleGetFunction");
+    SYM(ModuleGetGlobal, "cuModuleGetGlobal_v2");
     SYM(FuncSetAttribute, "cuFuncSetAttribute");
     SYM(LaunchKernel, "cuLaunchKernel");
     SYM(StreamCreate, "cuStreamCreate");
@@ -286,6 +288,10 @@ qj_status qj_cuda_function(qj_cuda *c, qj_cumodule m, const char *name, qj_cufun
     CUresult r = cu.ModuleGetFunction(out, m, name);
     if (r) return qj_fail_context(check(r, "cuModuleGetFunction"), "kernel %s", name);
     return QJ_OK;
+}
+int qj_cuda_module_global(qj_cuda *c, qj_cumodule m, const char *name, qj_dptr *ptr, size_t *bytes) {
+    (void)c;
+    return cu.ModuleGetGlobal(ptr, bytes, m, name) == CUDA_SUCCESS;
 }
 qj_status qj_cuda_func_smem(qj_cuda *c, qj_cufunc f, int bytes) {
     (void)c;

@@ -59,6 +59,8 @@ qj_status qj_cuda_sync(qj_cuda *c);
 qj_status qj_cuda_module_load(qj_cuda *c, const void *image, qj_cumodule *out);
 void qj_cuda_module_unload(qj_cuda *c, qj_cumodule m);
 qj_status qj_cuda_function(qj_cuda *c, qj_cumodule m, const char *name, qj_cufunc *out);
+/* 1 and *ptr, *bytes when module m has a global variable called name, else 0 */
+int qj_cuda_module_global(qj_cuda *c, qj_cumodule m, const char *name, qj_dptr *ptr, size_t *bytes);
 /* Allow up to `bytes` of dynamic shared memory for f. */
 qj_status qj_cuda_func_smem(qj_cuda *c, qj_cufunc f, int bytes);
 

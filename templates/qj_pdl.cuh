@@ -14,9 +14,41 @@ __device__ __forceinline__ void qj_pdl_launch_dependents() {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+#ifdef QJ_TRACE
+/* A diagnostic (kernels compiled with QJ_TRACE=1 in the environment, compiler/nvrtc.c): thread 0 of every block
+ * records the global timer before and after its wait into qj_trace_buf, which the host points at a buffer of
+ * its own per module (compiler/gpu_model.c, qj_gpu_trace_*): word 0 counts the events, event i is the four
+ * words 4 + 4 i.. = time before the wait (ns), after it, qj_trace_tag << 32 | blocks in the grid, the
+ * block's threads << 32 | the multiprocessor it runs on. */
+__device__ unsigned long long *qj_trace_buf;
+__device__ unsigned long long qj_trace_cap;
+__device__ unsigned qj_trace_tag;
+__device__ __forceinline__ unsigned long long qj_gtimer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+#endif
 __device__ __forceinline__ void qj_pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#ifdef QJ_TRACE
+    const unsigned long long t0 = qj_gtimer();
+#endif
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#ifdef QJ_TRACE
+    if (threadIdx.x == 0 && threadIdx.y == 0 && qj_trace_buf) {
+        const unsigned long long t1 = qj_gtimer(), i = atomicAdd(qj_trace_buf, 1ull);
+        unsigned sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        if (i < qj_trace_cap) {
+            unsigned long long *e = qj_trace_buf + 4 + 4 * i;
+            e[0] = t0;
+            e[1] = t1;
+            e[2] = (unsigned long long)qj_trace_tag << 32 | gridDim.x * gridDim.y * gridDim.z;
+            e[3] = (unsigned long long)(blockDim.x * blockDim.y * blockDim.z) << 32 | sm;
+        }
+    }
+#endif
 #endif
 }
 __device__ __forceinline__ void qj_pdl_enter() {

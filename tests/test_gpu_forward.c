@@ -214,15 +214,18 @@ int main(void) {
      * grouped kv heads, head_dim 128 (attention writes the o_proj input's
      * integer-MMA prep), a dim of 2.5 RMSNorm chunks, against the CPU
      * reference step by step; attention with one block per head and with its
-     * positions split over 3 (QJ_ATT_SPLIT: shares empty at early steps). */
-    for (int split = 0; split < 3; split++) {
-        static const char *sp[] = {NULL, "1", "3"};
+     * positions split over 3 (QJ_ATT_SPLIT: shares empty at early steps), the
+     * shares combined in a cluster (sm_90+) and, the last case, through
+     * global memory (QJ_ATT_CLUSTER=0). */
+    for (int split = 0; split < 4; split++) {
+        static const char *sp[] = {NULL, "1", "3", "3 (global combine)"};
         const char *cfgp = qj_test_tmp("qwen_gpu_config.json");
         const char *js = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":320,\"intermediate_size\":344,"
                          "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":128,"
                          "\"vocab_size\":300,\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6}";
         QJ_CHECK_OK(qj_write_file_atomic(cfgp, js, strlen(js)));
-        if (sp[split]) setenv("QJ_ATT_SPLIT", sp[split], 1);
+        if (sp[split]) setenv("QJ_ATT_SPLIT", split == 3 ? "3" : sp[split], 1);
+        if (split == 3) setenv("QJ_ATT_CLUSTER", "0", 1);
         qj_model *qs = NULL, *qm = NULL;
         qj_plan *qp = NULL;
         qj_gpu_model *qg = NULL;
@@ -234,6 +237,7 @@ int main(void) {
         if (qm) QJ_CHECK_OK(qj_gpu_model_create(qm, NULL, &qg, NULL));
         if (qm) QJ_CHECK_OK(qj_state_alloc(qm, 64, &qc));
         unsetenv("QJ_ATT_SPLIT");
+        unsetenv("QJ_ATT_CLUSTER");
         double worst = 0;
         int steps = 0, nv = qm ? qm->cfg.vocab_size : 0;
         for (int pos = 0; qg && qc && pos < 40; pos++, steps++) {
