@@ -44,32 +44,30 @@ def main(path):
         else:
             launches.append([key, [e]])
     short = sum(1 for k, b in launches if len(b) != k[1])
-    # the ops module's attention and SwiGLU have grids that depend on the model: name them by their order in a layer
-    # (rmsnorm, q|k|v, attention, o, rmsnorm, gate|up, SwiGLU, down), i.e. the ops launch after a matmul of q|k|v rows
-    # the ops module's launches by grid: the first is the embedding, the next RMSNorm, the first after a matmul
-    # attention, the rest SwiGLU
-    ops = [i for i, (key, b) in enumerate(launches) if names.get(key[0], "").startswith("qj_ops")]
-    grids = {}
-    if ops:
-        grids[launches[ops[0]][0][1]] = "embed"
-    if len(ops) > 1:
-        grids.setdefault(launches[ops[1]][0][1], "rmsnorm")
-    for i in ops[2:]:
-        g = launches[i][0][1]
-        if g not in grids:
-            grids[g] = "attention" if "attention" not in grids.values() else "swiglu"
+    # the ops module's launches by their place in a step: the embedding is the one an ops launch follows directly
+    # (RMSNorm); from it, ops launches 1, 3, 5, ... are RMSNorm, 2, 6, 10, ... attention, 4, 8, ... SwiGLU
+    is_ops = [names.get(key[0], "").startswith("qj_ops") for key, b in launches]
+    ops_kind, n = {}, -1
+    for i, o in enumerate(is_ops):
+        if not o:
+            continue
+        if i + 1 < len(launches) and is_ops[i + 1] or n < 0:
+            n = 0
+        else:
+            n += 1
+        ops_kind[i] = "embed" if n == 0 else "rmsnorm" if n % 2 else "attention" if n % 4 == 2 else "swiglu"
     cost = collections.defaultdict(list)
     spread = collections.defaultdict(list)
     for i, (key, b) in enumerate(launches):
         mod, grid, thr = key
         name = names.get(mod, "?")
-        k = grids.get(grid, "ops") if name.startswith("qj_ops") else matmul_kind(name, grid)
+        k = ops_kind[i] if is_ops[i] else matmul_kind(name, grid)
         rel = b[0][0]
         if i + 1 < len(launches):
             cost[k].append(launches[i + 1][1][0][0] - rel)
             spread[k].append(b[-1][0] - rel)
     total = launches[-1][1][0][0] - launches[0][1][0][0]
-    steps = max(1, len(cost.get("embed", [])) + (launches[-1][0][1] in grids and grids[launches[-1][0][1]] == "embed"))
+    steps = max(1, sum(1 for k in ops_kind.values() if k == "embed"))
     print("%d launches, %d block events, %d launches with a block count unlike their grid; %d steps traced" %
           (len(launches), len(ev), short, steps))
     print("%-34s %7s %12s %12s %12s" % ("launch kind", "count", "us a step", "us each", "spread us"))
