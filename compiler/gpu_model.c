@@ -278,8 +278,8 @@ static qj_status trace_setup(qj_gpu_model *g, const job *jobs, int nj) {
         size_t b;
         const unsigned tag = (unsigned)j;
         if (!qj_cuda_module_global(g->cu, g->modules[j], "qj_trace_buf", &p, &b) || b != 8)
-            return qj_fail(QJ_ERR_DEVICE, "QJ_TRACE: module %s has no trace hooks (built before QJ_TRACE was set?)",
-                           jobs[j].name);
+            return qj_fail(QJ_ERR_DEVICE, "QJ_TRACE: kernel module %s has no trace hooks (a package's kernels are used "
+                           "as they are: trace a model compiled here)", jobs[j].name);
         s = qj_cuda_upload(g->cu, p, &g->trace, 8);
         if (!s && qj_cuda_module_global(g->cu, g->modules[j], "qj_trace_cap", &p, &b) && b == 8) s = qj_cuda_upload(g->cu, p, &cap, 8);
         if (!s && qj_cuda_module_global(g->cu, g->modules[j], "qj_trace_tag", &p, &b) && b == 4) s = qj_cuda_upload(g->cu, p, &tag, 4);

@@ -16,8 +16,8 @@ __device__ __forceinline__ void qj_pdl_launch_dependents() {
 }
 #ifdef QJ_TRACE
 /* A diagnostic (kernels compiled with QJ_TRACE=1 in the environment, compiler/nvrtc.c): thread 0 of every block
- * records the global timer before and after its wait into qj_trace_buf, which the host points at a buffer of
- * its own per module (compiler/gpu_model.c, qj_gpu_trace_*): word 0 counts the events, event i is the four
+ * records the global timer before and after its wait into qj_trace_buf, which the host points, in every
+ * module, at one buffer (compiler/gpu_model.c, qj_gpu_trace_*): word 0 counts the events, event i is the four
  * words 4 + 4 i.. = time before the wait (ns), after it, qj_trace_tag << 32 | blocks in the grid, the
  * block's threads << 32 | the multiprocessor it runs on. */
 __device__ unsigned long long *qj_trace_buf;
