@@ -989,27 +989,21 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     /* the lowest two digits' sums joined in int32 (lo + 256 hi, one conversion) where a lane's sums cannot reach
      * 2^31 / 257: span values / lanes x the largest code x 128 */
     const double lane_max = (double)(sb * 32 / L) * (double)((1 << B) - 1) * 128.0;
-    const int icomb = lane_max * 257.0 < 2147483647.0 && !(getenv("QJ_CPU_ICOMB") && !strcmp(getenv("QJ_CPU_ICOMB"), "0"));
+    const char *ice = getenv("QJ_CPU_ICOMB");
+    const int icomb = lane_max * 257.0 < 2147483647.0 && !(ice && !strcmp(ice, "0"));
     for (int j = 0; j < R; j++) {
-        LLVMValueRef f;
+        /* lo + 256 hi (the lowest two digits; with two digits the scale has the other 256), then + 65536 f2 */
+        LLVMValueRef lo = an[j][D0], hi = an[j][D0 + 1], f;
         if (icomb) {
-            LLVMValueRef lo = an[j][D0], hi = an[j][D0 + 1];
-            LLVMValueRef sum = LLVMBuildAdd(g->b, lo, LLVMBuildShl(g->b, hi, csplat(g->i32, (unsigned)L, 8), ""), "lohi");
-            f = LLVMBuildSIToFP(g->b, sum, vf, "");
-            if (!D0) { /* + 65536 f2 */
-                LLVMValueRef m2[3] = {LLVMBuildSIToFP(g->b, an[j][2], vf, ""), splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
-                f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
-            }
-        } else if (D0) { /* two digits: f1 + 256 f2 (the scale has the other 256) */
-            LLVMValueRef f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""), f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, "");
-            LLVMValueRef m1[3] = {f2, splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L), f1};
-            f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
+            f = LLVMBuildSIToFP(g->b, LLVMBuildAdd(g->b, lo, LLVMBuildShl(g->b, hi, csplat(g->i32, (unsigned)L, 8), ""), "lohi"),
+                                vf, "");
         } else {
-            LLVMValueRef f1 = LLVMBuildSIToFP(g->b, an[j][1], vf, ""), f2 = LLVMBuildSIToFP(g->b, an[j][2], vf, "");
-            LLVMValueRef f0 = LLVMBuildSIToFP(g->b, an[j][0], vf, "");
-            LLVMValueRef m1[3] = {f1, splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L), f0};
+            LLVMValueRef m1[3] = {LLVMBuildSIToFP(g->b, hi, vf, ""), splat(g, LLVMConstReal(g->f32, 256.0), (unsigned)L),
+                                  LLVMBuildSIToFP(g->b, lo, vf, "")};
             f = call_intrinsic(g, "llvm.fmuladd", vf, m1, 3);
-            LLVMValueRef m2[3] = {f2, splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
+        }
+        if (!D0) {
+            LLVMValueRef m2[3] = {LLVMBuildSIToFP(g->b, an[j][2], vf, ""), splat(g, LLVMConstReal(g->f32, 65536.0), (unsigned)L), f};
             f = call_intrinsic(g, "llvm.fmuladd", vf, m2, 3);
         }
         LLVMValueRef sxv;
