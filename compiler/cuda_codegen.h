@@ -57,6 +57,12 @@ typedef struct qj_gemv_spec {
     int xpre;        /* im above batch 4: activations loaded one n-tile ahead (QJ_IM_XPRE=0: where used) */
     int ks;          /* bx (not wg): blocks splitting each m-block's k-tiles (1 = none); their partial sums meet in a
                       * workspace of the kernel's module, summed in split order by the last to finish */
+    int tail;        /* im at batch 1 (not bx): what the blocks do once the output is stored (templates/qj_imv.cu
+                      * qj_tail): 0 nothing, QJ_TAIL_NORM the next RMSNorm (y is the residual to add), QJ_TAIL_SWIGLU
+                      * SwiGLU of gate|up; set by the model's planner (qj_gemv_tail_fits), not by the spec functions */
+    int tail_prep;   /* tail: also the integer-MMA prep of what it writes */
+    int tail_wdt;    /* QJ_TAIL_NORM: the norm weights' dtype, 0 f32, 1 f16, 2 bf16 */
+    float tail_eps;  /* QJ_TAIL_NORM: the model's RMSNorm epsilon */
     int rt, splitk;  /* mma: 16-row tiles per warp, warps per block (they split the k tiles) */
     int stages;      /* mma: cp.async pipeline depth; im: 0 = two register stages, >= 2 a shared-memory ring */
     int nseg;        /* mma: segments (1..3) */
@@ -152,6 +158,13 @@ int qj_ops_att_split(const qj_config *c);
 /* 1 unless QJ_ATT_CLUSTER=0: on sm_90+, attention's blocks of one head form a thread-block cluster
  * and combine their shares through distributed shared memory (templates/qj_ops.cu) */
 int qj_ops_att_cluster(void);
+
+/* Tails (qj_gemv_spec.tail): the launch's blocks finish the next non-matmul op themselves. */
+#define QJ_TAIL_NORM 1
+#define QJ_TAIL_SWIGLU 2
+/* Whether a spec's kernel can take a tail: the integer-MMA GEMV at batch 1 whose blocks own their rows (no
+ * block-shared activations, no K split), with the tail's shared memory beside its ring. */
+int qj_gemv_tail_fits(const qj_gemv_spec *s);
 
 /* Grid and block of a spec's launch. */
 void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block);

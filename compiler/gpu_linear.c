@@ -110,8 +110,19 @@ qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_d
     return qj_cuda_launch(cu, L->fx, L->xgrid, 1, 1, L->xblock, 1, 1, 0, st, args);
 }
 
+qj_status qj_glinear_run_tail(qj_cuda *cu, qj_custream st, const qj_glinear *L, const qj_gact *a, qj_dptr y, int y_stride,
+                              const qj_gtail *tail) {
+    if (!L->spec.im || !L->spec.tail != !tail)
+        return qj_fail(QJ_ERR_INVALID, "kernel %s: %s", L->name, L->spec.tail ? "its tail's pointers are missing" : "has no tail");
+    qj_dptr w = L->w[0], s = L->s[0], xi = a->xi, xw = a->xw;
+    qj_gtail t = *tail; /* (the kernel's struct of six pointers) */
+    void *args[] = {&w, &s, &xi, &xw, &y, &y_stride, &t};
+    return qj_cuda_launch(cu, L->fn, L->grid, 1, 1, L->block, 1, 1, L->smem, st, args);
+}
+
 qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a,
                          qj_dptr y, int y_stride) {
+    if (L->spec.tail) return qj_glinear_run_tail(cu, st, L, a, y, y_stride, NULL); /* (refused: no tail's pointers) */
     if (L->spec.mma) {
         qj_dptr w0 = L->w[0], s0 = L->s[0], w1 = L->w[1], s1 = L->s[1], w2 = L->w[2], s2 = L->s[2];
         qj_dptr xf = a->xf, xs = a->xsum, xe = a->xscale;

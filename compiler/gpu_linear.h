@@ -37,6 +37,13 @@ typedef struct qj_gact {
     size_t xi_bytes, xw_bytes;
 } qj_gact;
 
+/* A tail's pointers (qj_gemv_spec.tail; templates/qj_imv.cu qj_tail_args, the launch's last argument, by value):
+ * QJ_TAIL_NORM: x_out = x_in + y, out = RMSNorm(x_out) * w; QJ_TAIL_SWIGLU: out = silu(gate) * up (x_in,
+ * x_out, w unused); with tail_prep, xi/xw get out's integer-MMA prep (buffers the launch does not read). */
+typedef struct qj_gtail {
+    qj_dptr x_in, x_out, w, out, xi, xw;
+} qj_gtail;
+
 /* Re-lay out and upload the parts of L->spec (set by the caller). */
 qj_status qj_glinear_upload(qj_cuda *cu, const qj_tensor *const *parts, qj_glinear *L);
 void qj_glinear_free(qj_cuda *cu, qj_glinear *L);
@@ -56,6 +63,9 @@ qj_status qj_glinear_prep(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_d
  * (qj_glinear_prep first). */
 qj_status qj_glinear_run(qj_cuda *cu, qj_custream st, const qj_glinear *L, qj_dptr x, int x_stride, const qj_gact *a,
                          qj_dptr y, int y_stride);
+/* The same for a kernel with a tail (tail != NULL exactly when L->spec.tail). */
+qj_status qj_glinear_run_tail(qj_cuda *cu, qj_custream st, const qj_glinear *L, const qj_gact *a, qj_dptr y, int y_stride,
+                              const qj_gtail *tail);
 
 #ifdef __cplusplus
 }

@@ -55,6 +55,7 @@ struct qj_gpu_model {
     float *h_logits;
     qj_cugraph graph;
     qj_gact act;        /* prepared activations of tensor-core launches */
+    qj_gact act2;       /* down_proj's, where gate|up's SwiGLU tail writes them (gate|up still reads act) */
     qj_dptr prepped[4]; /* per prep kind: the x the prepared activations hold (during one forward) */
     int fused_prep;     /* the prep kind the ops kernels write for the matmuls after them */
     int steps;
@@ -130,6 +131,55 @@ static int fusable(const qj_tensor *const *parts, int n, const char *arch, int b
     return 0;
 }
 
+static int dtype_code(qj_dtype t) { return t == QJ_DTYPE_F16 ? 1 : t == QJ_DTYPE_BF16 ? 2 : 0; }
+
+/* Whether any of n linears reads its input through the integer-MMA prep. */
+static int any_im(dev_linear *const *d, int n) {
+    for (int i = 0; i < n; i++)
+        if (qj_gemv_prep_kind(&d[i]->spec) == QJ_PREP_IM) return 1;
+    return 0;
+}
+
+/* The linears reading layer i's attention-norm output (q|k|v), or the head's input for i = n_layers. */
+static int qkv_readers(dev_layer *layers, int n_layers, int i, dev_linear *head, dev_linear **out) {
+    if (i == n_layers) return out[0] = head, 1;
+    dev_layer *D = &layers[i];
+    if (D->fused_qkv) return out[0] = &D->qkv, 1;
+    out[0] = &D->lin[QJ_LIN_Q], out[1] = &D->lin[QJ_LIN_K], out[2] = &D->lin[QJ_LIN_V];
+    return 3;
+}
+
+static void set_tail(dev_linear *d, const char *arch, int kind, int prep, int wdt, float eps) {
+    d->spec.tail = kind;
+    d->spec.tail_prep = prep;
+    d->spec.tail_wdt = kind == QJ_TAIL_NORM ? wdt : 0;
+    d->spec.tail_eps = kind == QJ_TAIL_NORM ? eps : 0.0f;
+    qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
+}
+
+/* Tails (qj_gemv_spec.tail; QJ_FUSE_TAIL=0 turns them off): where the matmul before an RMSNorm (o_proj, down_proj)
+ * or before SwiGLU (a fused gate|up) can take it on, that op is done by the matmul's blocks and its own launch
+ * goes; the step then has one launch fewer each time (templates/qj_imv.cu qj_tail). */
+static void plan_tails(const qj_model *m, const char *arch, dev_layer *layers, dev_linear *head) {
+    const char *e = getenv("QJ_FUSE_TAIL");
+    if (e && !strcmp(e, "0")) return;
+    const int nl = m->cfg.n_layers;
+    for (int i = 0; i < nl; i++) {
+        dev_layer *D = &layers[i];
+        dev_linear *gu[2] = {&D->gu}, *dn[1] = {&D->lin[QJ_LIN_DOWN]}, *next[3];
+        int ngu = 1;
+        if (!D->fused_gu) gu[0] = &D->lin[QJ_LIN_GATE], gu[1] = &D->lin[QJ_LIN_UP], ngu = 2;
+        const int nn = qkv_readers(layers, nl, i + 1, head, next);
+        const qj_tensor *w2 = i + 1 < nl ? &m->layers[i + 1].attn_norm : &m->final_norm;
+        dev_linear *o = &D->lin[QJ_LIN_O], *down = &D->lin[QJ_LIN_DOWN];
+        if (qj_gemv_tail_fits(&o->spec))
+            set_tail(o, arch, QJ_TAIL_NORM, any_im(gu, ngu), dtype_code(m->layers[i].ffn_norm.dtype), m->cfg.rms_eps);
+        if (D->fused_gu && qj_gemv_tail_fits(&D->gu.spec)) set_tail(&D->gu, arch, QJ_TAIL_SWIGLU, any_im(dn, 1), 0, 0.0f);
+        if (qj_gemv_tail_fits(&down->spec))
+            set_tail(down, arch, QJ_TAIL_NORM, any_im(next, nn), dtype_code(w2->dtype), m->cfg.rms_eps);
+    }
+}
+
 /* Decide which groups fuse and every linear's kernel spec and name. */
 static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, int batch, dev_layer *layers,
                               dev_linear *head) {
@@ -147,7 +197,9 @@ static qj_status plan_kernels(const qj_model *m, const char *arch, int fuse, int
         }
     }
     const qj_tensor *h[1] = {&m->lm_head};
-    return spec_of(h, 1, arch, batch, head);
+    if ((s = spec_of(h, 1, arch, batch, head))) return s;
+    plan_tails(m, arch, layers, head);
+    return QJ_OK;
 }
 
 /* ---- kernel building ---- */
@@ -301,7 +353,7 @@ qj_status qj_gpu_trace_save(qj_gpu_model *g, const char *path) {
     if (s) return s;
     if (n > QJ_TRACE_CAP) n = QJ_TRACE_CAP;
     unsigned long long *ev = malloc((size_t)(4 * n + 1) * 8);
-    size_t cap = (size_t)n * 96 + (size_t)g->n_modules * 200 + 256, len = 0;
+    size_t cap = (size_t)n * 96 + (size_t)g->n_modules * 200 + 512, len = 0;
     char *txt = malloc(cap);
     if (!ev || !txt) {
         free(ev);
@@ -310,12 +362,13 @@ qj_status qj_gpu_trace_save(qj_gpu_model *g, const char *path) {
     }
     if (n) s = qj_cuda_download(g->cu, ev, g->trace + 32, (size_t)(4 * n) * 8);
     len += (size_t)snprintf(txt + len, cap - len, "# qjit trace: %llu block events; columns: ns before wait, ns after it, "
-                            "module, blocks in the grid, threads a block, multiprocessor\n", n);
+                            "module, blocks in the grid, threads a block, multiprocessor, kind (1 embedding, 2 RMSNorm, "
+                            "3 attention, 4 SwiGLU, 0 a matmul)\n", n);
     for (int j = 0; j < g->n_modules; j++) len += (size_t)snprintf(txt + len, cap - len, "# module %d %s\n", j, g->trace_names[j]);
     for (unsigned long long i = 0; i < n && !s; i++) {
         const unsigned long long *e = ev + 4 * i;
-        len += (size_t)snprintf(txt + len, cap - len, "%llu %llu %llu %llu %llu %llu\n", e[0], e[1], e[2] >> 32,
-                                e[2] & 0xffffffffull, e[3] >> 32, e[3] & 0xffffffffull);
+        len += (size_t)snprintf(txt + len, cap - len, "%llu %llu %llu %llu %llu %llu %llu\n", e[0], e[1], e[2] >> 32,
+                                e[2] & 0xffffffffull, (e[3] >> 32) & 0xffffull, e[3] & 0xffffffffull, e[3] >> 48);
     }
     if (!s) s = qj_write_file_atomic(path, txt, len);
     free(ev);
@@ -472,6 +525,7 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
             const qj_tensor *t[1] = {qj_layer_linear((qj_layer *)L, (qj_linear)l)};
             if ((s = upload_linear(g, t, 1, &D->lin[l]))) goto fail;
         }
+        if (D->fused_gu && D->gu.spec.tail_prep && (s = qj_gact_reserve(g->cu, &g->act2, &D->lin[QJ_LIN_DOWN].spec))) goto fail;
     }
     const qj_tensor *hd[1] = {&m->lm_head};
     if (c->tied_embeddings && m->lm_head.data == m->tok_embedding.data && e->dtype != QJ_DTYPE_Q) {
@@ -543,6 +597,7 @@ void qj_gpu_model_free(qj_gpu_model *g) {
             }
         qj_glinear_free(g->cu, &g->head);
         qj_gact_free(g->cu, &g->act);
+        qj_gact_free(g->cu, &g->act2);
         for (int i = 0; i < g->n_modules; i++) qj_cuda_module_unload(g->cu, g->modules[i]);
         qj_cuda_stream_destroy(g->cu, g->stream);
         qj_cuda_close(g->cu);
@@ -571,6 +626,31 @@ static qj_status gemv(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, in
         g->prepped[kind] = x;
     }
     return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, y_stride);
+}
+
+/* A launch with a tail (d->spec.tail), whose input's integer-MMA prep is in a (prepared for x before it). */
+static qj_status gemv_tail(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, const qj_gact *a,
+                           qj_dptr y, int y_stride, const qj_gtail *t) {
+    qj_status s;
+    if (g->skip & sk) return QJ_OK;
+    if (a == &g->act && g->prepped[QJ_PREP_IM] != x) {
+        if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
+        g->prepped[QJ_PREP_IM] = x;
+    }
+    return qj_glinear_run_tail(g->cu, g->stream, d, a, y, y_stride, t);
+}
+
+/* The matmul d (o_proj or down_proj: y is the residual to add) with the next RMSNorm (weights w) as its tail:
+ * the stream moves to the other x buffer, xb gets the normed row and, with the tail's prep, g->act its prep. */
+static qj_status gemv_norm(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, const qj_gact *a,
+                           qj_dptr y, qj_dptr w) {
+    qj_gtail t = {g->x_cur, g->x_cur == g->x ? g->x_alt : g->x, w, g->xb, 0, 0};
+    if (d->spec.tail_prep) t.xi = g->act.xi, t.xw = g->act.xw;
+    qj_status s = gemv_tail(g, sk, d, x, x_stride, a, y, g->L.x, &t);
+    g->x_cur = t.x_out;
+    memset(g->prepped, 0, sizeof g->prepped);
+    if (d->spec.tail_prep) g->prepped[QJ_PREP_IM] = g->xb;
+    return s;
 }
 
 static qj_status launch(qj_gpu_model *g, unsigned sk, qj_cufunc f, unsigned grid, unsigned smem, void **args) {
@@ -616,6 +696,7 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         if ((s = launch(g, SK_EMBED, g->f_embed, 1, 0, a))) return s;
     }
     qj_dptr res = 0; /* the residual still to add into x: the last block's output */
+    int normed = 0;  /* the last down_proj's tail has already written the next RMSNorm (xb, its prep) */
     for (int i = 0; i < c->n_layers; i++) {
         dev_layer *D = &g->layers[i];
         qj_dptr kc = g->kcache + (qj_dptr)i * (qj_dptr)g->max_seq * (qj_dptr)kvd * 4;
@@ -630,7 +711,7 @@ static qj_status enqueue_step(qj_gpu_model *g) {
             gu[0] = &D->lin[QJ_LIN_GATE], gu[1] = &D->lin[QJ_LIN_UP];
             ngu = 2;
         }
-        if ((s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
+        if (!normed && (s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
         const int sq = g->L.qkv, sg = g->L.gu, sx = g->L.x; /* output rows: one q|k|v (gate|up) row per batch row */
         if (D->fused_qkv) {
             if ((s = gemv(g, SK_QKV, &D->qkv, g->xb, g->xb_stride, g->q, sq))) return s;
@@ -648,8 +729,31 @@ static qj_status enqueue_step(qj_gpu_model *g) {
                         (unsigned)((g->max_seq + g->att_split - 1) / g->att_split * 4), aa)))
             return s;
         if (oq) g->prepped[g->fused_prep] = g->att;
-        if ((s = gemv(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx))) return s;
-        if ((s = norm(g, D->ffn_norm, g->xb2, gu, ngu))) return s;
+        if (D->lin[QJ_LIN_O].spec.tail) {
+            if ((s = gemv_norm(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, &g->act, g->xb2, D->ffn_norm))) return s;
+        } else if ((s = gemv(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx)) ||
+                   (s = norm(g, D->ffn_norm, g->xb2, gu, ngu)))
+            return s;
+        dev_linear *down = &D->lin[QJ_LIN_DOWN];
+        const int last = i + 1 == c->n_layers;
+        if (D->fused_gu && D->gu.spec.tail) {
+            /* SwiGLU in gate|up's tail; its prep (for down) in act2: blocks of gate|up still read act's */
+            qj_gtail t = {0, 0, 0, g->hb, 0, 0};
+            if (D->gu.spec.tail_prep) t.xi = g->act2.xi, t.xw = g->act2.xw;
+            if ((s = gemv_tail(g, SK_GU, &D->gu, g->xb, g->xb_stride, &g->act, g->gate, sg, &t))) return s;
+            memset(g->prepped, 0, sizeof g->prepped);
+            const qj_gact *da = D->gu.spec.tail_prep ? &g->act2 : &g->act; /* where down's input is prepared */
+            if (down->spec.tail)
+                s = gemv_norm(g, SK_DOWN, down, g->hb, g->hb_stride, da, g->xb2, last ? g->final_norm : g->layers[i + 1].attn_norm);
+            else if (da == &g->act2)
+                s = (g->skip & SK_DOWN) ? QJ_OK : qj_glinear_run(g->cu, g->stream, down, g->hb, g->hb_stride, da, g->xb2, sx);
+            else
+                s = gemv(g, SK_DOWN, down, g->hb, g->hb_stride, g->xb2, sx);
+            if (s) return s;
+            normed = down->spec.tail != 0;
+            res = normed ? 0 : g->xb2;
+            continue;
+        }
         if (D->fused_gu) {
             if ((s = gemv(g, SK_GU, &D->gu, g->xb, g->xb_stride, g->gate, sg))) return s;
         } else if ((s = gemv(g, SK_GU, gu[0], g->xb, g->xb_stride, g->gate, sg)) ||
@@ -661,11 +765,20 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
         if ((s = launch(g, SK_SWIGLU, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
         if (xq) g->prepped[g->fused_prep] = g->hb;
-        if ((s = gemv(g, SK_DOWN, &D->lin[QJ_LIN_DOWN], g->hb, g->hb_stride, g->xb2, sx))) return s;
-        res = g->xb2;
+        if (down->spec.tail) {
+            if ((s = gemv_norm(g, SK_DOWN, down, g->hb, g->hb_stride, &g->act, g->xb2,
+                               last ? g->final_norm : g->layers[i + 1].attn_norm)))
+                return s;
+            normed = 1;
+            res = 0;
+        } else {
+            if ((s = gemv(g, SK_DOWN, down, g->hb, g->hb_stride, g->xb2, sx))) return s;
+            normed = 0;
+            res = g->xb2;
+        }
     }
     dev_linear *hd[1] = {&g->head};
-    if ((s = norm(g, g->final_norm, res, hd, 1))) return s;
+    if (!normed && (s = norm(g, g->final_norm, res, hd, 1))) return s;
     return gemv(g, SK_HEAD, &g->head, g->xb, g->xb_stride, g->logits, c->vocab_size);
 }
 

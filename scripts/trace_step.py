@@ -20,8 +20,11 @@ import sys
 
 def matmul_kind(mod, grid):
     m = re.search(r"_n(\d+)_k(\d+)_", mod)
-    # (a grid of a few blocks: the module's activation prep, where no ops kernel wrote it)
-    return ("matmul %sx%s" % (m.group(1), m.group(2)) if m else mod[:40]) + (" (grid %d)" % grid if grid < 16 else "")
+    # (a grid of a few blocks: the module's activation prep, where no ops kernel wrote it; a tail: the RMSNorm or
+    # SwiGLU the matmul's blocks do after it, compiler/cuda_codegen.c)
+    tail = " +rmsnorm" if re.search(r"_tn\d", mod) else " +swiglu" if "_tsp" in mod else ""
+    return (("matmul %sx%s" % (m.group(1), m.group(2)) if m else mod[:40]) + tail +
+            (" (grid %d)" % grid if grid < 16 else ""))
 
 
 def main(path):
@@ -31,25 +34,32 @@ def main(path):
             _, _, j, name = line.split(None, 3)
             names[int(j)] = name.strip()
         elif not line.startswith("#") and line.strip():
-            t0, t1, mod, grid, thr, sm = map(int, line.split())
-            ev.append((t1, t0, mod, grid, thr, sm))
+            f = list(map(int, line.split()))
+            t0, t1, mod, grid, thr, sm = f[:6]
+            kind = f[6] if len(f) > 6 else -1  # (traces before the kind column: -1)
+            ev.append((t1, t0, mod, grid, thr, kind, sm))
     if not ev:
         sys.exit("%s: no block events (was the run built with QJ_TRACE set?)" % path)
     ev.sort()
     launches = []  # [key, [events]]
     for e in ev:
-        key = e[2:5]
+        key = e[2:6]
         if launches and launches[-1][0] == key and len(launches[-1][1]) < key[1]:
             launches[-1][1].append(e)
         else:
             launches.append([key, [e]])
     short = sum(1 for k, b in launches if len(b) != k[1])
-    # the ops module's launches by their place in a step: the embedding is the one an ops launch follows directly
+    # the ops module's launches: by the kind each block recorded; in traces without it, by their place in a step
+    # (every RMSNorm and SwiGLU a launch of its own): the embedding is the one an ops launch follows directly
     # (RMSNorm); from it, ops launches 1, 3, 5, ... are RMSNorm, 2, 6, 10, ... attention, 4, 8, ... SwiGLU
     is_ops = [names.get(key[0], "").startswith("qj_ops") for key, b in launches]
+    kinds = {1: "embed", 2: "rmsnorm", 3: "attention", 4: "swiglu"}
     ops_kind, n = {}, -1
     for i, o in enumerate(is_ops):
         if not o:
+            continue
+        if launches[i][0][3] in kinds:
+            ops_kind[i] = kinds[launches[i][0][3]]
             continue
         if i + 1 < len(launches) and is_ops[i + 1] or n < 0:
             n = 0
@@ -59,7 +69,7 @@ def main(path):
     cost = collections.defaultdict(list)
     spread = collections.defaultdict(list)
     for i, (key, b) in enumerate(launches):
-        mod, grid, thr = key
+        mod, grid, thr, _ = key
         name = names.get(mod, "?")
         k = ops_kind[i] if is_ops[i] else matmul_kind(name, grid)
         rel = b[0][0]

@@ -93,6 +93,19 @@
 #ifndef QJ_IM_KS
 #define QJ_IM_KS 1 /* QJ_IM_BX (not wgmma): blocks splitting the k-tiles of each block's m-tiles (see below) */
 #endif
+#ifndef QJ_IM_TAIL
+#define QJ_IM_TAIL 0 /* batch 1, not QJ_IM_BX: what the kernel's blocks do after its output is stored (see qj_tail below):
+                      * 1 = the residual add and RMSNorm of the next block's input, 2 = SwiGLU of gate|up */
+#endif
+#ifndef QJ_TAIL_PREP
+#define QJ_TAIL_PREP 1 /* the tail also writes the integer-MMA prep of what it writes (the next matmul's input) */
+#endif
+#ifndef QJ_TAIL_WDT
+#define QJ_TAIL_WDT 0 /* RMSNorm weights: 0 f32, 1 f16, 2 bf16 */
+#endif
+#ifndef QJ_TAIL_EPS
+#define QJ_TAIL_EPS 1e-05f
+#endif
 #ifndef QJ_IM_WG
 #define QJ_IM_WG 0 /* 1 (with QJ_IM_BX, all n-tiles a warp, whole warpgroups): wgmma, see below; sm_90a only, the
                     * QJ_IM_BX path elsewhere */
@@ -128,7 +141,8 @@ static_assert(QJ_BATCH >= 1 && QJ_BATCH <= 16, "batch 1..16");
 #define QJ_IM_S QJ_IM_STAGES /* the compiler chose a depth that fits (compiler/cuda_codegen.c im_spec) */
 #define QJ_IM_RED_BYTES (QJ_WARPS > 1 ? QJ_WARPS * QJ_MT * 16 * QJ_BATCH * 4 : 0)
 static_assert(QJ_IM_STAGES == 0 || (QJ_IM_S >= 2 && QJ_UNROLL == 1), "a ring of >= 2 one-tile stages");
-static_assert(QJ_IM_STAGES == 0 || QJ_IM_BX || QJ_WARPS * QJ_IM_S * QJ_IM_SLOT * 4 + QJ_IM_RED_BYTES <= QJ_IM_SMEM_MAX,
+static_assert(QJ_IM_STAGES == 0 || QJ_IM_BX ||
+                  QJ_WARPS * QJ_IM_S * QJ_IM_SLOT * 4 + QJ_IM_RED_BYTES + (QJ_IM_TAIL ? QJ_IM_TAIL_SMEM : 0) <= QJ_IM_SMEM_MAX,
               "the ring and the reduction buffer fit a block's static shared memory");
 static_assert(!QJ_IM_BX || QJ_IM_STAGES >= 2, "block-shared activations: a ring of >= 2 stages");
 static_assert(!QJ_IM_WG || (QJ_IM_BX && QJ_IM_JW == (QJ_BATCH + 1) / 2 && QJ_WARPS % 4 == 0 && QJ_BATCH > 4),
@@ -147,6 +161,36 @@ static_assert(QJ_IM_KS == 1 || (QJ_IM_KS - 1) * QJ_IM_KPB < QJ_KTN, "every k spl
 __device__ float QJ_CAT(QJ_KERNEL, _ksws)[QJ_IM_KS * QJ_BATCH * QJ_IM_MB * QJ_IM_MBR];
 __device__ unsigned QJ_CAT(QJ_KERNEL, _kscnt)[QJ_IM_MB];
 #endif
+#if QJ_IM_TAIL
+/* The tail (QJ_IM_TAIL): work of the launch that would follow this one, done by its blocks once the output is
+ * stored, so that the next matmul waits on this launch alone. Pointers are the launch's last argument.
+ * 1 (o_proj, down_proj: y is the residual to add): every block adds its rows of y to x_in, writes them to
+ *   x_out (the residual stream's other buffer) and stores their sum of squares (double) in slot blockIdx.x of a
+ *   workspace; the last block to count sums the slots in block order and normalizes the whole row: out =
+ *   w * (x_out / sqrt(mean(x_out^2) + eps)), as qj_ops.cu's qj_rmsnorm rounds it, with the next matmul's prep.
+ * 2 (gate|up: y = gate then up, QJ_N / 2 rows each): per 128-value tile of the SwiGLU output a count of the gate
+ *   and up rows stored; the block whose rows complete a tile computes out = silu(gate) * up of it, as qj_swiglu
+ *   rounds it, and the tile's prep. (Its prep goes to buffers the launch does not read: other blocks may still
+ *   be reading this launch's own.)
+ * Counts and the workspace are module globals, zero at load and left zero: launches of this module must not
+ * overlap (one stream; they are touched only after griddepcontrol.wait). */
+struct qj_tail_args {
+    const float *x_in;
+    float *x_out;
+    const void *w;
+    float *out;
+    unsigned *xi;
+    float4 *xw;
+};
+static_assert(QJ_BATCH == 1 && !QJ_IM_BX && QJ_IM_KS == 1, "a tail: batch-1 kernels whose blocks own their rows");
+static_assert(QJ_IM_TAIL != 2 || QJ_N % 2 == 0, "SwiGLU's tail: gate and up of one size");
+#define QJ_TAIL_GRID ((QJ_MTN + QJ_MT - 1) / QJ_MT)
+#define QJ_TAIL_H (QJ_N / 2)
+#define QJ_TAIL_HT QJ_IM_KT(QJ_TAIL_H)
+__device__ unsigned QJ_CAT(QJ_KERNEL, _tcnt)[QJ_IM_TAIL == 2 ? QJ_TAIL_HT : 1];
+__device__ double QJ_CAT(QJ_KERNEL, _tss)[QJ_TAIL_GRID];
+#endif
+
 /* QJ_IM_BX's ring slot, words: the k-tile's activations of every batch row (QJ_BATCH * 32
  * uint4 of digits, then QJ_BATCH * 2 float4 of weights and sums), then each warp group's weights */
 #define QJ_IM_BX_XWORDS (QJ_BATCH * 34 * 4)
@@ -703,9 +747,136 @@ __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0
         }
 }
 
+#if QJ_IM_TAIL
+__device__ __forceinline__ float qj_tail_w(const void *w, int i) {
+    const unsigned short *h = static_cast<const unsigned short *>(w);
+    if (QJ_TAIL_WDT == 1) {
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(__ldg(h + i))); /* exact, subnormals included */
+        return f;
+    }
+    if (QJ_TAIL_WDT == 2) return __uint_as_float((unsigned)__ldg(h + i) << 16);
+    return __ldg(static_cast<const float *>(w) + i);
+}
+
+/* the block's sum of v in warp order (every thread gets it); red: QJ_WARPS doubles */
+__device__ __forceinline__ double qj_tail_bsum(double v, double *red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads(); /* red's earlier readers are done */
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double s = 0.0;
+#pragma unroll
+    for (int w = 0; w < QJ_WARPS; w++) s += red[w];
+    return s;
+}
+
+/* Called by every thread of the block after its output rows [16 mt0, 16 (mt0 + QJ_MT)) are stored. */
+__device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_tail_args &A, int mt0) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int r0 = mt0 * 16, r1 = min((mt0 + QJ_MT) * 16, QJ_N);
+    __syncthreads(); /* the block's stores of y are visible to all its threads */
+#if QJ_IM_TAIL == 1
+    __shared__ double red[QJ_WARPS];
+    __shared__ int last;
+    double ss = 0.0;
+    for (int r = r0 + (int)threadIdx.x; r < r1; r += QJ_WARPS * 32) {
+        const float v = __fadd_rn(A.x_in[r], __ldcg(y + r));
+        __stcg(A.x_out + r, v);
+        ss += (double)v * (double)v;
+    }
+    __threadfence(); /* this thread's rows of x_out before the block's count */
+    ss = qj_tail_bsum(ss, red);
+    if (threadIdx.x == 0) {
+        __stcg(QJ_CAT(QJ_KERNEL, _tss) + blockIdx.x, ss);
+        __threadfence();
+        unsigned *const cnt = QJ_CAT(QJ_KERNEL, _tcnt);
+        last = atomicAdd(cnt, 1u) == QJ_TAIL_GRID - 1;
+        if (last) *cnt = 0; /* every block has counted */
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    double t = 0.0;
+    for (int i = (int)threadIdx.x; i < QJ_TAIL_GRID; i += QJ_WARPS * 32) t += __ldcg(QJ_CAT(QJ_KERNEL, _tss) + i);
+    t = qj_tail_bsum(t, red);
+    const float inv = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)__ddiv_rn(t, (double)QJ_N), QJ_TAIL_EPS)));
+    for (int T = warp; T < QJ_IM_KT(QJ_N); T += QJ_WARPS) {
+        float v[4], o[4];
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int i = T * 128 + 4 * lane + c;
+            v[c] = i < QJ_N ? __ldcg(A.x_out + i) : 0.0f;
+        }
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int i = T * 128 + 4 * lane + c;
+            o[c] = 0.0f;
+            if (i < QJ_N) {
+                o[c] = __fmul_rn(qj_tail_w(A.w, i), __fmul_rn(v[c], inv));
+                A.out[i] = o[c];
+            }
+        }
+        if (QJ_TAIL_PREP) qj_im_prep_warp(o, lane, T, A.xi, A.xw);
+    }
+#else
+    /* the SwiGLU tiles this block's rows complete: gate rows [r0, r1) ∩ [0, H), up rows ∩ [H, 2H) */
+    __shared__ int done[8], ndone;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int n = 0;
+        unsigned *const cnt = QJ_CAT(QJ_KERNEL, _tcnt);
+#pragma unroll
+        for (int part = 0; part < 2; part++) {
+            const int lo = part ? max(r0, QJ_TAIL_H) - QJ_TAIL_H : r0, hi = part ? r1 - QJ_TAIL_H : min(r1, QJ_TAIL_H);
+            for (int ht = lo / 128; ht * 128 < hi; ht++) {
+                const int a = max(lo, ht * 128), b = min(hi, ht * 128 + 128);
+                const unsigned need = 2u * (unsigned)(min(QJ_TAIL_H, ht * 128 + 128) - ht * 128);
+                if (atomicAdd(cnt + ht, (unsigned)(b - a)) + (unsigned)(b - a) == need) {
+                    cnt[ht] = 0; /* complete: no other block adds to it in this launch */
+                    done[n++] = ht;
+                }
+            }
+        }
+        ndone = n;
+    }
+    __syncthreads();
+    if (ndone == 0) return;
+    __threadfence();
+    const float *gate = y, *up = y + QJ_TAIL_H;
+    for (int e = warp; e < ndone; e += QJ_WARPS) {
+        const int T = done[e];
+        float g[4], u[4], o[4];
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int i = min(T * 128 + 4 * lane + c, QJ_TAIL_H - 1);
+            g[c] = __ldcg(gate + i);
+            u[c] = __ldcg(up + i);
+        }
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int i = T * 128 + 4 * lane + c;
+            o[c] = 0.0f;
+            if (i < QJ_TAIL_H) {
+                o[c] = __fmul_rn(__fdiv_rn(g[c], __fadd_rn(1.0f, expf(-g[c]))), u[c]);
+                A.out[i] = o[c];
+            }
+        }
+        if (QJ_TAIL_PREP) qj_im_prep_warp(o, lane, T, A.xi, A.xw);
+    }
+#endif
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
-          const float4 *__restrict__ xw, float *__restrict__ y, int y_stride) {
+          const float4 *__restrict__ xw, float *__restrict__ y, int y_stride
+#if QJ_IM_TAIL
+          , const qj_tail_args tail
+#endif
+) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
     (void)g; /* (not every path stores through them here) */
     (void)t;
@@ -938,6 +1109,9 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #else
     qj_store_acc<false>(y, (size_t)y_stride, mt0, j0, lane, acc);
 #endif
+#endif
+#if QJ_IM_TAIL
+    qj_tail(y, tail, mt0);
 #endif
 }
 

@@ -165,6 +165,7 @@ QJ_HD void qj_unpack_block(const uint32_t *w, uint32_t B, uint32_t *out) {
 #define QJ_IM_XSTAGED(NB) ((NB) <= 4)
 #define QJ_IM_RING_BYTES 28672 /* the compiler's default budget (QJ_IM_RING overrides) */
 #define QJ_IM_SMEM_MAX 49152   /* static shared memory of one block: the ring + the reduction buffer */
+#define QJ_IM_TAIL_SMEM 256    /* static shared memory a kernel's tail (QJ_IM_TAIL, qj_imv.cu) may use besides */
 
 /* Register r (0..3) of k-step s (0..3) of a lane's A fragment, from its words
  * of a tile: wa = its 8-/4-bit plane words, w2 its 2-bit plane words, w1 its

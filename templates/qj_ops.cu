@@ -343,7 +343,7 @@ __device__ __forceinline__ float qj_att_combine(const float *all, const float *w
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_embed(const void *__restrict__ table, const void *__restrict__ scales, const void *__restrict__ zeros,
          const int *__restrict__ token, float *__restrict__ x) {
-    qj_pdl_enter();
+    qj_pdl_enter(QJ_TRACE_EMBED);
     const size_t n = (size_t)(unsigned)token[blockIdx.y];
     x += (size_t)blockIdx.y * QJ_OPS_S_X;
 #if QJ_EMB_DTYPE == 3
@@ -382,7 +382,7 @@ extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const float *__restrict__ res,
            const void *__restrict__ w, float *__restrict__ out, unsigned char *__restrict__ xq,
            float4 *__restrict__ xc) {
-    qj_pdl_enter();
+    qj_pdl_enter(QJ_TRACE_RMSNORM);
     x_in += (size_t)blockIdx.y * QJ_OPS_S_X;
     if (res) res += (size_t)blockIdx.y * QJ_OPS_S_X, x_out += (size_t)blockIdx.y * QJ_OPS_S_X;
     out += (size_t)blockIdx.y * QJ_OPS_S_XB;
@@ -532,7 +532,7 @@ QJ_ATT_CLDIMS qj_attention(const float *__restrict__ q, const float *__restrict_
             }
         }
     }
-    qj_pdl_wait();
+    qj_pdl_wait(QJ_TRACE_ATTENTION);
 #if !QJ_QKV_BIAS
     (void)bq;
     (void)bk;
@@ -806,7 +806,7 @@ QJ_ATT_CLDIMS qj_attention(const float *__restrict__ q, const float *__restrict_
 extern "C" __global__ void __launch_bounds__(QJ_THREADS)
 qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *__restrict__ out,
           unsigned char *__restrict__ xq, float4 *__restrict__ xc) {
-    qj_pdl_enter();
+    qj_pdl_enter(QJ_TRACE_SWIGLU);
     gate += (size_t)blockIdx.y * QJ_OPS_S_GU;
     up += (size_t)blockIdx.y * QJ_OPS_S_GU;
     out += (size_t)blockIdx.y * QJ_OPS_S_HB;

@@ -19,7 +19,8 @@ __device__ __forceinline__ void qj_pdl_launch_dependents() {
  * records the global timer before and after its wait into qj_trace_buf, which the host points, in every
  * module, at one buffer (compiler/gpu_model.c, qj_gpu_trace_*): word 0 counts the events, event i is the four
  * words 4 + 4 i.. = time before the wait (ns), after it, qj_trace_tag << 32 | blocks in the grid, the
- * block's threads << 32 | the multiprocessor it runs on. */
+ * kernel's kind << 48 | the block's threads << 32 | the multiprocessor it runs on. Kinds name the ops module's
+ * kernels (QJ_TRACE_EMBED.. below; 0 for the matmuls, which their module names). */
 __device__ unsigned long long *qj_trace_buf;
 __device__ unsigned long long qj_trace_cap;
 __device__ unsigned qj_trace_tag;
@@ -29,7 +30,9 @@ __device__ __forceinline__ unsigned long long qj_gtimer() {
     return t;
 }
 #endif
-__device__ __forceinline__ void qj_pdl_wait() {
+enum { QJ_TRACE_EMBED = 1, QJ_TRACE_RMSNORM = 2, QJ_TRACE_ATTENTION = 3, QJ_TRACE_SWIGLU = 4 };
+__device__ __forceinline__ void qj_pdl_wait(unsigned kind = 0) {
+    (void)kind;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #ifdef QJ_TRACE
     const unsigned long long t0 = qj_gtimer();
@@ -45,15 +48,15 @@ __device__ __forceinline__ void qj_pdl_wait() {
             e[0] = t0;
             e[1] = t1;
             e[2] = (unsigned long long)qj_trace_tag << 32 | gridDim.x * gridDim.y * gridDim.z;
-            e[3] = (unsigned long long)(blockDim.x * blockDim.y * blockDim.z) << 32 | sm;
+            e[3] = (unsigned long long)kind << 48 | (unsigned long long)(blockDim.x * blockDim.y * blockDim.z) << 32 | sm;
         }
     }
 #endif
 #endif
 }
-__device__ __forceinline__ void qj_pdl_enter() {
+__device__ __forceinline__ void qj_pdl_enter(unsigned kind = 0) {
     qj_pdl_launch_dependents();
-    qj_pdl_wait();
+    qj_pdl_wait(kind);
 }
 
 #endif

@@ -99,6 +99,37 @@ int main(void) {
     printf("%d integer-MMA wgmma instantiations compiled\n", wg);
     recompile_im("QJ_IM_CVT", "0", n, 0); /* the two-conversion fold, kept for comparison */
 
+    /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
+     * the RMSNorm tail (weights f32/f16/bf16 in turn, with and without the prep) and, at even N, the SwiGLU tail */
+    int tails = 0, tfailed = 0;
+    #pragma omp parallel for schedule(dynamic) reduction(+ : tails, tfailed)
+    for (int i = 0; i < n; i++) {
+        qj_case c;
+        qj_gemv_spec cs;
+        qj_gemv_case_get(i, &c);
+        if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !qj_gemv_tail_fits(&cs)) continue;
+        for (int kind = QJ_TAIL_NORM; kind <= QJ_TAIL_SWIGLU; kind++) {
+            if (kind == QJ_TAIL_SWIGLU && cs.N % 2) continue;
+            cs.tail = kind, cs.tail_prep = i % 4 != 0, cs.tail_wdt = i % 3, cs.tail_eps = 1e-5f;
+            char *src = NULL;
+            void *img = NULL;
+            size_t len = 0;
+            qj_status st = qj_gemv_source(&cs, "sm_90a", &src);
+            if (!st) st = qj_nvrtc_compile(src, "gemv_tail.cu", "sm_90a", &img, &len, NULL);
+            if (st || len == 0) {
+                tfailed++;
+                #pragma omp critical
+                if (!first_err[0]) snprintf(first_err, sizeof first_err, "case %d, tail %d: %s", i, kind, qj_last_error());
+            }
+            tails++;
+            free(src);
+            free(img);
+        }
+    }
+    QJ_CHECK_MSG(tfailed == 0, "%d of %d tail instantiations failed to compile; first: %s", tfailed, tails, first_err);
+    QJ_CHECK_MSG(tails > 0, "no case could take a tail");
+    printf("%d integer-MMA tail instantiations compiled\n", tails);
+
     /* the ops template, with its defaults and with real-model macro sets */
     const char *ops_sets[] = {
         "",
@@ -173,8 +204,18 @@ int main(void) {
         QJ_CHECK_OK(qj_plan_parse("int4-g32", 5, &plan));
         if (m && plan) QJ_CHECK_OK(qj_compile_model(m, plan, 0, &c, NULL));
         if (c) QJ_CHECK_OK(qj_gpu_compile_kernels(c, "sm_90a", 0, 1, &kb, &nk, &st));
-        /* fused q|k|v, o, fused gate|up, down, head, ops: 6 distinct kernels */
-        QJ_CHECK_MSG(nk == 6, "%d kernels", nk);
+        /* fused q|k|v, o with the RMSNorm tail, fused gate|up with the SwiGLU tail, down with the RMSNorm tail in
+         * two kinds (the next q|k|v's prep written; the last layer's: none, the head reads it as it is), head,
+         * ops: 7 distinct kernels */
+        QJ_CHECK_MSG(nk == 7, "%d kernels", nk);
+        int tn = 0, tnp = 0, ts = 0;
+        for (int i = 0; i < nk && kb; i++) {
+            printf("kernel %s\n", kb[i].name);
+            tn += strstr(kb[i].name, "_tn") != NULL;
+            tnp += strstr(kb[i].name, "_tn0p1") != NULL;
+            ts += strstr(kb[i].name, "_tsp1") != NULL;
+        }
+        QJ_CHECK_MSG(tn == 3 && tnp == 2 && ts == 1, "tails: %d RMSNorm (%d with prep), %d SwiGLU", tn, tnp, ts);
         if (c && kb) {
             c->kernels = kb;
             c->n_kernels = nk;
