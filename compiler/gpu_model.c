@@ -157,12 +157,13 @@ static void set_tail(dev_linear *d, const char *arch, int kind, int prep, int wd
     qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
 }
 
-/* Tails (qj_gemv_spec.tail; QJ_FUSE_TAIL=0 turns them off): where the matmul before an RMSNorm (o_proj, down_proj)
+/* Tails (qj_gemv_spec.tail; opt-in, QJ_FUSE_TAIL=1, until they have been checked on a GPU against the CPU
+ * reference: tests/test_gpu_forward.c runs both ways): where the matmul before an RMSNorm (o_proj, down_proj)
  * or before SwiGLU (a fused gate|up) can take it on, that op is done by the matmul's blocks and its own launch
  * goes; the step then has one launch fewer each time (templates/qj_imv.cu qj_tail). */
 static void plan_tails(const qj_model *m, const char *arch, dev_layer *layers, dev_linear *head) {
     const char *e = getenv("QJ_FUSE_TAIL");
-    if (e && !strcmp(e, "0")) return;
+    if (!e || strcmp(e, "1") != 0) return;
     const int nl = m->cfg.n_layers;
     for (int i = 0; i < nl; i++) {
         dev_layer *D = &layers[i];

@@ -2,7 +2,9 @@
 /* test_gpu_forward.c — the whole forward pass on the GPU against the CPU
  * reference: stories260K perplexity, dense and three mixed plans, must agree
  * within 1e-3 relative (the issue's bar; fp32 throughout, so expect ~1e-6);
- * a graph replay gives the same logits as eager launches; batched decode
+ * the same with tails (QJ_FUSE_TAIL=1: RMSNorm and SwiGLU done by the
+ * matmuls before them, batch 1); a graph replay gives the same logits as
+ * eager launches; batched decode
  * (5 and 17 sequences a step, staggered positions) matches the CPU reference
  * per sequence; bad positions, tokens and batches are refused. Exits 77 where no CUDA device is present. */
 #include <math.h>
@@ -46,7 +48,10 @@ int main(void) {
         return 77;
     }
     const char *const *plans = qj_stories_plans;
+    /* every plan without and with tails (QJ_FUSE_TAIL=1: RMSNorm and SwiGLU done by the matmuls before them) */
+    for (int tails = 0; tails < 2; tails++)
     for (size_t pi = 0; pi < (size_t)QJ_STORIES_NPLANS; pi++) {
+        setenv("QJ_FUSE_TAIL", tails ? "1" : "0", 1);
         qj_plan *plan = NULL;
         qj_model *m = NULL;
         qj_gpu_model *g = NULL;
@@ -61,8 +66,9 @@ int main(void) {
             QJ_CHECK_OK(qj_eval_nll(m, ids, 1500, &ep, &cpu));
             QJ_CHECK_OK(qj_eval_nll_with(&m->cfg, m->cfg.seq_len, gpu_fn, g, ids, 1500, &ep, &gpu));
             double rel = fabs(gpu.nll - cpu.nll) / cpu.nll;
-            printf("plan %zu (%s): NLL cpu %.9f gpu %.9f  rel %.2e\n", pi, plan->desc, cpu.nll, gpu.nll, rel);
-            QJ_CHECK_MSG(rel < 1e-3 && isfinite(gpu.nll), "plan %zu: rel %.3g", pi, rel);
+            printf("plan %zu (%s)%s: NLL cpu %.9f gpu %.9f  rel %.2e\n", pi, plan->desc, tails ? " with tails" : "",
+                   cpu.nll, gpu.nll, rel);
+            QJ_CHECK_MSG(rel < 1e-3 && isfinite(gpu.nll), "plan %zu%s: rel %.3g", pi, tails ? " with tails" : "", rel);
             QJ_CHECK(gpu.tokens == 1500);
             /* graph replays (every step after the first) vs a fresh eager model on one step */
             const float *lg;
@@ -108,12 +114,16 @@ int main(void) {
         qj_gpu_model_free(g);
         qj_model_free(m);
         qj_plan_free(plan);
+        unsetenv("QJ_FUSE_TAIL");
     }
     /* A synthetic model whose heads are whole 32-value blocks (head_dim 32)
      * and whose hidden size is ragged (344): the fused activation preps of
      * rmsnorm (with the residual add), attention and swiglu, against the CPU
-     * reference forward, step by step. */
-    {
+     * reference forward, step by step; then the same with tails (the SwiGLU
+     * tail's tiles: 128, 128 and 88 values, some completed by blocks that
+     * hold gate and up rows at once). */
+    for (int tails = 0; tails < 2; tails++) {
+        setenv("QJ_FUSE_TAIL", tails ? "1" : "0", 1);
         qj_model *ts = NULL, *tm = NULL;
         qj_plan *tp = NULL;
         qj_gpu_model *tg = NULL;
@@ -139,8 +149,9 @@ int main(void) {
             double rel = sqrt(num / (den > 0 ? den : 1));
             worst = rel > worst ? rel : worst;
         }
-        printf("synthetic tiny int4-g32: %d steps, worst logits rel %.2e (GPU vs CPU reference)\n", steps, worst);
-        QJ_CHECK_MSG(steps == 40 && worst < 1e-4, "tiny: %d steps, rel %.3g", steps, worst);
+        printf("synthetic tiny int4-g32%s: %d steps, worst logits rel %.2e (GPU vs CPU reference)\n",
+               tails ? " with tails" : "", steps, worst);
+        QJ_CHECK_MSG(steps == 40 && worst < 1e-4, "tiny%s: %d steps, rel %.3g", tails ? " with tails" : "", steps, worst);
         /* batched decode: B sequences per step, each its own tokens, position (row b starts
          * delay[b] steps late, repeating position 0 until then) and KV cache, against one CPU
          * reference state per row; batch 5 fused with graph replays (integer-MMA kernels),
@@ -209,6 +220,7 @@ int main(void) {
         qj_model_free(tm);
         qj_plan_free(tp);
         qj_model_free(ts);
+        unsetenv("QJ_FUSE_TAIL");
     }
     /* A Qwen2-style model: RoPE on pairs (i, i + head_dim/2), q/k/v biases,
      * grouped kv heads, head_dim 128 (attention writes the o_proj input's
@@ -216,16 +228,17 @@ int main(void) {
      * reference step by step; attention with one block per head and with its
      * positions split over 3 (QJ_ATT_SPLIT: shares empty at early steps), the
      * shares combined in a cluster (sm_90+) and, the last case, through
-     * global memory (QJ_ATT_CLUSTER=0). */
-    for (int split = 0; split < 4; split++) {
-        static const char *sp[] = {NULL, "1", "3", "3 (global combine)"};
+     * global memory (QJ_ATT_CLUSTER=0); and with tails (QJ_FUSE_TAIL=1). */
+    for (int split = 0; split < 5; split++) {
+        static const char *sp[] = {NULL, "1", "3", "3 (global combine)", "default, with tails"};
         const char *cfgp = qj_test_tmp("qwen_gpu_config.json");
         const char *js = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":320,\"intermediate_size\":344,"
                          "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":128,"
                          "\"vocab_size\":300,\"max_position_embeddings\":64,\"rms_norm_eps\":1e-6}";
         QJ_CHECK_OK(qj_write_file_atomic(cfgp, js, strlen(js)));
-        if (sp[split]) setenv("QJ_ATT_SPLIT", split == 3 ? "3" : sp[split], 1);
+        if (sp[split] && split < 4) setenv("QJ_ATT_SPLIT", split == 3 ? "3" : sp[split], 1);
         if (split == 3) setenv("QJ_ATT_CLUSTER", "0", 1);
+        if (split == 4) setenv("QJ_FUSE_TAIL", "1", 1); /* (a norm tail over 2.5 prep tiles) */
         qj_model *qs = NULL, *qm = NULL;
         qj_plan *qp = NULL;
         qj_gpu_model *qg = NULL;
@@ -238,6 +251,7 @@ int main(void) {
         if (qm) QJ_CHECK_OK(qj_state_alloc(qm, 64, &qc));
         unsetenv("QJ_ATT_SPLIT");
         unsetenv("QJ_ATT_CLUSTER");
+        unsetenv("QJ_FUSE_TAIL");
         double worst = 0;
         int steps = 0, nv = qm ? qm->cfg.vocab_size : 0;
         for (int pos = 0; qg && qc && pos < 40; pos++, steps++) {

@@ -62,27 +62,27 @@ expect_fail "no block events" python3 "$TS" "$T/empty.txt"
 Q=${QJIT:-}
 M=${QJ_SHARED:-}/models/stories260K/stories260K.bin
 if [ -n "$Q" ] && [ -f "$M" ]; then
-  out=$(QJ_TRACE="$T/real.txt" "$Q" bench --model "$M" --plan int4-g32 --device cuda --tokens 8 2>&1); rc=$?
+  out=$(QJ_FUSE_TAIL=1 QJ_TRACE="$T/real.txt" "$Q" bench --model "$M" --plan int4-g32 --device cuda --tokens 8 2>&1); rc=$?
   if [ $rc -ne 0 ] && echo "$out" | grep -qiE "no NVIDIA driver|no CUDA device|no usable NVIDIA GPU"; then
     echo "no GPU here: the real trace is not taken ($out)" | head -2
   elif [ $rc -ne 0 ]; then
     bad "QJ_TRACE bench failed ($rc): $out"
   else
     r=$(python3 "$TS" "$T/real.txt" 2>&1)
-    # stories260K: 5 layers; every RMSNorm but the first and every SwiGLU are tails of the matmuls before them,
-    # so a step has one RMSNorm launch and 5 attentions
+    # stories260K: 5 layers; with tails (QJ_FUSE_TAIL=1) every RMSNorm but the first and every SwiGLU are done by
+    # the matmuls before them, so a step has one RMSNorm launch and 5 attentions
     for want in "0 launches with a block count unlike their grid; 8 steps traced" "rmsnorm  *8 " "attention  *40 " \
                 "^matmul 64x64 \+rmsnorm( \(grid [0-9]+\))? +40 " "^matmul 64x172 \+rmsnorm( \(grid [0-9]+\))? +40 " \
                 "^matmul 344x64 \+swiglu( \(grid [0-9]+\))? +40 "; do
       if echo "$r" | grep -Eq "$want"; then ok; else bad "real trace: no '$want' in: $r"; fi
     done
   fi
-  # without tails (QJ_FUSE_TAIL=0): 11 RMSNorms and 5 SwiGLUs a step
-  out=$(QJ_FUSE_TAIL=0 QJ_TRACE="$T/real0.txt" "$Q" bench --model "$M" --plan int4-g32 --device cuda --tokens 8 2>&1); rc=$?
+  # without tails (the default): 11 RMSNorms and 5 SwiGLUs a step
+  out=$(QJ_TRACE="$T/real0.txt" "$Q" bench --model "$M" --plan int4-g32 --device cuda --tokens 8 2>&1); rc=$?
   if [ $rc -eq 0 ]; then
     r=$(python3 "$TS" "$T/real0.txt" 2>&1)
     for want in "8 steps traced" "rmsnorm  *88 " "swiglu  *40 " "attention  *40 "; do
-      if echo "$r" | grep -Eq "$want"; then ok; else bad "real trace, QJ_FUSE_TAIL=0: no '$want' in: $r"; fi
+      if echo "$r" | grep -Eq "$want"; then ok; else bad "real trace without tails: no '$want' in: $r"; fi
     done
   fi
 else
