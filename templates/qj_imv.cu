@@ -53,6 +53,7 @@
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
  */
 #include "qj_imprep.cuh"
+#include "qj_opsmath.cuh" /* the tails' roundings (QJ_IM_TAIL) */
 #include "qj_pdl.cuh"
 #include "qj_rowdot.cuh" /* parameter defaults, f16/bf16 scale conversion */
 
@@ -748,17 +749,6 @@ __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0
 }
 
 #if QJ_IM_TAIL
-__device__ __forceinline__ float qj_tail_w(const void *w, int i) {
-    const unsigned short *h = static_cast<const unsigned short *>(w);
-    if (QJ_TAIL_WDT == 1) {
-        float f;
-        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(__ldg(h + i))); /* exact, subnormals included */
-        return f;
-    }
-    if (QJ_TAIL_WDT == 2) return __uint_as_float((unsigned)__ldg(h + i) << 16);
-    return __ldg(static_cast<const float *>(w) + i);
-}
-
 /* the block's sum of v in warp order (every thread gets it); red: QJ_WARPS doubles */
 __device__ __forceinline__ double qj_tail_bsum(double v, double *red) {
 #pragma unroll
@@ -801,7 +791,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
     double t = 0.0;
     for (int i = (int)threadIdx.x; i < QJ_TAIL_GRID; i += QJ_WARPS * 32) t += __ldcg(QJ_CAT(QJ_KERNEL, _tss) + i);
     t = qj_tail_bsum(t, red);
-    const float inv = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)__ddiv_rn(t, (double)QJ_N), QJ_TAIL_EPS)));
+    const float inv = qj_rms_inv(t, QJ_N, QJ_TAIL_EPS);
     for (int T = warp; T < QJ_IM_KT(QJ_N); T += QJ_WARPS) {
         float v[4], o[4];
 #pragma unroll
@@ -814,7 +804,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
             const int i = T * 128 + 4 * lane + c;
             o[c] = 0.0f;
             if (i < QJ_N) {
-                o[c] = __fmul_rn(qj_tail_w(A.w, i), __fmul_rn(v[c], inv));
+                o[c] = qj_rms_out(load_f32<QJ_TAIL_WDT>(A.w, (size_t)i), v[c], inv);
                 A.out[i] = o[c];
             }
         }
@@ -860,7 +850,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
             const int i = T * 128 + 4 * lane + c;
             o[c] = 0.0f;
             if (i < QJ_TAIL_H) {
-                o[c] = __fmul_rn(__fdiv_rn(g[c], __fadd_rn(1.0f, expf(-g[c]))), u[c]);
+                o[c] = qj_silu_mul(g[c], u[c]);
                 A.out[i] = o[c];
             }
         }

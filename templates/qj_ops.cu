@@ -66,6 +66,7 @@
 #include "qj_layout.h"
 #include "qj_dqprep.cuh"
 #include "qj_imprep.cuh"
+#include "qj_opsmath.cuh"
 #include "qj_pdl.cuh"
 
 /* ---------------- parameters ---------------- */
@@ -223,22 +224,7 @@ static_assert(QJ_EMB_GROUP % QJ_BLOCK == 0, "QJ_EMB_GROUP: whole 32-value blocks
 static_assert(QJ_ATT_UNROLL >= 1, "QJ_ATT_UNROLL >= 1");
 
 /* ---------------- helpers ---------------- */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2 };
-
-__device__ __forceinline__ float f16_to_f32(unsigned short h) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); /* exact, subnormals included */
-    return f;
-}
-
-__device__ __forceinline__ float bf16_to_f32(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
-
-/* Element i of a dense f32/f16/bf16 array, as float. */
-template <int DT> __device__ __forceinline__ float load_f32(const void *__restrict__ p, size_t i) {
-    if (DT == DT_F16) return f16_to_f32(__ldg((const unsigned short *)p + i));
-    if (DT == DT_BF16) return bf16_to_f32(__ldg((const unsigned short *)p + i));
-    return __ldg((const float *)p + i);
-}
+/* (DT_F32/F16/BF16, f16_to_f32, bf16_to_f32, load_f32<DT>: qj_opsmath.cuh) */
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -401,7 +387,7 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
         }
     }
     ss = block_sum_f64(ss, red);
-    const float inv = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn((float)__ddiv_rn(ss, (double)QJ_DIM), QJ_EPS)));
+    const float inv = qj_rms_inv(ss, QJ_DIM, QJ_EPS);
     const int c0 = blockIdx.x * QJ_NORM_CHUNK, lane = threadIdx.x & 31;
 #if QJ_OPS_PREP == 3
     /* warp 0: lane l the values 4l..4l+3 of the chunk, then the tile's prep */
@@ -417,7 +403,7 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
                 v = __fadd_rn(v, res[i]);
                 x_out[i] = v;
             }
-            o[c] = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(v, inv));
+            o[c] = qj_rms_out(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), v, inv);
             out[i] = o[c];
         }
     }
@@ -433,7 +419,7 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
             v = __fadd_rn(v, res[i]);
             x_out[i] = v;
         }
-        o = __fmul_rn(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), __fmul_rn(v, inv));
+        o = qj_rms_out(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), v, inv);
         out[i] = o;
     }
     const int blk = (c0 >> 5) + (threadIdx.x >> 5);
@@ -823,7 +809,7 @@ qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *_
                 o[c] = 0.0f;
                 if (i < QJ_HIDDEN) {
                     const float g = gate[i];
-                    o[c] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
+                    o[c] = qj_silu_mul(g, up[i]);
                     out[i] = o[c];
                 }
             }
@@ -838,7 +824,7 @@ qj_swiglu(const float *__restrict__ gate, const float *__restrict__ up, float *_
         float o = 0.0f;
         if (i < QJ_HIDDEN) {
             const float g = gate[i];
-            o = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]);
+            o = qj_silu_mul(g, up[i]);
             out[i] = o;
         }
         if (xq) qj_dq_prep_warp(o, lane, blk, xq, xc);
