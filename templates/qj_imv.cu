@@ -186,6 +186,7 @@ struct qj_tail_args {
 static_assert(QJ_BATCH == 1 && !QJ_IM_BX && QJ_IM_KS == 1, "a tail: batch-1 kernels whose blocks own their rows");
 static_assert(QJ_IM_TAIL != 2 || QJ_N % 2 == 0, "SwiGLU's tail: gate and up of one size");
 #define QJ_TAIL_GRID ((QJ_MTN + QJ_MT - 1) / QJ_MT)
+#define QJ_TAIL_U 4 /* RMSNorm's last block: 128-value tiles a warp loads at once */
 #define QJ_TAIL_H (QJ_N / 2)
 #define QJ_TAIL_HT QJ_IM_KT(QJ_TAIL_H)
 __device__ unsigned QJ_CAT(QJ_KERNEL, _tcnt)[QJ_IM_TAIL == 2 ? QJ_TAIL_HT : 1];
@@ -792,23 +793,35 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
     for (int i = (int)threadIdx.x; i < QJ_TAIL_GRID; i += QJ_WARPS * 32) t += __ldcg(QJ_CAT(QJ_KERNEL, _tss) + i);
     t = qj_tail_bsum(t, red);
     const float inv = qj_rms_inv(t, QJ_N, QJ_TAIL_EPS);
-    for (int T = warp; T < QJ_IM_KT(QJ_N); T += QJ_WARPS) {
-        float v[4], o[4];
+    /* warp w: tiles w, w + QJ_WARPS, ..., QJ_TAIL_U of them at a time with all their loads issued first (one
+     * round trip to L2 a group, not one a tile: this is the one block every next launch waits for) */
+    constexpr int KTN = QJ_IM_KT(QJ_N);
+    for (int T0 = warp; T0 < KTN; T0 += QJ_TAIL_U * QJ_WARPS) {
+        float v[QJ_TAIL_U][4], w[QJ_TAIL_U][4];
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            const int i = T * 128 + 4 * lane + c;
-            v[c] = i < QJ_N ? __ldcg(A.x_out + i) : 0.0f;
-        }
+        for (int u = 0; u < QJ_TAIL_U; u++)
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            const int i = T * 128 + 4 * lane + c;
-            o[c] = 0.0f;
-            if (i < QJ_N) {
-                o[c] = qj_rms_out(load_f32<QJ_TAIL_WDT>(A.w, (size_t)i), v[c], inv);
-                A.out[i] = o[c];
+            for (int c = 0; c < 4; c++) {
+                const int i = (T0 + u * QJ_WARPS) * 128 + 4 * lane + c;
+                v[u][c] = i < QJ_N ? __ldcg(A.x_out + i) : 0.0f; /* (tiles past the row: i >= QJ_N) */
+                w[u][c] = i < QJ_N ? load_f32<QJ_TAIL_WDT>(A.w, (size_t)i) : 0.0f;
             }
+#pragma unroll
+        for (int u = 0; u < QJ_TAIL_U; u++) {
+            const int T = T0 + u * QJ_WARPS;
+            if (T >= KTN) break; /* warp-uniform */
+            float o[4];
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int i = T * 128 + 4 * lane + c;
+                o[c] = 0.0f;
+                if (i < QJ_N) {
+                    o[c] = qj_rms_out(w[u][c], v[u][c], inv);
+                    A.out[i] = o[c];
+                }
+            }
+            if (QJ_TAIL_PREP) qj_im_prep_warp(o, lane, T, A.xi, A.xw);
         }
-        if (QJ_TAIL_PREP) qj_im_prep_warp(o, lane, T, A.xi, A.xw);
     }
 #else
     /* the SwiGLU tiles this block's rows complete: gate rows [r0, r1) ∩ [0, H), up rows ∩ [H, 2H) */
