@@ -820,7 +820,7 @@ void qj_cuda_arch_string(int major, int minor, int ptx, char *buf, size_t n) {
     snprintf(buf, n, "%s_%d%d%s", ptx ? "compute" : "sm", major, minor, major == 9 && minor == 0 ? "a" : "");
 }
 
-static int dtype_code(qj_dtype t) { return t == QJ_DTYPE_F32 ? 0 : t == QJ_DTYPE_F16 ? 1 : t == QJ_DTYPE_BF16 ? 2 : 3; }
+int qj_ops_dtype_code(qj_dtype t) { return t == QJ_DTYPE_F32 ? 0 : t == QJ_DTYPE_F16 ? 1 : t == QJ_DTYPE_BF16 ? 2 : 3; }
 
 static int pad32i(int n) { return (n + 31) / 32 * 32; }
 
@@ -875,7 +875,7 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
              "#define QJ_OPS_S_CACHE ((size_t)%lldull)\n#define QJ_ATT_SPLIT %d\n#define QJ_ATT_CLUSTER %d\n"
              "#include \"qj_ops.cu\"\n",
              c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, c->head_dim, max_seq, (double)c->rms_eps,
-             c->rope_style == QJ_ROPE_HALF, c->qkv_bias, dtype_code(nd), dtype_code(e->dtype),
+             c->rope_style == QJ_ROPE_HALF, c->qkv_bias, qj_ops_dtype_code(nd), qj_ops_dtype_code(e->dtype),
              e->dtype == QJ_DTYPE_Q ? e->q.bits : 4, e->dtype == QJ_DTYPE_Q ? e->q.group : 32,
              e->dtype == QJ_DTYPE_Q ? e->q.symmetric : 0, e->dtype == QJ_DTYPE_Q && e->q.scale_dtype == QJ_DTYPE_BF16,
              QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c),

@@ -159,6 +159,10 @@ int qj_ops_att_split(const qj_config *c);
  * and combine their shares through distributed shared memory (templates/qj_ops.cu) */
 int qj_ops_att_cluster(void);
 
+/* A dense array's dtype as the templates name it (qj_opsmath.cuh DT_F32 0, DT_F16 1, DT_BF16 2; 3 = packed):
+ * QJ_NORM_DTYPE, QJ_EMB_DTYPE, QJ_TAIL_WDT. */
+int qj_ops_dtype_code(qj_dtype t);
+
 /* Tails (qj_gemv_spec.tail): the launch's blocks finish the next non-matmul op themselves. */
 #define QJ_TAIL_NORM 1
 #define QJ_TAIL_SWIGLU 2

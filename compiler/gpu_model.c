@@ -131,8 +131,6 @@ static int fusable(const qj_tensor *const *parts, int n, const char *arch, int b
     return 0;
 }
 
-static int dtype_code(qj_dtype t) { return t == QJ_DTYPE_F16 ? 1 : t == QJ_DTYPE_BF16 ? 2 : 0; }
-
 /* Whether any of n linears reads its input through the integer-MMA prep. */
 static int any_im(dev_linear *const *d, int n) {
     for (int i = 0; i < n; i++)
@@ -174,10 +172,10 @@ static void plan_tails(const qj_model *m, const char *arch, dev_layer *layers, d
         const qj_tensor *w2 = i + 1 < nl ? &m->layers[i + 1].attn_norm : &m->final_norm;
         dev_linear *o = &D->lin[QJ_LIN_O], *down = &D->lin[QJ_LIN_DOWN];
         if (qj_gemv_tail_fits(&o->spec))
-            set_tail(o, arch, QJ_TAIL_NORM, any_im(gu, ngu), dtype_code(m->layers[i].ffn_norm.dtype), m->cfg.rms_eps);
+            set_tail(o, arch, QJ_TAIL_NORM, any_im(gu, ngu), qj_ops_dtype_code(m->layers[i].ffn_norm.dtype), m->cfg.rms_eps);
         if (D->fused_gu && qj_gemv_tail_fits(&D->gu.spec)) set_tail(&D->gu, arch, QJ_TAIL_SWIGLU, any_im(dn, 1), 0, 0.0f);
         if (qj_gemv_tail_fits(&down->spec))
-            set_tail(down, arch, QJ_TAIL_NORM, any_im(next, nn), dtype_code(w2->dtype), m->cfg.rms_eps);
+            set_tail(down, arch, QJ_TAIL_NORM, any_im(next, nn), qj_ops_dtype_code(w2->dtype), m->cfg.rms_eps);
     }
 }
 
@@ -618,27 +616,23 @@ void qj_gpu_model_free(qj_gpu_model *g) {
 /* Launches reading the same x with the same prep kind share one prep (the
  * prepared layout depends only on the kind, K and batch, and every launch of
  * one x has its K). */
-static qj_status gemv(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
+/* a: where the launch's prepared input is: g->act (prepared here unless it already holds x's), or g->act2
+ * (written by gate|up's SwiGLU tail); t: the tail's pointers, for a kernel with a tail. */
+static qj_status gemv_in(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, const qj_gact *a,
+                         qj_dptr y, int y_stride, const qj_gtail *t) {
     qj_status s;
     int kind = qj_gemv_prep_kind(&d->spec);
     if (g->skip & sk) return QJ_OK;
-    if (kind && g->prepped[kind] != x) {
+    if (a == &g->act && kind && g->prepped[kind] != x) {
         if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
         g->prepped[kind] = x;
     }
-    return qj_glinear_run(g->cu, g->stream, d, x, x_stride, &g->act, y, y_stride);
+    return t ? qj_glinear_run_tail(g->cu, g->stream, d, a, y, y_stride, t)
+             : qj_glinear_run(g->cu, g->stream, d, x, x_stride, a, y, y_stride);
 }
 
-/* A launch with a tail (d->spec.tail), whose input's integer-MMA prep is in a (prepared for x before it). */
-static qj_status gemv_tail(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, const qj_gact *a,
-                           qj_dptr y, int y_stride, const qj_gtail *t) {
-    qj_status s;
-    if (g->skip & sk) return QJ_OK;
-    if (a == &g->act && g->prepped[QJ_PREP_IM] != x) {
-        if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
-        g->prepped[QJ_PREP_IM] = x;
-    }
-    return qj_glinear_run_tail(g->cu, g->stream, d, a, y, y_stride, t);
+static qj_status gemv(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
+    return gemv_in(g, sk, d, x, x_stride, &g->act, y, y_stride, NULL);
 }
 
 /* The matmul d (o_proj or down_proj: y is the residual to add) with the next RMSNorm (weights w) as its tail:
@@ -647,7 +641,7 @@ static qj_status gemv_norm(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr 
                            qj_dptr y, qj_dptr w) {
     qj_gtail t = {g->x_cur, g->x_cur == g->x ? g->x_alt : g->x, w, g->xb, 0, 0};
     if (d->spec.tail_prep) t.xi = g->act.xi, t.xw = g->act.xw;
-    qj_status s = gemv_tail(g, sk, d, x, x_stride, a, y, g->L.x, &t);
+    qj_status s = gemv_in(g, sk, d, x, x_stride, a, y, g->L.x, &t);
     g->x_cur = t.x_out;
     memset(g->prepped, 0, sizeof g->prepped);
     if (d->spec.tail_prep) g->prepped[QJ_PREP_IM] = g->xb;
@@ -736,47 +730,35 @@ static qj_status enqueue_step(qj_gpu_model *g) {
                    (s = norm(g, D->ffn_norm, g->xb2, gu, ngu)))
             return s;
         dev_linear *down = &D->lin[QJ_LIN_DOWN];
-        const int last = i + 1 == c->n_layers;
+        const qj_gact *da = &g->act; /* where down_proj's input is prepared */
         if (D->fused_gu && D->gu.spec.tail) {
             /* SwiGLU in gate|up's tail; its prep (for down) in act2: blocks of gate|up still read act's */
             qj_gtail t = {0, 0, 0, g->hb, 0, 0};
-            if (D->gu.spec.tail_prep) t.xi = g->act2.xi, t.xw = g->act2.xw;
-            if ((s = gemv_tail(g, SK_GU, &D->gu, g->xb, g->xb_stride, &g->act, g->gate, sg, &t))) return s;
+            if (D->gu.spec.tail_prep) t.xi = g->act2.xi, t.xw = g->act2.xw, da = &g->act2;
+            if ((s = gemv_in(g, SK_GU, &D->gu, g->xb, g->xb_stride, &g->act, g->gate, sg, &t))) return s;
             memset(g->prepped, 0, sizeof g->prepped);
-            const qj_gact *da = D->gu.spec.tail_prep ? &g->act2 : &g->act; /* where down's input is prepared */
-            if (down->spec.tail)
-                s = gemv_norm(g, SK_DOWN, down, g->hb, g->hb_stride, da, g->xb2, last ? g->final_norm : g->layers[i + 1].attn_norm);
-            else if (da == &g->act2)
-                s = (g->skip & SK_DOWN) ? QJ_OK : qj_glinear_run(g->cu, g->stream, down, g->hb, g->hb_stride, da, g->xb2, sx);
-            else
-                s = gemv(g, SK_DOWN, down, g->hb, g->hb_stride, g->xb2, sx);
-            if (s) return s;
-            normed = down->spec.tail != 0;
-            res = normed ? 0 : g->xb2;
-            continue;
-        }
-        if (D->fused_gu) {
-            if ((s = gemv(g, SK_GU, &D->gu, g->xb, g->xb_stride, g->gate, sg))) return s;
-        } else if ((s = gemv(g, SK_GU, gu[0], g->xb, g->xb_stride, g->gate, sg)) ||
-                   (s = gemv(g, SK_GU, gu[1], g->xb, g->xb_stride, g->up, sg)))
-            return s;
-        dev_linear *dn[1] = {&D->lin[QJ_LIN_DOWN]};
-        qj_dptr xq, xc;
-        fused_prep_bufs(g, dn, 1, &xq, &xc);
-        void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
-        if ((s = launch(g, SK_SWIGLU, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
-        if (xq) g->prepped[g->fused_prep] = g->hb;
-        if (down->spec.tail) {
-            if ((s = gemv_norm(g, SK_DOWN, down, g->hb, g->hb_stride, &g->act, g->xb2,
-                               last ? g->final_norm : g->layers[i + 1].attn_norm)))
-                return s;
-            normed = 1;
-            res = 0;
         } else {
-            if ((s = gemv(g, SK_DOWN, down, g->hb, g->hb_stride, g->xb2, sx))) return s;
-            normed = 0;
-            res = g->xb2;
+            if (D->fused_gu) {
+                if ((s = gemv(g, SK_GU, &D->gu, g->xb, g->xb_stride, g->gate, sg))) return s;
+            } else if ((s = gemv(g, SK_GU, gu[0], g->xb, g->xb_stride, g->gate, sg)) ||
+                       (s = gemv(g, SK_GU, gu[1], g->xb, g->xb_stride, g->up, sg)))
+                return s;
+            dev_linear *dn[1] = {down};
+            qj_dptr xq, xc;
+            fused_prep_bufs(g, dn, 1, &xq, &xc);
+            void *as[] = {&g->gate, &g->up, &g->hb, &xq, &xc};
+            if ((s = launch(g, SK_SWIGLU, g->f_swiglu, cdiv(c->hidden_dim, QJ_OPS_THREADS), 0, as))) return s;
+            if (xq) g->prepped[g->fused_prep] = g->hb;
         }
+        /* down_proj, with the next RMSNorm (the next layer's, or the final one) as its tail where it has one */
+        normed = down->spec.tail != 0;
+        res = normed ? 0 : g->xb2;
+        if (normed)
+            s = gemv_norm(g, SK_DOWN, down, g->hb, g->hb_stride, da, g->xb2,
+                          i + 1 < c->n_layers ? g->layers[i + 1].attn_norm : g->final_norm);
+        else
+            s = gemv_in(g, SK_DOWN, down, g->hb, g->hb_stride, da, g->xb2, sx, NULL);
+        if (s) return s;
     }
     dev_linear *hd[1] = {&g->head};
     if (!normed && (s = norm(g, g->final_norm, res, hd, 1))) return s;

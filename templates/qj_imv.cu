@@ -750,19 +750,6 @@ __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0
 }
 
 #if QJ_IM_TAIL
-/* the block's sum of v in warp order (every thread gets it); red: QJ_WARPS doubles */
-__device__ __forceinline__ double qj_tail_bsum(double v, double *red) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads(); /* red's earlier readers are done */
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-    __syncthreads();
-    double s = 0.0;
-#pragma unroll
-    for (int w = 0; w < QJ_WARPS; w++) s += red[w];
-    return s;
-}
-
 /* Called by every thread of the block after its output rows [16 mt0, 16 (mt0 + QJ_MT)) are stored. */
 __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_tail_args &A, int mt0) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -778,7 +765,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
         ss += (double)v * (double)v;
     }
     __threadfence(); /* this thread's rows of x_out before the block's count */
-    ss = qj_tail_bsum(ss, red);
+    ss = qj_block_sum_f64<QJ_WARPS>(ss, red);
     if (threadIdx.x == 0) {
         __stcg(QJ_CAT(QJ_KERNEL, _tss) + blockIdx.x, ss);
         __threadfence();
@@ -791,7 +778,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
     __threadfence();
     double t = 0.0;
     for (int i = (int)threadIdx.x; i < QJ_TAIL_GRID; i += QJ_WARPS * 32) t += __ldcg(QJ_CAT(QJ_KERNEL, _tss) + i);
-    t = qj_tail_bsum(t, red);
+    t = qj_block_sum_f64<QJ_WARPS>(t, red); /* (red's first sum was read before the barrier above) */
     const float inv = qj_rms_inv(t, QJ_N, QJ_TAIL_EPS);
     /* warp w: tiles w, w + QJ_WARPS, ..., QJ_TAIL_U of them at a time with all their loads issued first (one
      * round trip to L2 a group, not one a tile: this is the one block every next launch waits for) */

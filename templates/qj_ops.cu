@@ -232,12 +232,6 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-__device__ __forceinline__ double warp_sum_f64(double v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -247,15 +241,7 @@ __device__ __forceinline__ float warp_max(float v) {
 /* Block-wide reductions over QJ_THREADS threads; every thread gets the result,
  * summed in warp order (deterministic). `red` holds QJ_OPS_WARPS values and must
  * not be reused before another __syncthreads(). */
-__device__ __forceinline__ double block_sum_f64(double v, double *red) {
-    v = warp_sum_f64(v);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-    __syncthreads();
-    double s = 0.0;
-#pragma unroll
-    for (int w = 0; w < QJ_OPS_WARPS; w++) s += red[w];
-    return s;
-}
+__device__ __forceinline__ double block_sum_f64(double v, double *red) { return qj_block_sum_f64<QJ_OPS_WARPS>(v, red); }
 
 __device__ __forceinline__ float block_sum(float v, float *red) {
     v = warp_sum(v);

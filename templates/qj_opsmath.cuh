@@ -1,5 +1,5 @@
-/* qj_opsmath.cuh — the roundings of RMSNorm and SwiGLU, and the dense f32/f16/bf16
- * loads their weights need, in one place: qj_ops.cu's kernels and the matmul tails
+/* qj_opsmath.cuh — the roundings of RMSNorm and SwiGLU, the dense f32/f16/bf16
+ * loads their weights need and the block sum of squares, in one place: qj_ops.cu's kernels and the matmul tails
  * of qj_imv.cu (QJ_IM_TAIL) both use them, so the two paths round alike. Each
  * rounds as the C reference (runtime/qj_forward.c) does, one _rn operation per C
  * operation (no FMA contraction). */
@@ -21,6 +21,19 @@ template <int DT> __device__ __forceinline__ float load_f32(const void *__restri
     if (DT == DT_F16) return f16_to_f32(__ldg((const unsigned short *)p + i));
     if (DT == DT_BF16) return bf16_to_f32(__ldg((const unsigned short *)p + i));
     return __ldg((const float *)p + i);
+}
+
+/* The sum of v over a block of W warps, in warp order (deterministic); every thread gets it. red holds W
+ * values and must not be written again before another __syncthreads(). */
+template <int W> __device__ __forceinline__ double qj_block_sum_f64(double v, double *red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double s = 0.0;
+#pragma unroll
+    for (int w = 0; w < W; w++) s += red[w];
+    return s;
 }
 
 /* RMSNorm: 1 / sqrt(mean(x^2) + eps) from the double sum of squares of n values, and one output value */
