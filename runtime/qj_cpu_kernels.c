@@ -10,6 +10,32 @@
 
 #include "qj_layout.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+/* a block's 32 floats with plane m's values contiguous (value per i + m at m (32 / per) + i; per = 2 or 4) */
+static inline void planes_f32(const float *blk, float *xb, int per) {
+#if defined(__AVX512F__)
+    /* two two-source permutes (the index picks from blk[0..31]); the portable loop below compiles to 32 moves */
+    __m512i lo, hi;
+    if (per == 4) {
+        lo = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+        hi = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    } else {
+        lo = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        hi = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    }
+    const __m512 a = _mm512_loadu_ps(blk), b = _mm512_loadu_ps(blk + 16);
+    _mm512_storeu_ps(xb, _mm512_permutex2var_ps(a, lo, b));
+    _mm512_storeu_ps(xb + 16, _mm512_permutex2var_ps(a, hi, b));
+#else
+    const int L = 32 / per;
+    for (int m = 0; m < per; m++)
+        for (int i = 0; i < L; i++) xb[m * L + i] = blk[per * i + m];
+#endif
+}
+
 qj_status qj_cpu_kspec_of(const qj_tensor *w, qj_cpu_kspec *s) {
     memset(s, 0, sizeof *s);
     if (w->dtype != QJ_DTYPE_Q || w->ndim != 2)
@@ -74,18 +100,18 @@ static void prep_groups(const float *x, const qj_cpu_kspec *s, int64_t g0, int64
     const int64_t K = s->K, group = s->group;
     const int P = qj_cpu_xd_planes(s->bits, s->group, s->K);
     const int sh = P == 4 ? 2 : P == 2 ? 1 : 0, w2 = qj_cpu_xd_w2(s->bits, s->group, s->K);
-    const int per = s->bits == 2 || s->bits == 4 ? 8 / s->bits : 1, L = 32 / per;
+    const int per = s->bits == 2 || s->bits == 4 ? 8 / s->bits : 1;
     for (int64_t gi = g0; gi < g1; gi++) {
         const int64_t k0 = gi * group, k1 = k0 + group < K ? k0 + group : K;
         /* the float copy, block by block (zero past K) */
         for (int64_t b = k0 / 32; b * 32 < k1; b++) { /* the last group: up to nb blocks */
             float blk[32], *xb = xp + b * 32;
             const int64_t kb = b * 32;
-            for (int i = 0; i < 32; i++) blk[i] = kb + i < K ? x[kb + i] : 0.0f;
+            if (kb + 32 <= K) memcpy(blk, x + kb, sizeof blk);
+            else
+                for (int i = 0; i < 32; i++) blk[i] = kb + i < K ? x[kb + i] : 0.0f;
             if (per == 1) memcpy(xb, blk, sizeof blk);
-            else /* plane m's values contiguous */
-                for (int m = 0; m < per; m++)
-                    for (int i = 0; i < L; i++) xb[m * L + i] = blk[per * i + m];
+            else planes_f32(blk, xb, per);
         }
         /* eight running maxima and sums (vectorisable; the maximum is the same in any order, the
          * sum is in double). Not fmaxf: a libm call per value; a NaN in x stays out of m either way */
@@ -117,10 +143,13 @@ static void prep_groups(const float *x, const qj_cpu_kspec *s, int64_t g0, int64
              * in the digits' order already */
             int32_t q[32];
             int8_t dg[3][32];
-            const float *src = P > 1 || per == 1 ? xp + kb : NULL;
-            for (int i = 0; i < 32; i++) {
+            float xv[32];
+            if (P > 1 || per == 1) memcpy(xv, xp + kb, sizeof xv);
+            else
+                for (int i = 0; i < 32; i++) xv[i] = i < n ? x[kb + i] : 0.0f;
+            for (int i = 0; i < 32; i++) { /* one branch-free loop: vectorised (a choice per value kept it scalar) */
                 /* round half to even, as lrintf, without a libm call: exact in double below 2^51 */
-                const double v = src ? (double)(src[i] * inv) : i < n ? (double)(x[kb + i] * inv) : 0.0;
+                const double v = (double)(xv[i] * inv);
                 int32_t qi = (int32_t)((v + 6755399441055744.0) - 6755399441055744.0);
                 qi = qi > QJ_CPU_XQ ? QJ_CPU_XQ : qi;
                 q[i] = qi < -QJ_CPU_XQ ? -QJ_CPU_XQ : qi;
@@ -145,8 +174,12 @@ static void prep_groups(const float *x, const qj_cpu_kspec *s, int64_t g0, int64
                     memcpy(o + 200, dg[d] + 24, 8);
                     continue;
                 }
-                /* plane m of the block (values P t + m, t < 32 / P: dg's m-th piece) at 192 m */
-                for (int pm = 0; pm < P; pm++) memcpy(o + pm * 192, dg[d] + pm * (32 >> sh), (size_t)(32 >> sh));
+                /* plane m of the block (values P t + m, t < 32 / P: dg's m-th piece) at 192 m; copies of a
+                 * constant size (one move each: a variable one became `rep movs`, most of the prep's time) */
+                if (P == 4)
+                    for (int pm = 0; pm < 4; pm++) memcpy(o + pm * 192, dg[d] + pm * 8, 8);
+                else
+                    for (int pm = 0; pm < 2; pm++) memcpy(o + pm * 192, dg[d] + pm * 16, 16);
             }
         }
     }
