@@ -155,13 +155,25 @@ static void set_tail(dev_linear *d, const char *arch, int kind, int prep, int wd
     qj_gemv_name(&d->spec, arch, d->name, sizeof d->name);
 }
 
-/* Tails (qj_gemv_spec.tail; opt-in, QJ_FUSE_TAIL=1, until they have been checked on a GPU against the CPU
- * reference: tests/test_gpu_forward.c runs both ways): where the matmul before an RMSNorm (o_proj, down_proj)
- * or before SwiGLU (a fused gate|up) can take it on, that op is done by the matmul's blocks and its own launch
- * goes; the step then has one launch fewer each time (templates/qj_imv.cu qj_tail). */
+/* Tails (qj_gemv_spec.tail; opt-in with QJ_FUSE_TAIL, off by default: measured slower on the H100 than the
+ * separate launches they replace, docs/KERNELS.md "Tails"): where the matmul before an RMSNorm (o_proj,
+ * down_proj) or before SwiGLU (a fused gate|up) can take it on, that op is done by the matmul's blocks and its
+ * own launch goes (templates/qj_imv.cu qj_tail). tests/test_gpu_tail.c and test_gpu_forward.c check them. */
 static void plan_tails(const qj_model *m, const char *arch, dev_layer *layers, dev_linear *head) {
     const char *e = getenv("QJ_FUSE_TAIL");
-    if (!e || strcmp(e, "1") != 0) return;
+    if (!e || !*e || !strcmp(e, "0")) return;
+    /* "1": every tail; else a comma-separated list of o, gu, down (debugging: one kind of tail at a time) */
+    int want[3] = {1, 1, 1};
+    if (strcmp(e, "1") != 0) {
+        static const char *const kinds[3] = {"o", "gu", "down"};
+        for (int k = 0; k < 3; k++) {
+            const size_t n = strlen(kinds[k]);
+            want[k] = 0;
+            for (const char *p = e; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) 
+                if (!strncmp(p, kinds[k], n) && (p[n] == ',' || !p[n])) want[k] = 1;
+        }
+    }
+    const int noprep = getenv("QJ_TAIL_NOPREP") && !strcmp(getenv("QJ_TAIL_NOPREP"), "1");
     const int nl = m->cfg.n_layers;
     for (int i = 0; i < nl; i++) {
         dev_layer *D = &layers[i];
@@ -171,11 +183,13 @@ static void plan_tails(const qj_model *m, const char *arch, dev_layer *layers, d
         const int nn = qkv_readers(layers, nl, i + 1, head, next);
         const qj_tensor *w2 = i + 1 < nl ? &m->layers[i + 1].attn_norm : &m->final_norm;
         dev_linear *o = &D->lin[QJ_LIN_O], *down = &D->lin[QJ_LIN_DOWN];
-        if (qj_gemv_tail_fits(&o->spec))
-            set_tail(o, arch, QJ_TAIL_NORM, any_im(gu, ngu), qj_ops_dtype_code(m->layers[i].ffn_norm.dtype), m->cfg.rms_eps);
-        if (D->fused_gu && qj_gemv_tail_fits(&D->gu.spec)) set_tail(&D->gu, arch, QJ_TAIL_SWIGLU, any_im(dn, 1), 0, 0.0f);
-        if (qj_gemv_tail_fits(&down->spec))
-            set_tail(down, arch, QJ_TAIL_NORM, any_im(next, nn), qj_ops_dtype_code(w2->dtype), m->cfg.rms_eps);
+        if (want[0] && qj_gemv_tail_fits(&o->spec))
+            set_tail(o, arch, QJ_TAIL_NORM, !noprep && any_im(gu, ngu), qj_ops_dtype_code(m->layers[i].ffn_norm.dtype),
+                     m->cfg.rms_eps);
+        if (want[1] && D->fused_gu && qj_gemv_tail_fits(&D->gu.spec))
+            set_tail(&D->gu, arch, QJ_TAIL_SWIGLU, !noprep && any_im(dn, 1), 0, 0.0f);
+        if (want[2] && qj_gemv_tail_fits(&down->spec))
+            set_tail(down, arch, QJ_TAIL_NORM, !noprep && any_im(next, nn), qj_ops_dtype_code(w2->dtype), m->cfg.rms_eps);
     }
 }
 

@@ -821,7 +821,9 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
 #pragma unroll
         for (int part = 0; part < 2; part++) {
             const int lo = part ? max(r0, QJ_TAIL_H) - QJ_TAIL_H : r0, hi = part ? r1 - QJ_TAIL_H : min(r1, QJ_TAIL_H);
-            for (int ht = lo / 128; ht * 128 < hi; ht++) {
+            /* (lo < hi: a block wholly in the other part adds nothing; where H is not a multiple of 128 its rows
+             * would otherwise give the tile of lo a negative count) */
+            for (int ht = lo / 128; lo < hi && ht * 128 < hi; ht++) {
                 const int a = max(lo, ht * 128), b = min(hi, ht * 128 + 128);
                 const unsigned need = 2u * (unsigned)(min(QJ_TAIL_H, ht * 128 + 128) - ht * 128);
                 if (atomicAdd(cnt + ht, (unsigned)(b - a)) + (unsigned)(b - a) == need) {
