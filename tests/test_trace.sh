@@ -77,8 +77,8 @@ if [ -n "$Q" ] && [ -f "$M" ]; then
       if echo "$r" | grep -Eq "$want"; then ok; else bad "real trace: no '$want' in: $r"; fi
     done
   fi
-  # without tails (the default): 11 RMSNorms and 5 SwiGLUs a step
-  out=$(QJ_TRACE="$T/real0.txt" "$Q" bench --model "$M" --plan int4-g32 --device cuda --tokens 8 2>&1); rc=$?
+  # without tails (the default; set, so that a caller's QJ_FUSE_TAIL does not leak in): 11 RMSNorms and 5 SwiGLUs a step
+  out=$(QJ_FUSE_TAIL=0 QJ_TRACE="$T/real0.txt" "$Q" bench --model "$M" --plan int4-g32 --device cuda --tokens 8 2>&1); rc=$?
   if [ $rc -eq 0 ]; then
     r=$(python3 "$TS" "$T/real0.txt" 2>&1)
     for want in "8 steps traced" "rmsnorm  *88 " "swiglu  *40 " "attention  *40 "; do
