@@ -166,11 +166,14 @@ static void plan_tails(const qj_model *m, const char *arch, dev_layer *layers, d
     int want[3] = {1, 1, 1};
     if (strcmp(e, "1") != 0) {
         static const char *const kinds[3] = {"o", "gu", "down"};
-        for (int k = 0; k < 3; k++) {
-            const size_t n = strlen(kinds[k]);
-            want[k] = 0;
-            for (const char *p = e; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) 
-                if (!strncmp(p, kinds[k], n) && (p[n] == ',' || !p[n])) want[k] = 1;
+        want[0] = want[1] = want[2] = 0;
+        for (const char *p = e; *p;) {
+            const size_t n = strcspn(p, ",");
+            int k = 0;
+            while (k < 3 && !(strlen(kinds[k]) == n && !strncmp(p, kinds[k], n))) k++;
+            if (k < 3) want[k] = 1;
+            else fprintf(stderr, "qjit: QJ_FUSE_TAIL: '%.*s' ignored (expected 0, 1 or a list of o, gu, down)\n", (int)n, p);
+            p += n + (p[n] == ',');
         }
     }
     const int noprep = getenv("QJ_TAIL_NOPREP") && !strcmp(getenv("QJ_TAIL_NOPREP"), "1");

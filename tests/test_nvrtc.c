@@ -209,20 +209,28 @@ int main(void) {
         if (c) {
             /* with tails (QJ_FUSE_TAIL=1): o with the RMSNorm tail, fused gate|up with the SwiGLU tail, down with the
              * RMSNorm tail in two kinds (the next q|k|v's prep written; the last layer's: none, the head reads its
-             * input as it is), q|k|v, head, ops: 7 */
-            qj_kernel_blob *kt = NULL;
-            int nt = 0, tn = 0, tnp = 0, ts = 0;
-            setenv("QJ_FUSE_TAIL", "1", 1);
-            QJ_CHECK_OK(qj_gpu_compile_kernels(c, "sm_90a", 0, 1, &kt, &nt, &st));
-            unsetenv("QJ_FUSE_TAIL");
-            for (int i = 0; i < nt && kt; i++) {
-                tn += strstr(kt[i].name, "_tn") != NULL;
-                tnp += strstr(kt[i].name, "_tn0p1") != NULL;
-                ts += strstr(kt[i].name, "_tsp1") != NULL;
+             * input as it is), q|k|v, head, ops: 7. With "gu,down" o keeps its plain kernel: still 7, one RMSNorm
+             * tail with prep fewer */
+            static const struct {
+                const char *env;
+                int tn, tnp;
+            } tw[2] = {{"1", 3, 2}, {"gu,down", 2, 1}};
+            for (int v = 0; v < 2; v++) {
+                qj_kernel_blob *kt = NULL;
+                int nt = 0, tn = 0, tnp = 0, ts = 0;
+                setenv("QJ_FUSE_TAIL", tw[v].env, 1);
+                QJ_CHECK_OK(qj_gpu_compile_kernels(c, "sm_90a", 0, 1, &kt, &nt, &st));
+                unsetenv("QJ_FUSE_TAIL");
+                for (int i = 0; i < nt && kt; i++) {
+                    tn += strstr(kt[i].name, "_tn") != NULL;
+                    tnp += strstr(kt[i].name, "_tn0p1") != NULL;
+                    ts += strstr(kt[i].name, "_tsp1") != NULL;
+                }
+                QJ_CHECK_MSG(nt == 7 && tn == tw[v].tn && tnp == tw[v].tnp && ts == 1,
+                             "QJ_FUSE_TAIL=%s: %d kernels, %d RMSNorm tails (%d with prep), %d SwiGLU", tw[v].env, nt, tn, tnp,
+                             ts);
+                qj_kernel_blobs_free(kt, nt);
             }
-            QJ_CHECK_MSG(nt == 7 && tn == 3 && tnp == 2 && ts == 1, "with tails: %d kernels, %d RMSNorm tails (%d with prep), "
-                         "%d SwiGLU", nt, tn, tnp, ts);
-            qj_kernel_blobs_free(kt, nt);
         }
         if (c && kb) {
             c->kernels = kb;
