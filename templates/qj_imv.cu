@@ -765,7 +765,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
         ss += (double)v * (double)v;
     }
     __threadfence(); /* this thread's rows of x_out before the block's count */
-    ss = qj_block_sum_f64<QJ_WARPS>(ss, red);
+    ss = qj_block_sum<QJ_WARPS>(ss, red);
     if (threadIdx.x == 0) {
         __stcg(QJ_CAT(QJ_KERNEL, _tss) + blockIdx.x, ss);
         __threadfence();
@@ -778,7 +778,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
     __threadfence();
     double t = 0.0;
     for (int i = (int)threadIdx.x; i < QJ_TAIL_GRID; i += QJ_WARPS * 32) t += __ldcg(QJ_CAT(QJ_KERNEL, _tss) + i);
-    t = qj_block_sum_f64<QJ_WARPS>(t, red); /* (red's first sum was read before the barrier above) */
+    t = qj_block_sum<QJ_WARPS>(t, red); /* (red's first sum was read before the barrier above) */
     const float inv = qj_rms_inv(t, QJ_N, QJ_TAIL_EPS);
     /* warp w: tiles w, w + QJ_WARPS, ..., QJ_TAIL_U of them at a time with all their loads issued first (one
      * round trip to L2 a group, not one a tile: this is the one block every next launch waits for) */

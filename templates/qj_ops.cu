@@ -226,12 +226,6 @@ static_assert(QJ_ATT_UNROLL >= 1, "QJ_ATT_UNROLL >= 1");
 /* ---------------- helpers ---------------- */
 /* (DT_F32/F16/BF16, f16_to_f32, bf16_to_f32, load_f32<DT>: qj_opsmath.cuh) */
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -241,17 +235,8 @@ __device__ __forceinline__ float warp_max(float v) {
 /* Block-wide reductions over QJ_THREADS threads; every thread gets the result,
  * summed in warp order (deterministic). `red` holds QJ_OPS_WARPS values and must
  * not be reused before another __syncthreads(). */
-__device__ __forceinline__ double block_sum_f64(double v, double *red) { return qj_block_sum_f64<QJ_OPS_WARPS>(v, red); }
-
-__device__ __forceinline__ float block_sum(float v, float *red) {
-    v = warp_sum(v);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float s = 0.0f;
-#pragma unroll
-    for (int w = 0; w < QJ_OPS_WARPS; w++) s += red[w];
-    return s;
-}
+__device__ __forceinline__ double block_sum_f64(double v, double *red) { return qj_block_sum<QJ_OPS_WARPS>(v, red); }
+__device__ __forceinline__ float block_sum(float v, float *red) { return qj_block_sum<QJ_OPS_WARPS>(v, red); }
 
 __device__ __forceinline__ float block_max(float v, float *red) {
     v = warp_max(v);

@@ -23,14 +23,14 @@ template <int DT> __device__ __forceinline__ float load_f32(const void *__restri
     return __ldg((const float *)p + i);
 }
 
-/* The sum of v over a block of W warps, in warp order (deterministic); every thread gets it. red holds W
- * values and must not be written again before another __syncthreads(). */
-template <int W> __device__ __forceinline__ double qj_block_sum_f64(double v, double *red) {
+/* The sum of v (float or double) over a block of W warps, in warp order (deterministic); every thread gets it.
+ * red holds W values and must not be written again before another __syncthreads(). */
+template <int W, typename T> __device__ __forceinline__ T qj_block_sum(T v, T *red) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
     __syncthreads();
-    double s = 0.0;
+    T s = 0;
 #pragma unroll
     for (int w = 0; w < W; w++) s += red[w];
     return s;
