@@ -20,6 +20,7 @@
 #include "qj_layout.h"
 #include "qj_model.h"
 #include "qj_test.h"
+#include "qj_test_cuda.h"
 #include "quant.h"
 
 typedef struct built {
@@ -30,16 +31,11 @@ typedef struct built {
 } built;
 
 int main(int argc, char **argv) {
-    if (!qj_cuda_available()) {
-        printf("SKIP: no CUDA device (%s)\n", qj_last_error());
-        return 77;
-    }
     qj_cuda *cu;
-    QJ_CHECK_OK(qj_cuda_open(0, &cu));
-    if (!cu) return qj_test_finish();
-    const qj_cuda_info *I = qj_cuda_get_info(cu);
     char arch[32];
-    qj_cuda_arch_string(I->cc_major, I->cc_minor, 0, arch, sizeof arch);
+    const int rc = qj_test_cuda_open(&cu, arch, sizeof arch);
+    if (rc) return rc;
+    const qj_cuda_info *I = qj_cuda_get_info(cu);
     int has_mma = qj_gemv_arch_has_mma(arch);
     printf("%s (sm %d.%d, %d SMs), target %s%s\n", I->name, I->cc_major, I->cc_minor, I->sm_count, arch,
            has_mma ? "" : " (no tensor-core kernels: their cases are skipped)");

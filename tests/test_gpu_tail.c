@@ -21,6 +21,7 @@
 #include "qj_layout.h"
 #include "qj_model.h"
 #include "qj_test.h"
+#include "qj_test_cuda.h"
 #include "quant.h"
 
 typedef struct tcase {
@@ -73,16 +74,10 @@ static void kern_free(qj_cuda *cu, kern *k) {
 static double relerr(float a, double ref) { return fabs((double)a - ref) / (fabs(ref) > 1e-30 ? fabs(ref) : 1e-30); }
 
 int main(int argc, char **argv) {
-    if (!qj_cuda_available()) {
-        printf("SKIP: no CUDA device (%s)\n", qj_last_error());
-        return 77;
-    }
     qj_cuda *cu;
-    QJ_CHECK_OK(qj_cuda_open(0, &cu));
-    if (!cu) return qj_test_finish();
-    const qj_cuda_info *I = qj_cuda_get_info(cu);
     char arch[32];
-    qj_cuda_arch_string(I->cc_major, I->cc_minor, 0, arch, sizeof arch);
+    const int rc = qj_test_cuda_open(&cu, arch, sizeof arch);
+    if (rc) return rc;
     if (!qj_gemv_arch_has_mma(arch)) {
         printf("SKIP: %s has no integer-MMA kernels, so no tails\n", arch);
         qj_cuda_close(cu);
@@ -187,13 +182,13 @@ int main(int argc, char **argv) {
         if (!s) s = qj_cuda_download(cu, y0, dy0, (size_t)N * 4);
         int bad = 0;
         for (int rep = 0; rep < 3 && !s && !bad; rep++) {
-            /* everything the launch writes poisoned; the input prep made again (a tail never writes it) */
+            /* everything the launch writes poisoned; the input prep is the plain kernel's, made once above (a tail
+             * that wrote into it would change the next launch's y) */
             s = qj_cuda_memset8(cu, dy, 0xff, (size_t)N * 4);
             if (!s) s = qj_cuda_memset8(cu, dxout, 0xff, (size_t)NT * 4);
             if (!s) s = qj_cuda_memset8(cu, dout, 0xff, (size_t)NT * 4);
             if (!s) s = qj_cuda_memset8(cu, act_t.xi, 0xff, act_t.xi_bytes);
             if (!s) s = qj_cuda_memset8(cu, act_t.xw, 0xff, act_t.xw_bytes);
-            if (!s) s = qj_glinear_prep(cu, NULL, &tail.L, dx, (int)stride, &act);
             qj_gtail t = {c->kind == QJ_TAIL_NORM ? dxin : 0, c->kind == QJ_TAIL_NORM ? dxout : 0,
                           c->kind == QJ_TAIL_NORM ? dw : 0, dout, c->prep ? act_t.xi : 0, c->prep ? act_t.xw : 0};
             if (!s) s = qj_glinear_run_tail(cu, NULL, &tail.L, &act, dy, (int)N, &t);
