@@ -142,7 +142,13 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * blocks also split K (ks, about 128 blocks; H100: down 38.6 -> 27.4 us,
  * q|k|v 17.7 -> 17.0, against 142.9 and 42.3 without the split); short ones
  * of <= 256 m-tiles (o) take two m-tiles and 16 warps a block splitting K
- * inside it (11.0 us against 12.9 split). */
+ * inside it (11.0 us against 12.9 split). Since 2026-12-06 the block-shared
+ * kernels take digit-major n-tiles (dm, templates/qj_imv.cu QJ_IM_DM):
+ * every lane folds its own outputs, ptxas needs <= 128 registers, and with
+ * two m-tiles a warp (8 a block) two blocks share a multiprocessor, so the
+ * k split aims at 256 blocks. H100, int4 at batch 16: gate|up 41.1 -> 37.1
+ * us, down 26.1 -> 23.7, q|k|v 16.3 -> 15.0 (with four m-tiles a warp
+ * 49.2: one block a multiprocessor at 128 registers). */
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
     const qj_tensor *t = parts[0];
     memset(out, 0, sizeof *out);
@@ -209,7 +215,9 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
          * slots do not fit the budget the choice above stands */
         /* four m-tiles and (at most) four n-tiles a warp, four groups of warps: 16 m-tiles a block */
         const int nj = (batch + 1) / 2, jd = nj % 4 == 0 ? 4 : nj;
-        const int bmt = env_int("QJ_IM_MT", 1, 4, 4), bw = env_int("QJ_IM_WARPS", 1, 16, 4 * (nj / jd));
+        /* digit-major tiles (below): two m-tiles a warp, so that two blocks fit a multiprocessor */
+        const int dm = batch > 4 ? env_int("QJ_IM_DM", 0, 4, 4) : 0, dmok = dm == 3 || dm == 4;
+        const int bmt = env_int("QJ_IM_MT", 1, 4, dmok ? 2 : 4), bw = env_int("QJ_IM_WARPS", 1, 16, 4 * (nj / jd));
         int jw = env_int("QJ_IM_JW", 1, nj, jd);
         if (nj % jw || bw % (nj / jw) || nj <= 2) jw = nj; /* an even split, above batch 4 */
         const int64_t slot = (int64_t)im_bx_slot_bytes(out->bits, out->group, bmt, bw, jw, batch);
@@ -217,12 +225,15 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int bs = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (bs > smax) bs = (int)smax;
         if (bs >= 2) out->bx = 1, out->mt = bmt, out->warps = bw, out->jw = jw, out->unroll = 1, out->stages = bs;
+        /* digit-major n-tiles (templates/qj_imv.cu QJ_IM_DM): where the octets of batch rows split evenly over
+         * the warps sharing an m-tile, else the digit pairs */
+        if (out->bx && dmok && ((batch + 7) / 8) % (nj / jw) == 0) out->dm = dm;
         if (out->bx) {
             /* layers of few m-blocks (q+k+v, o, down: 16-24 at batch 16) split their k-tiles over about 128
              * blocks, at least two tiles a split, so that each block reads the activations of its own k-tiles
              * only; wide ones (gate+up: 112) have blocks enough. A split count normalised so none is empty. */
             const int64_t mb = (mtn + im_block_mtiles(out) - 1) / im_block_mtiles(out);
-            int64_t ks = 128 / mb, kmax = kt / 2;
+            int64_t ks = (out->dm ? 256 : 128) / mb, kmax = kt / 2;
             if (ks > kmax) ks = kmax;
             ks = env_int("QJ_IM_KS", 1, 64, ks < 1 ? 1 : (int)ks);
             if (ks > kt) ks = kt;
@@ -238,11 +249,12 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int64_t smax = (env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) - QJ_IM_WG_BYTES(batch)) / wslot;
         int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (ws > smax) ws = (int)smax;
-        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1;
+        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1, out->dm = 0;
         out->wgswap = out->wg && env_int("QJ_IM_WGSWAP", 0, 1, 0); /* a check, named in the kernel */
     }
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
-    out->xpre = !QJ_IM_XSTAGED(batch) && env_int("QJ_IM_XPRE", 0, 1, 1);
+    /* (digit-major tiles load every digit before the unpack: the knob is the pair layout's) */
+    out->xpre = !QJ_IM_XSTAGED(batch) && (out->dm || env_int("QJ_IM_XPRE", 0, 1, 1));
     out->swz = out->stages && QJ_IM_WA(out->bits) > 4 && env_int("QJ_IM_SWZ", 0, 1, 1);
     /* branch-free activation loads, except in ring kernels that read the activations through L1, where
      * branching around absent batch rows is faster (docs/PERFORMANCE.md, 2026-12-03: int4-g32 gate+up
@@ -369,6 +381,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         else if (s->bx && s->wg) snprintf(bx, sizeof bx, "b%dg%d", s->jw, s->wgswap);
         else if (s->bx && s->ks > 1) snprintf(bx, sizeof bx, "b%dk%d", s->jw, s->ks);
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
+        if (s->dm) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "d%d", s->dm);
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
         if (!s->xpre && !QJ_IM_XSTAGED(s->batch)) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "p0");
@@ -418,9 +431,11 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
         return QJ_OK;
     }
     if (s->im) {
-        char tail[160] = ""; /* (absent without a tail: those kernels' sources, so their cache keys, stay as they were) */
+        char tail[192] = ""; /* (absent without a tail or digit-major tiles: those kernels' sources, so their cache keys,
+                              * stay as they were) */
+        if (s->dm) snprintf(tail, sizeof tail, "#define QJ_IM_DM %d\n", s->dm);
         if (s->tail)
-            snprintf(tail, sizeof tail, "#define QJ_IM_TAIL %d\n#define QJ_TAIL_PREP %d\n#define QJ_TAIL_WDT %d\n#define QJ_TAIL_EPS %.9gf\n",
+            snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_TAIL %d\n#define QJ_TAIL_PREP %d\n#define QJ_TAIL_WDT %d\n#define QJ_TAIL_EPS %.9gf\n",
                      s->tail, s->tail_prep, s->tail_wdt, (double)s->tail_eps);
         snprintf(buf, 2048,
                  "/* Generated by qjit (compiler/cuda_codegen.c) for kernel %s: do not edit. */\n"

@@ -44,6 +44,13 @@
  * rows, the first copying the weights). At batch 16 the activations are 8x the
  * bytes of a 4-bit m-tile's weights, so without this sharing every block
  * re-reads them from L2 (they do not stay in L1).
+ * QJ_IM_DM (with QJ_IM_BX): digit-major n-tiles. The block's batch rows go in octets; n-tile (octet o,
+ * digit p) has column c = digit p of batch row 8 o + c, so lane (g, t) holds every digit sum of its outputs
+ * (rows g, g + 8; batch rows 8 o + 2 t, + 1) and folds them with no exchange between lanes, and a warp needs
+ * half the accumulators (ptxas: 128 registers or fewer against ~170, so two blocks fit a multiprocessor).
+ * QJ_IM_DM = 4 keeps every digit (the compiler's default); 3 drops digit 0, a quarter fewer mma and
+ * activation loads, but x is then rounded to 2^-22 of its tile's largest |x|: where a tile mixes magnitudes
+ * 4e4 apart, long sums come out ~1.2e-5 off in relative L2 against ~3e-6 with four (docs/KERNELS.md).
  * QJ_IM_KS > 1 (with QJ_IM_BX): the blocks of each m-block (QJ_IM_MG * QJ_MT
  * m-tiles) also split its k-tiles, QJ_IM_KPB each; partial sums meet in a
  * workspace of this module, summed in split order by the last block to finish.
@@ -91,6 +98,10 @@
 #ifndef QJ_IM_XPRE
 #define QJ_IM_XPRE 1 /* batch > 4: activations loaded one n-tile ahead (0: each where it is used) */
 #endif
+#ifndef QJ_IM_DM
+#define QJ_IM_DM 0 /* QJ_IM_BX (not wgmma): 3 or 4 = digit-major n-tiles of the top 3 or all 4 digits (see below); 0 = digit
+                    * pairs of two batch rows an n-tile */
+#endif
 #ifndef QJ_IM_KS
 #define QJ_IM_KS 1 /* QJ_IM_BX (not wgmma): blocks splitting the k-tiles of each block's m-tiles (see below) */
 #endif
@@ -126,6 +137,13 @@
 #define QJ_IM_JG (QJ_NJ / QJ_IM_JW)    /* QJ_IM_BX: warps sharing an m-tile, each with QJ_IM_JW n-tiles */
 #define QJ_IM_MG (QJ_WARPS / QJ_IM_JG) /* QJ_IM_BX: groups of warps with m-tiles of their own */
 static_assert(QJ_NJ % QJ_IM_JW == 0 && QJ_WARPS % QJ_IM_JG == 0, "the n-tiles split evenly over the warps");
+/* QJ_IM_DM: octets of batch rows, QJ_IM_JO a warp (the QJ_IM_JG warps of a group split them), the lowest digit used */
+#define QJ_IM_NO ((QJ_BATCH + 7) / 8)
+#define QJ_IM_JO (QJ_IM_NO / QJ_IM_JG)
+#define QJ_DM_P0 (4 - QJ_IM_DM)
+static_assert(QJ_IM_DM == 0 || ((QJ_IM_DM == 3 || QJ_IM_DM == 4) && QJ_IM_BX && !QJ_IM_WG && QJ_BATCH > 4 &&
+                                QJ_IM_NO % QJ_IM_JG == 0),
+              "digit-major n-tiles: 3 or 4 digits, block-shared mma.sync kernels above batch 4, octets split evenly");
 static_assert(QJ_IM_JW == QJ_NJ || (QJ_IM_BX && QJ_NJ > 2), "n-tiles split only with block-shared activations above batch 4");
 /* whether a block's last m-tiles can lie past the layer's (then clamped to its last) */
 #define QJ_IM_MCLAMP (QJ_MTN % (QJ_MT * (QJ_IM_BX ? QJ_IM_MG : 1)) != 0)
@@ -487,31 +505,35 @@ __device__ __forceinline__ void qj_issue(const uint32_t *__restrict__ wq, const 
     }
 }
 
-/* A stage's weights and scales from its ring slot (the lane's words of each tile). */
-__device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lane, qj_stage &S) {
-    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS), WA = QJ_IM_WA(QJ_BITS);
+/* The lane's words of one tile in a ring slot. */
+__device__ __forceinline__ void qj_words_from_smem(const uint32_t *tile, int lane, uint32_t (&w)[2 * QJ_BITS]) {
+    constexpr int WA = QJ_IM_WA(QJ_BITS);
 #pragma unroll
-    for (int m = 0; m < QJ_MT; m++) {
-        const uint32_t *tile = slot + m * TW;
-        uint32_t(&w)[2 * QJ_BITS] = S.A[0][m];
-#pragma unroll
-        for (int i = 0; i < WA / 4; i++) {
-            const uint4 v = *reinterpret_cast<const uint4 *>(tile + 4 * qj_ring_chunk(lane * (WA / 4) + i));
-            w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
-        }
+    for (int i = 0; i < WA / 4; i++) {
+        const uint4 v = *reinterpret_cast<const uint4 *>(tile + 4 * qj_ring_chunk(lane * (WA / 4) + i));
+        w[4 * i] = v.x; w[4 * i + 1] = v.y; w[4 * i + 2] = v.z; w[4 * i + 3] = v.w;
+    }
 #if QJ_DQ_P2(QJ_BITS)
-        {
-            const uint4 v = *reinterpret_cast<const uint4 *>(tile + QJ_IM_OFF2(QJ_BITS) + lane * 4);
-            w[WA] = v.x; w[WA + 1] = v.y; w[WA + 2] = v.z; w[WA + 3] = v.w;
-        }
+    {
+        const uint4 v = *reinterpret_cast<const uint4 *>(tile + QJ_IM_OFF2(QJ_BITS) + lane * 4);
+        w[WA] = v.x; w[WA + 1] = v.y; w[WA + 2] = v.z; w[WA + 3] = v.w;
+    }
 #endif
 #if QJ_DQ_P1(QJ_BITS)
-        {
-            const uint2 v = *reinterpret_cast<const uint2 *>(tile + QJ_IM_OFF1(QJ_BITS) + lane * 2);
-            w[WA + 4 * QJ_DQ_P2(QJ_BITS)] = v.x;
-            w[WA + 4 * QJ_DQ_P2(QJ_BITS) + 1] = v.y;
-        }
+    {
+        const uint2 v = *reinterpret_cast<const uint2 *>(tile + QJ_IM_OFF1(QJ_BITS) + lane * 2);
+        w[WA + 4 * QJ_DQ_P2(QJ_BITS)] = v.x;
+        w[WA + 4 * QJ_DQ_P2(QJ_BITS) + 1] = v.y;
+    }
 #endif
+}
+
+/* A stage's weights and scales from its ring slot (the lane's words of each tile). */
+__device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lane, qj_stage &S) {
+    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS);
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++) {
+        qj_words_from_smem(slot + m * TW, lane, S.A[0][m]);
 #pragma unroll
         for (int f = 0; f < QJ_NFOLD; f++)
             S.SC[0][m][f] = *reinterpret_cast<const uint2 *>(slot + QJ_MT * TW + (m * QJ_NFOLD + f) * 16 + 2 * (lane >> 2));
@@ -564,8 +586,10 @@ __device__ __forceinline__ void qj_bx_issue_x(const qj_bx_plan &P, int T, uint32
 #pragma unroll
     for (int u = 0; u < QJ_BX_XPT; u++) {
         const int c = threadIdx.x + u * QJ_BX_NTH;
+        /* QJ_IM_DM: digit chunks of odd batch rows swap 64-byte halves (qj_dm_chunk) */
+        const int dc = QJ_IM_DM && c < QJ_BATCH * 32 ? c ^ (((c >> 5) & 1) << 2) : c;
         if (QJ_BX_XC % QJ_BX_NTH == 0 || c < QJ_BX_XC)
-            qj_cp16(slot + 4 * c, reinterpret_cast<const uint32_t *>(P.x[u] + T * P.xs[u]));
+            qj_cp16(slot + 4 * dc, reinterpret_cast<const uint32_t *>(P.x[u] + T * P.xs[u]));
     }
 }
 /* the lane's share of k-tile T's weights and scales of its group's m-tiles (the global layouts) into its slot part */
@@ -585,6 +609,80 @@ __device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int la
             qj_cp16(slot + QJ_MT * TW + 4 * c, P.s[i] + (size_t)((T * 128 + P.sf[i]) / QJ_GROUP) * 16);
     }
 }
+#if QJ_IM_DM
+/* where chunk q of a batch row's digits (qj_layout.h: half q / 16, digit (q / 4) % 4, lane slot q % 4) sits in a
+ * ring slot: odd rows swap their 64-byte halves, so that a quarter-warp's loads (two batch rows, one digit)
+ * cover all 32 banks */
+__device__ __forceinline__ int qj_dm_chunk(int b, int q) { return b * 32 + (q ^ ((b & 1) << 2)); }
+
+/* One k-tile from its ring slot, digit-major: the octets o0 .. o0 + QJ_IM_JO - 1 of batch rows against the
+ * warp's m-tiles. Lane (g, t) reads digit p of batch row 8 o + g (B column g of n-tile (o, p)) and ends with
+ * D of every digit for rows g, g + 8 and batch rows 8 o + 2 t, + 1 (acc[m][o][e]: row g + 8 (e / 2), batch row
+ * 8 o + 2 t + e % 2). Absent batch rows read the last one: finite values, never stored. */
+__device__ __forceinline__ void qj_dm_tile(const uint32_t *slot, const uint32_t *wslot, int lane, int o0,
+                                           float (&acc)[QJ_MT][QJ_IM_JO][4]) {
+    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS), W2 = QJ_IM_WA(QJ_BITS), W1 = QJ_IM_WA(QJ_BITS) + 4 * QJ_DQ_P2(QJ_BITS);
+    const int g = lane >> 2, t = lane & 3;
+    const uint4 *XI = reinterpret_cast<const uint4 *>(slot);
+    const float4 *XW = reinterpret_cast<const float4 *>(slot) + QJ_BATCH * 32;
+    uint4 X[QJ_IM_JO][QJ_IM_DM][2];
+    float pw[QJ_IM_JO][2];
+    float4 bs[QJ_IM_JO][2];
+#pragma unroll
+    for (int o = 0; o < QJ_IM_JO; o++) {
+        const int b = min(8 * (o0 + o) + g, QJ_BATCH - 1);
+#pragma unroll
+        for (int i = 0; i < QJ_IM_DM; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) X[o][i][h] = XI[qj_dm_chunk(b, 16 * h + 4 * (QJ_DM_P0 + i) + t)];
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int bd = min(8 * (o0 + o) + 2 * t + e, QJ_BATCH - 1);
+            const float4 w = XW[2 * bd];
+            pw[o][e] = QJ_DM_P0 ? w.y : w.x; /* the lowest used digit's weight */
+            bs[o][e] = XW[2 * bd + 1];
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++) {
+        uint32_t w[2 * QJ_BITS];
+        qj_words_from_smem(wslot + m * TW, lane, w);
+#pragma unroll
+        for (int f = 0; f < QJ_NFOLD; f++) {
+            float s0, s1, z0, z1;
+            qj_scale_zero(*reinterpret_cast<const uint2 *>(wslot + QJ_MT * TW + (m * QJ_NFOLD + f) * 16 + 2 * g), s0, s1, z0, z1);
+            unsigned a[QJ_FOLD][4];
+#pragma unroll
+            for (int ss = 0; ss < QJ_FOLD; ss++)
+#pragma unroll
+                for (int r = 0; r < 4; r++) a[ss][r] = qj_im_reg(w, w + W2, w + W1, QJ_BITS, f * QJ_FOLD + ss, r);
+#pragma unroll
+            for (int o = 0; o < QJ_IM_JO; o++) {
+                int d[QJ_IM_DM][4];
+#pragma unroll
+                for (int i = 0; i < QJ_IM_DM; i++) {
+                    d[i][0] = d[i][1] = d[i][2] = d[i][3] = 0;
+#pragma unroll
+                    for (int ss = 0; ss < QJ_FOLD; ss++) {
+                        const int s = f * QJ_FOLD + ss;
+                        qj_imma(d[i], a[ss][0], a[ss][1], a[ss][2], a[ss][3], qj_u4(X[o][i][s >> 1], 2 * (s & 1)),
+                                qj_u4(X[o][i][s >> 1], 2 * (s & 1) + 1));
+                    }
+                }
+                const float bsum[2] = {qj_fold_sum(bs[o][0], f), qj_fold_sum(bs[o][1], f)};
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    /* |D| < 2^22 for a fold of 128 values: D_lo + 256 D_lo+1 fits int32; the top digit (or pair)
+                     * 2^16 above it, one rounding each */
+                    const float hi = QJ_IM_DM == 4 ? __int2float_rn(d[2][e] + d[QJ_IM_DM - 1][e] * 256) : __int2float_rn(d[2][e]);
+                    const float v = fmaf(hi, 65536.0f, __int2float_rn(d[0][e] + d[1][e] * 256));
+                    acc[m][o][e] = fmaf(e < 2 ? s0 : s1, v * pw[o][e & 1], fmaf(e < 2 ? z0 : z1, bsum[e & 1], acc[m][o][e]));
+                }
+            }
+        }
+    }
+}
+#endif
 /* cp.async.wait_group takes an immediate: n = 0..7 */
 __device__ __forceinline__ void qj_cp_wait_n(int n) {
     switch (n) {
@@ -749,6 +847,31 @@ __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0
         }
 }
 
+#if QJ_IM_DM
+/* qj_store_acc for digit-major sums: every lane holds rows g, g + 8 of each m-tile for batch rows
+ * 8 (o0 + o) + 2 t + {0, 1} */
+template <bool WS>
+__device__ __forceinline__ void qj_store_dm(float *dst, size_t bstride, int mt0, int o0, int lane,
+                                            const float (&acc)[QJ_MT][QJ_IM_JO][4]) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+        for (int o = 0; o < QJ_IM_JO; o++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int b = 8 * (o0 + o) + 2 * t + (e & 1), row = (mt0 + m) * 16 + g + 8 * (e >> 1);
+                if (b < QJ_BATCH) {
+                    if (WS) __stcg(dst + b * bstride + row, acc[m][o][e]);
+                    else if (row < QJ_N) dst[b * bstride + row] = acc[m][o][e];
+                }
+            }
+}
+#define QJ_STORE(WS, dst, stride) qj_store_dm<WS>(dst, stride, mt0, o0, lane, dacc)
+#else
+#define QJ_STORE(WS, dst, stride) qj_store_acc<WS>(dst, stride, mt0, j0, lane, acc)
+#endif
+
 #if QJ_IM_TAIL
 /* Called by every thread of the block after its output rows [16 mt0, 16 (mt0 + QJ_MT)) are stored. */
 __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_tail_args &A, int mt0) {
@@ -882,6 +1005,14 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     (void)NT;
     const int mt0 = QJ_IM_BX ? (bm * QJ_IM_MG + mg) * QJ_MT : bm * QJ_MT;
     (void)j0;
+#if QJ_IM_DM
+    const int o0 = (warp % QJ_IM_JG) * QJ_IM_JO; /* the warp's first octet of batch rows */
+    float dacc[QJ_MT][QJ_IM_JO][4];
+#pragma unroll
+    for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+        for (int o = 0; o < QJ_IM_JO; o++) dacc[m][o][0] = dacc[m][o][1] = dacc[m][o][2] = dacc[m][o][3] = 0.0f;
+#endif
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
     float acc[QJ_MT][QJ_IM_JW][2];
@@ -939,6 +1070,8 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_wg_stage_b(sl, bq);
         __syncthreads();
         qj_wg_tile(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, bq_s, lane, wacc);
+#elif QJ_IM_DM
+        qj_dm_tile(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, lane, o0, dacc);
 #else
         const uint4 *XI = reinterpret_cast<const uint4 *>(sl);
         const float4 *XW = reinterpret_cast<const float4 *>(sl) + QJ_BATCH * 32;
@@ -1026,6 +1159,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     }
 #endif
 #if !QJ_WG
+#if !QJ_IM_DM
     /* lanes t and t^1 hold digits (0, 1) and (2, 3) of the same rows and batch row */
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
@@ -1033,6 +1167,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         for (int j = 0; j < QJ_IM_JW; j++)
 #pragma unroll
             for (int h = 0; h < 2; h++) acc[m][j][h] += __shfl_xor_sync(0xffffffffu, acc[m][j][h], 1);
+#endif
 #if QJ_WARPS > 1 && !QJ_IM_BX
     __shared__ float red[QJ_WARPS][QJ_MT * 16][QJ_BATCH];
     if (!(t & 1)) {
@@ -1063,7 +1198,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         constexpr int ROWS = QJ_IM_MB * QJ_IM_MBR;
         float *const wsb = QJ_CAT(QJ_KERNEL, _ksws);
         float *const ws = wsb + (size_t)(blockIdx.x / QJ_IM_MB) * QJ_BATCH * ROWS;
-        qj_store_acc<true>(ws, ROWS, mt0, j0, lane, acc);
+        QJ_STORE(true, ws, ROWS);
         __threadfence();
         __syncthreads();
         __shared__ int qj_last;
@@ -1099,7 +1234,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         }
     }
 #else
-    qj_store_acc<false>(y, (size_t)y_stride, mt0, j0, lane, acc);
+    QJ_STORE(false, y, (size_t)y_stride);
 #endif
 #endif
 #if QJ_IM_TAIL
