@@ -239,6 +239,9 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             if (ks > kt) ks = kt;
             const int64_t kpb = (kt + ks - 1) / ks;
             out->ks = (int)((kt + kpb - 1) / kpb);
+            /* wide digit-major layers (no split, two blocks a multiprocessor): three slots (H100, int4 gate|up at
+             * batch 16: 36.0 against 37.1-37.6 us with four; the split layers lose with three: down 29.2 / 23.7) */
+            if (out->dm && out->ks == 1 && out->stages > 3 && !getenv("QJ_IM_STAGES")) out->stages = 3;
         }
     }
     if (out->bx && batch > 4 && env_int("QJ_IM_WG", 0, 1, 0)) {
@@ -855,18 +858,21 @@ int qj_ops_att_split(const qj_config *c) {
     int v = e ? atoi(e) : 0;
     if (v >= 1 && v <= 32) return v;
     /* about two blocks per multiprocessor of a large GPU: on the H200, Llama-3-8B decode at 256
-     * tokens with 4, 8 and 16 blocks per head (32 heads) ran 536.3, 547.1, 525.8 tokens/s */
+     * tokens with 4, 8 and 16 blocks per head (32 heads) ran 536.3, 547.1, 525.8 tokens/s. (At batch 16 on
+     * the H100, shares combined through global memory, 1, 2, 4 and 8 blocks a head ran 3,640, 3,711, 3,654
+     * and 3,389 tokens/s: a split by batch is measured but not yet checked against the CPU on the device.) */
     v = (256 + c->n_heads - 1) / c->n_heads;
     return v < 1 ? 1 : v > 8 ? 8 : v;
 }
 
-int qj_ops_att_cluster(void) {
+int qj_ops_att_cluster(int batch) {
     /* 0: attention's blocks of a head combine through global memory (the last to count), as before clusters */
     const char *e = getenv("QJ_ATT_CLUSTER");
-    return !(e && strcmp(e, "0") == 0);
+    if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) return e[0] == '1';
+    return batch == 1;
 }
 
-qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
+qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, int batch, char **out) {
     if (prep != QJ_PREP_DQ && prep != QJ_PREP_IM) return qj_fail(QJ_ERR_INVALID, "ops module: prep kind %d", prep);
     const qj_config *c = &m->cfg;
     qj_dtype nd = m->final_norm.dtype;
@@ -894,7 +900,7 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **out) {
              e->dtype == QJ_DTYPE_Q ? e->q.bits : 4, e->dtype == QJ_DTYPE_Q ? e->q.group : 32,
              e->dtype == QJ_DTYPE_Q ? e->q.symmetric : 0, e->dtype == QJ_DTYPE_Q && e->q.scale_dtype == QJ_DTYPE_BF16,
              QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c),
-             qj_ops_att_cluster());
+             qj_ops_att_cluster(batch));
     *out = buf;
     return QJ_OK;
 }

@@ -153,13 +153,15 @@ typedef struct qj_ops_strides {
     int64_t cache;
 } qj_ops_strides;
 void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s);
-qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, char **source);
+/* The ops module of a model run at `batch` sequences a step (attention's cluster: qj_ops_att_cluster). */
+qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, int batch, char **source);
 /* Blocks per query head of the ops module's attention (QJ_ATT_SPLIT): enough
  * for about 256 blocks, 1..8; $QJ_ATT_SPLIT (1..32) overrides. */
 int qj_ops_att_split(const qj_config *c);
-/* 1 unless QJ_ATT_CLUSTER=0: on sm_90+, attention's blocks of one head form a thread-block cluster
- * and combine their shares through distributed shared memory (templates/qj_ops.cu) */
-int qj_ops_att_cluster(void);
+/* Whether, on sm_90+, attention's blocks of one head form a thread-block cluster and combine their shares
+ * through distributed shared memory (templates/qj_ops.cu), else through global memory: at batch 1 (H100:
+ * 480.7 against 470.8 tokens/s), not above (batch 16: 2,990 against 3,364); QJ_ATT_CLUSTER=0/1 decides. */
+int qj_ops_att_cluster(int batch);
 
 /* A dense array's dtype as the templates name it (qj_opsmath.cuh DT_F32 0, DT_F16 1, DT_BF16 2; 3 = packed):
  * QJ_NORM_DTYPE, QJ_EMB_DTYPE, QJ_TAIL_WDT. */

@@ -232,7 +232,7 @@ typedef struct job {
 
 
 /* Every distinct kernel of a planned model: jobs[0..n-1] are GEMVs, the last the ops module. */
-static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, dev_layer *layers, dev_linear *head,
+static qj_status collect_jobs(const qj_model *m, int max_seq, int batch, const char *arch, dev_layer *layers, dev_linear *head,
                               job **out, int *n_out, int **owner_out, dev_linear ***all_out, int *nlin_out,
                               int *prep_out) {
     const qj_config *c = &m->cfg;
@@ -266,11 +266,11 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, const char *arch, 
     int prep = QJ_PREP_DQ;
     for (int i = 0; i < nlin; i++)
         if (qj_gemv_prep_kind(&all[i]->spec) == QJ_PREP_IM) prep = QJ_PREP_IM;
-    if ((s = qj_ops_source(m, max_seq, prep, &jobs[nj].source))) goto fail;
+    if ((s = qj_ops_source(m, max_seq, prep, batch, &jobs[nj].source))) goto fail;
     /* 3: batch rows by blockIdx.y, RoPE in the attention, multi-block RMSNorm */
     /* (a module without attention clusters is named apart; with them, as before, so older packages keep working) */
     snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d%s", max_seq, prep, qj_ops_att_split(&m->cfg),
-             qj_ops_att_cluster() ? "" : "_c0");
+             qj_ops_att_cluster(batch) ? "" : "_c0");
     *prep_out = prep;
     *out = jobs;
     *n_out = nj + 1;
@@ -396,7 +396,7 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
     job *jobs = NULL;
     int nj = 0, nlin = 0, *owner = NULL;
     dev_linear **all = NULL;
-    qj_status s = collect_jobs(m, g->max_seq, arch, g->layers, &g->head, &jobs, &nj, &owner, &all, &nlin, &g->fused_prep);
+    qj_status s = collect_jobs(m, g->max_seq, g->batch, arch, g->layers, &g->head, &jobs, &nj, &owner, &all, &nlin, &g->fused_prep);
     if (s) return s;
     if ((s = compile_jobs(m, arch, jobs, nj, st))) goto done;
     g->modules = calloc((size_t)nj, sizeof *g->modules);
@@ -440,7 +440,7 @@ qj_status qj_gpu_compile_kernels(const qj_model *m, const char *arch, int max_se
     int nj = 0, nlin = 0, *owner = NULL, prep = 0;
     dev_linear **all = NULL;
     qj_status s = layers ? plan_kernels(m, arch, fuse, 1, layers, &head) : qj_fail(QJ_ERR_NOMEM, "out of memory");
-    if (!s) s = collect_jobs(m, max_seq, arch, layers, &head, &jobs, &nj, &owner, &all, &nlin, &prep);
+    if (!s) s = collect_jobs(m, max_seq, 1, arch, layers, &head, &jobs, &nj, &owner, &all, &nlin, &prep);
     if (!s) s = compile_jobs(m, arch, jobs, nj, st);
     qj_kernel_blob *kb = s ? NULL : calloc((size_t)nj, sizeof *kb);
     if (!s && !kb) s = qj_fail(QJ_ERR_NOMEM, "out of memory");

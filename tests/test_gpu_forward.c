@@ -155,16 +155,19 @@ int main(void) {
         /* batched decode: B sequences per step, each its own tokens, position (row b starts
          * delay[b] steps late, repeating position 0 until then) and KV cache, against one CPU
          * reference state per row; batch 5 fused with graph replays (integer-MMA kernels),
-         * batch 17 unfused and eager (the tensor-core kernels) */
-        for (int run = 0; tm && run < 2; run++) {
-            const int B = run ? 17 : 5;
+         * batch 17 unfused and eager (the tensor-core kernels), and batch 5 again with attention's
+         * shares combined in a cluster (QJ_ATT_CLUSTER=1; by default only batch 1 takes it) */
+        for (int run = 0; tm && run < 3; run++) {
+            const int B = run == 1 ? 17 : 5;
             qj_gpu_params bp = qj_gpu_default_params();
             bp.batch = B;
-            bp.fuse = !run;
-            bp.use_graph = !run;
+            bp.fuse = run != 1;
+            bp.use_graph = run != 1;
             qj_gpu_model *bg = NULL;
             qj_state *rs[17] = {0};
+            if (run == 2) setenv("QJ_ATT_CLUSTER", "1", 1);
             QJ_CHECK_OK(qj_gpu_model_create(tm, &bp, &bg, NULL));
+            unsetenv("QJ_ATT_CLUSTER");
             int ok = bg != NULL;
             for (int b = 0; ok && b < B; b++) {
                 QJ_CHECK_OK(qj_state_alloc(tm, 64, &rs[b]));
@@ -197,7 +200,7 @@ int main(void) {
                 }
             }
             printf("synthetic tiny int4-g32, batch %d (%s): %d steps, worst logits rel %.2e\n", B,
-                   run ? "unfused, eager" : "fused, graph", bsteps, bworst);
+                   run == 1 ? "unfused, eager" : run ? "fused, graph, attention cluster" : "fused, graph", bsteps, bworst);
             QJ_CHECK_MSG(bsteps == 24 && bworst < 1e-4, "batch %d: %d steps, rel %.3g", B, bsteps, bworst);
             if (bg) {
                 const float *lg;

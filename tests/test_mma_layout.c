@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cuda_codegen.h"
+#include "loaders.h"
 #include "qj_layout.h"
 #include "qj_model.h"
 #include "qj_test.h"
@@ -433,12 +434,16 @@ int main(void) {
         unsigned grid, block;
         /* wide: block-shared activations, digit-major tiles of all four digits, 4 groups x 2 warps (one octet of
          * batch rows each), 2 m-tiles a group; a slot = 16 x 544 B of activations + 4 x 2 x 1088 B of weights,
-         * 4 of them in 96 KiB */
+         * 3 of them (4 would fit 96 KiB; wide layers take 3) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(s.bx && s.dm == 4 && s.mt == 2 && s.warps == 8 && s.jw == 4 && s.stages == 4 && s.cvt == 2 && s.xl == 1);
+        QJ_CHECK(s.bx && s.dm == 4 && s.mt == 2 && s.warps == 8 && s.jw == 4 && s.stages == 3 && s.cvt == 2 && s.xl == 1);
         char nm[160];
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(strstr(nm, "_m2w8u1s4b4d4_") != NULL, "%s", nm);
+        QJ_CHECK_MSG(strstr(nm, "_m2w8u1s3b4d4_") != NULL, "%s", nm);
+        setenv("QJ_IM_STAGES", "4", 1); /* asked for: four */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.stages == 4);
+        unsetenv("QJ_IM_STAGES");
         setenv("QJ_IM_DM", "0", 1); /* the digit pairs (4 m-tiles a group, 3 slots): their own name */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
@@ -449,7 +454,7 @@ int main(void) {
         setenv("QJ_IM_DM", "3", 1); /* three digits (opt-in): their own name */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(s.dm == 3 && strstr(nm, "_m2w8u1s4b4d3_") != NULL, "%s", nm);
+        QJ_CHECK_MSG(s.dm == 3 && strstr(nm, "_m2w8u1s3b4d3_") != NULL, "%s", nm);
         setenv("QJ_IM_DM", "2", 1); /* not a digit-major count: the digit pairs */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(s.dm == 0);
@@ -461,10 +466,10 @@ int main(void) {
         setenv("QJ_IM_CVT", "0", 1); /* the earlier fold: its own kernel name */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(s.cvt == 0 && strstr(nm, "_m2w8u1s4b4d4c0_") != NULL, "%s", nm);
+        QJ_CHECK_MSG(s.cvt == 0 && strstr(nm, "_m2w8u1s3b4d4c0_") != NULL, "%s", nm);
         unsetenv("QJ_IM_CVT");
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(qj_gemv_smem_bytes(&s) == 4 * (16 * 544 + 4 * 2 * 1088));
+        QJ_CHECK(qj_gemv_smem_bytes(&s) == 3 * (16 * 544 + 4 * 2 * 1088));
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 224 && block == 256 && s.ks == 1); /* 224 blocks of 8 m-tiles, two a multiprocessor: no k split */
         QJ_CHECK(!s.wg);
@@ -667,5 +672,25 @@ int main(void) {
     QJ_CHECK_OK(qj_gemv_spec_parts(o96, 1, 4, 2, &s));
     QJ_CHECK(s.mma == 0); /* group 96 stays on the GEMV */
     QJ_CHECK(qj_gemv_arch_has_mma("sm_90a") && qj_gemv_arch_has_mma("compute_80") && !qj_gemv_arch_has_mma("sm_75"));
+    { /* attention's shares meet in a cluster at batch 1 only, unless QJ_ATT_CLUSTER says; the ops source says which */
+        QJ_CHECK(qj_ops_att_cluster(1) == 1 && qj_ops_att_cluster(2) == 0 && qj_ops_att_cluster(16) == 0);
+        qj_model *tm = NULL;
+        QJ_CHECK_OK(qj_load_synthetic("tiny", 3, QJ_DTYPE_F32, &tm));
+        char *src1 = NULL, *src16 = NULL;
+        if (tm) {
+            QJ_CHECK_OK(qj_ops_source(tm, 64, QJ_PREP_IM, 1, &src1));
+            QJ_CHECK_OK(qj_ops_source(tm, 64, QJ_PREP_IM, 16, &src16));
+        }
+        QJ_CHECK(src1 && strstr(src1, "#define QJ_ATT_CLUSTER 1\n"));
+        QJ_CHECK(src16 && strstr(src16, "#define QJ_ATT_CLUSTER 0\n"));
+        free(src1);
+        free(src16);
+        setenv("QJ_ATT_CLUSTER", "1", 1);
+        QJ_CHECK(qj_ops_att_cluster(16) == 1);
+        setenv("QJ_ATT_CLUSTER", "0", 1);
+        QJ_CHECK(qj_ops_att_cluster(1) == 0);
+        unsetenv("QJ_ATT_CLUSTER");
+        qj_model_free(tm);
+    }
     return qj_test_finish();
 }
