@@ -213,7 +213,8 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     if (env_int("QJ_IM_BX", 0, 1, batch > 4 && (mtn > 256 || kt >= 64)) && !out->xsmem) {
         /* block-shared activations: geometry and depth of their own (the same knobs); where two
          * slots do not fit the budget the choice above stands */
-        /* four m-tiles and (at most) four n-tiles a warp, four groups of warps: 16 m-tiles a block */
+        /* (at most) four n-tiles a warp, four groups of warps; four m-tiles a group (16 a block) with the digit
+         * pairs, two (8 a block) with digit-major tiles */
         const int nj = (batch + 1) / 2, jd = nj % 4 == 0 ? 4 : nj;
         /* digit-major tiles (below): two m-tiles a warp, so that two blocks fit a multiprocessor */
         const int dm = batch > 4 ? env_int("QJ_IM_DM", 0, 4, 4) : 0, dmok = dm == 3 || dm == 4;
