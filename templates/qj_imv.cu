@@ -825,6 +825,12 @@ __device__ __forceinline__ void qj_wg_tile(const uint32_t *slot, const uint32_t 
 /* The lane's sums (after the t ^ 1 exchange, lanes of even t): rows 16 (mt0 + m) + g and + 8, batch rows
  * 2 (j0 + j) + t / 2, at dst[b * bstride + row]. WS: a K split's partial sums into its workspace slice, every
  * row of the m-block (clamped m-tiles included), past L1; else the output, rows below QJ_N only. */
+/* one sum, of batch row b and output row row + off: WS into the workspace past L1, else into y below row QJ_N */
+template <bool WS>
+__device__ __forceinline__ void qj_store1(float *dst, size_t bstride, int b, int row, int off, float v) {
+    if (WS) __stcg(dst + b * bstride + row + off, v);
+    else if (row + off < QJ_N) dst[b * bstride + row + off] = v;
+}
 template <bool WS>
 __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0, int j0, int lane,
                                              const float (&acc)[QJ_MT][QJ_IM_JW][2]) {
@@ -836,13 +842,8 @@ __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0
         for (int j = 0; j < QJ_IM_JW; j++) {
             const int b = 2 * (j0 + j) + (t >> 1), row = (mt0 + m) * 16 + g;
             if (b < QJ_BATCH) {
-                if (WS) {
-                    __stcg(dst + b * bstride + row, acc[m][j][0]);
-                    __stcg(dst + b * bstride + row + 8, acc[m][j][1]);
-                } else {
-                    if (row < QJ_N) dst[b * bstride + row] = acc[m][j][0];
-                    if (row + 8 < QJ_N) dst[b * bstride + row + 8] = acc[m][j][1];
-                }
+                qj_store1<WS>(dst, bstride, b, row, 0, acc[m][j][0]);
+                qj_store1<WS>(dst, bstride, b, row, 8, acc[m][j][1]);
             }
         }
 }
@@ -861,10 +862,7 @@ __device__ __forceinline__ void qj_store_dm(float *dst, size_t bstride, int mt0,
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int b = 8 * (o0 + o) + 2 * t + (e & 1), row = (mt0 + m) * 16 + g + 8 * (e >> 1);
-                if (b < QJ_BATCH) {
-                    if (WS) __stcg(dst + b * bstride + row, acc[m][o][e]);
-                    else if (row < QJ_N) dst[b * bstride + row] = acc[m][o][e];
-                }
+                if (b < QJ_BATCH) qj_store1<WS>(dst, bstride, b, row, 0, acc[m][o][e]);
             }
 }
 #define QJ_STORE(WS, dst, stride) qj_store_dm<WS>(dst, stride, mt0, o0, lane, dacc)
@@ -1015,12 +1013,14 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #endif
     constexpr int STEP = QJ_WARPS * QJ_UNROLL;
     qj_pdl_launch_dependents();
-    float acc[QJ_MT][QJ_IM_JW][2];
+#if !QJ_IM_DM
+    float acc[QJ_MT][QJ_IM_JW][2]; /* (digit-major tiles keep theirs in dacc) */
     (void)acc;
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++)
 #pragma unroll
         for (int j = 0; j < QJ_IM_JW; j++) acc[m][j][0] = acc[m][j][1] = 0.0f;
+#endif
 
 #if QJ_IM_BX
     /* one block-wide ring: slot s holds k-tile T (T % S == s): its activations, copied by the
