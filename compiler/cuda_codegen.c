@@ -854,16 +854,22 @@ void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s) {
     s->cache = (int64_t)c->n_layers * max_seq * kvd;
 }
 
-int qj_ops_att_split(const qj_config *c) {
+int qj_ops_att_split(const qj_config *c, int max_seq, int batch) {
     const char *e = getenv("QJ_ATT_SPLIT");
     int v = e ? atoi(e) : 0;
     if (v >= 1 && v <= 32) return v;
-    /* about two blocks per multiprocessor of a large GPU: on the H200, Llama-3-8B decode at 256
-     * tokens with 4, 8 and 16 blocks per head (32 heads) ran 536.3, 547.1, 525.8 tokens/s. (At batch 16 on
-     * the H100, shares combined through global memory, 1, 2, 4 and 8 blocks a head ran 3,640, 3,711, 3,654
-     * and 3,389 tokens/s: a split by batch is measured but not yet checked against the CPU on the device.) */
-    v = (256 + c->n_heads - 1) / c->n_heads;
-    return v < 1 ? 1 : v > 8 ? 8 : v;
+    /* about 512 blocks in all, 1..8 a head, and at least 2 a head above batch 1. Llama-3-8B decode (32 heads),
+     * 256 tokens: at batch 1 on the H200, 4, 8 and 16 a head ran 536.3, 547.1, 525.8 tokens/s; on the H100 with
+     * shares combined through global memory (docs/PERFORMANCE.md, 2026-12-06), 2, 4 and 8 a head ran 724, 758
+     * and 769 tokens/s at batch 2; 1,337, 1,328 and 1,297 at batch 4; 2,269, 2,280 and 2,170 at batch 8; 3,676,
+     * 3,654 and 3,356 at batch 16 (1 a head: 3,640). This rule is within 0.7% of the best of each. */
+    const long heads = (long)c->n_heads * (batch < 1 ? 1 : batch);
+    v = (int)((512 + heads - 1) / heads);
+    const int lo = batch > 1 ? 2 : 1;
+    v = v < lo ? lo : v > 8 ? 8 : v;
+    /* a block's scores (its share of the positions, 4 bytes each) stay within 128 KiB of shared memory */
+    const int least = (max_seq + 32767) / 32768;
+    return v < least ? least : v;
 }
 
 int qj_ops_att_cluster(int batch) {
@@ -900,7 +906,7 @@ qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, int batch, cha
              c->rope_style == QJ_ROPE_HALF, c->qkv_bias, qj_ops_dtype_code(nd), qj_ops_dtype_code(e->dtype),
              e->dtype == QJ_DTYPE_Q ? e->q.bits : 4, e->dtype == QJ_DTYPE_Q ? e->q.group : 32,
              e->dtype == QJ_DTYPE_Q ? e->q.symmetric : 0, e->dtype == QJ_DTYPE_Q && e->q.scale_dtype == QJ_DTYPE_BF16,
-             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c),
+             QJ_OPS_THREADS, prep, L.x, L.xb, L.qkv, L.att, L.gu, L.hb, (long long)L.cache, qj_ops_att_split(c, max_seq, batch),
              qj_ops_att_cluster(batch));
     *out = buf;
     return QJ_OK;

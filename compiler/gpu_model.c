@@ -269,7 +269,7 @@ static qj_status collect_jobs(const qj_model *m, int max_seq, int batch, const c
     if ((s = qj_ops_source(m, max_seq, prep, batch, &jobs[nj].source))) goto fail;
     /* 3: batch rows by blockIdx.y, RoPE in the attention, multi-block RMSNorm */
     /* (a module without attention clusters is named apart; with them, as before, so older packages keep working) */
-    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d%s", max_seq, prep, qj_ops_att_split(&m->cfg),
+    snprintf(jobs[nj].name, sizeof jobs[nj].name, "qj_ops3_s%d_p%d_a%d%s", max_seq, prep, qj_ops_att_split(&m->cfg, max_seq, batch),
              qj_ops_att_cluster(batch) ? "" : "_c0");
     *prep_out = prep;
     *out = jobs;
@@ -484,7 +484,7 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
     g->max_seq = p->max_seq > 0 && p->max_seq < c->seq_len ? p->max_seq : c->seq_len;
     g->use_graph = p->use_graph;
     g->batch = p->batch;
-    g->att_split = qj_ops_att_split(c);
+    g->att_split = qj_ops_att_split(c, g->max_seq, g->batch);
     qj_status s;
     if (g->batch < 1 || g->batch > QJ_MMA_MAX_BATCH) {
         s = qj_fail(QJ_ERR_INVALID, "GPU batch %d out of range (1..%d)", g->batch, QJ_MMA_MAX_BATCH);

@@ -335,7 +335,9 @@ qj_embed(const void *__restrict__ table, const void *__restrict__ scales, const 
  * sums the squares of the whole row, in the same order as every other block,
  * then writes values [QJ_NORM_CHUNK j, QJ_NORM_CHUNK (j + 1)) and their prep:
  * one 128-value integer-MMA tile, or four 32-value integer-dot blocks. */
-extern "C" __global__ void __launch_bounds__(QJ_THREADS)
+/* (at most 64 registers at 256 threads, so four blocks share a multiprocessor: with every load in flight at
+ * once ptxas otherwise takes 74, and at batch 16 the 512 blocks no longer fit one wave) */
+extern "C" __global__ void __launch_bounds__(QJ_THREADS, 2048 / QJ_THREADS / 2)
 qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const float *__restrict__ res,
            const void *__restrict__ w, float *__restrict__ out, unsigned char *__restrict__ xq,
            float4 *__restrict__ xc) {
@@ -345,21 +347,40 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
     out += (size_t)blockIdx.y * QJ_OPS_S_XB;
     qj_ops_prep_row(QJ_DIM, blockIdx.y, xq, xc);
     __shared__ double red[QJ_OPS_WARPS];
+    __shared__ float chunk[QJ_NORM_CHUNK]; /* x (after the residual add) of this block's chunk */
     constexpr int PER = QJ_OPS_CDIV(QJ_DIM, QJ_THREADS);
+    const int c0 = blockIdx.x * QJ_NORM_CHUNK, lane = threadIdx.x & 31;
+    /* Every load goes out before the first add: x_in and res into arrays, and (warp 0, which writes the
+     * chunk) the chunk's weights. Summed in the same order as one load at a time, so the same bits. */
+    float a[PER], r[PER];
+#pragma unroll
+    for (int j = 0; j < PER; j++) {
+        const int i = threadIdx.x + j * QJ_THREADS;
+        a[j] = i < QJ_DIM ? x_in[i] : 0.0f;
+        r[j] = res && i < QJ_DIM ? res[i] : 0.0f;
+    }
+#if QJ_OPS_PREP == 3
+    float wc[4];
+    if (threadIdx.x < 32)
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int i = c0 + 4 * lane + c;
+            wc[c] = i < QJ_DIM ? load_f32<QJ_NORM_DTYPE>(w, (size_t)i) : 0.0f;
+        }
+#endif
     double ss = 0.0;
 #pragma unroll
     for (int j = 0; j < PER; j++) {
         const int i = threadIdx.x + j * QJ_THREADS;
         if (i < QJ_DIM) {
-            float v = x_in[i];
-            if (res) v = __fadd_rn(v, res[i]);
+            const float v = res ? __fadd_rn(a[j], r[j]) : a[j];
             const double d = (double)v;
             ss += d * d; /* exact product: an FMA here rounds the same */
+            if (i >= c0 && i < c0 + QJ_NORM_CHUNK) chunk[i - c0] = v;
         }
     }
-    ss = block_sum_f64(ss, red);
+    ss = block_sum_f64(ss, red); /* its __syncthreads also publishes chunk[] */
     const float inv = qj_rms_inv(ss, QJ_DIM, QJ_EPS);
-    const int c0 = blockIdx.x * QJ_NORM_CHUNK, lane = threadIdx.x & 31;
 #if QJ_OPS_PREP == 3
     /* warp 0: lane l the values 4l..4l+3 of the chunk, then the tile's prep */
     if (threadIdx.x >= 32) return;
@@ -369,12 +390,9 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
         const int i = c0 + 4 * lane + c;
         o[c] = 0.0f;
         if (i < QJ_DIM) {
-            float v = x_in[i];
-            if (res) {
-                v = __fadd_rn(v, res[i]);
-                x_out[i] = v;
-            }
-            o[c] = qj_rms_out(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), v, inv);
+            const float v = chunk[4 * lane + c];
+            if (res) x_out[i] = v;
+            o[c] = qj_rms_out(wc[c], v, inv);
             out[i] = o[c];
         }
     }
@@ -385,11 +403,8 @@ qj_rmsnorm(const float *__restrict__ x_in, float *__restrict__ x_out, const floa
     const int i = c0 + threadIdx.x;
     float o = 0.0f;
     if (i < QJ_DIM) {
-        float v = x_in[i];
-        if (res) {
-            v = __fadd_rn(v, res[i]);
-            x_out[i] = v;
-        }
+        const float v = chunk[threadIdx.x];
+        if (res) x_out[i] = v;
         o = qj_rms_out(load_f32<QJ_NORM_DTYPE>(w, (size_t)i), v, inv);
         out[i] = o;
     }

@@ -683,6 +683,12 @@ int main(void) {
         }
         QJ_CHECK(src1 && strstr(src1, "#define QJ_ATT_CLUSTER 1\n"));
         QJ_CHECK(src16 && strstr(src16, "#define QJ_ATT_CLUSTER 0\n"));
+        if (tm && src1 && src16) { /* the split the source compiles in is the one the runtime launches */
+            char d1[64], d16[64];
+            snprintf(d1, sizeof d1, "#define QJ_ATT_SPLIT %d\n", qj_ops_att_split(&tm->cfg, 64, 1));
+            snprintf(d16, sizeof d16, "#define QJ_ATT_SPLIT %d\n", qj_ops_att_split(&tm->cfg, 64, 16));
+            QJ_CHECK(strstr(src1, d1) && strstr(src16, d16));
+        }
         free(src1);
         free(src16);
         setenv("QJ_ATT_CLUSTER", "1", 1);
@@ -691,6 +697,21 @@ int main(void) {
         QJ_CHECK(qj_ops_att_cluster(1) == 0);
         unsetenv("QJ_ATT_CLUSTER");
         qj_model_free(tm);
+    }
+    { /* attention's blocks a head: about 512 blocks in all, 1..8, at least 2 above batch 1; QJ_ATT_SPLIT overrides */
+        qj_config c32 = {0};
+        c32.n_heads = 32;
+        QJ_CHECK(qj_ops_att_split(&c32, 8192, 1) == 8 && qj_ops_att_split(&c32, 8192, 2) == 8);
+        QJ_CHECK(qj_ops_att_split(&c32, 8192, 4) == 4 && qj_ops_att_split(&c32, 8192, 8) == 2);
+        QJ_CHECK(qj_ops_att_split(&c32, 8192, 16) == 2);
+        c32.n_heads = 6;
+        QJ_CHECK(qj_ops_att_split(&c32, 8192, 1) == 8 && qj_ops_att_split(&c32, 8192, 16) == 6);
+        QJ_CHECK(qj_ops_att_split(&c32, 8192, 64) == 2);
+        QJ_CHECK(qj_ops_att_split(&c32, 131072, 64) == 4 && qj_ops_att_split(&c32, 32769, 64) == 2);
+        QJ_CHECK(qj_ops_att_split(&c32, 1 << 20, 1) == 32); /* shares of at most 32,768 positions */
+        setenv("QJ_ATT_SPLIT", "3", 1);
+        QJ_CHECK(qj_ops_att_split(&c32, 8192, 1) == 3 && qj_ops_att_split(&c32, 8192, 16) == 3);
+        unsetenv("QJ_ATT_SPLIT");
     }
     return qj_test_finish();
 }
