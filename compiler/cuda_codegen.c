@@ -858,13 +858,14 @@ int qj_ops_att_split(const qj_config *c, int max_seq, int batch) {
     const char *e = getenv("QJ_ATT_SPLIT");
     int v = e ? atoi(e) : 0;
     if (v >= 1 && v <= 32) return v;
-    /* about 512 blocks in all, 1..8 a head, and at least 2 a head above batch 1. Llama-3-8B decode (32 heads),
-     * 256 tokens: at batch 1 on the H200, 4, 8 and 16 a head ran 536.3, 547.1, 525.8 tokens/s; on the H100 with
-     * shares combined through global memory (docs/PERFORMANCE.md, 2026-12-06), 2, 4 and 8 a head ran 724, 758
-     * and 769 tokens/s at batch 2; 1,337, 1,328 and 1,297 at batch 4; 2,269, 2,280 and 2,170 at batch 8; 3,676,
-     * 3,654 and 3,356 at batch 16 (1 a head: 3,640). This rule is within 0.7% of the best of each. */
-    const long heads = (long)c->n_heads * (batch < 1 ? 1 : batch);
-    v = (int)((512 + heads - 1) / heads);
+    /* 1..8 a head: at batch 1 about 256 blocks (as packages built before this rule expect); above, about 512
+     * and at least 2 a head. Llama-3-8B decode (32 heads), 256 tokens: at batch 1 on the H200, 4, 8 and 16 a
+     * head ran 536.3, 547.1, 525.8 tokens/s; on the H100 with shares combined through global memory
+     * (docs/PERFORMANCE.md, 2026-12-06), 2, 4 and 8 a head ran 724, 758 and 769 tokens/s at batch 2; 1,337,
+     * 1,328 and 1,297 at batch 4; 2,269, 2,280 and 2,170 at batch 8; 3,676, 3,654 and 3,356 at batch 16 (1 a
+     * head: 3,640). The rule is within 0.7% of the best of each. */
+    const long heads = (long)c->n_heads * (batch < 1 ? 1 : batch), want = batch > 1 ? 512 : 256;
+    v = (int)((want + heads - 1) / heads);
     const int lo = batch > 1 ? 2 : 1;
     v = v < lo ? lo : v > 8 ? 8 : v;
     /* a block's scores (its share of the positions, 4 bytes each) stay within 128 KiB of shared memory */

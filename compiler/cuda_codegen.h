@@ -155,10 +155,10 @@ typedef struct qj_ops_strides {
 void qj_ops_layout(const qj_config *c, int max_seq, qj_ops_strides *s);
 /* The ops module of a model run at `batch` sequences a step (attention's cluster: qj_ops_att_cluster). */
 qj_status qj_ops_source(const qj_model *m, int max_seq, int prep, int batch, char **source);
-/* Blocks per query head of the ops module's attention (QJ_ATT_SPLIT) at `batch` sequences a step: enough
- * for about 512 blocks in all, 1..8, at least 2 above batch 1 (Llama-3-8B: 8, 8, 4, 2, 2 at batch 1, 2, 4, 8, 16), and enough that a
- * block's share of max_seq positions is at most 32,768 (its scores in shared memory); $QJ_ATT_SPLIT (1..32)
- * overrides. */
+/* Blocks per query head of the ops module's attention (QJ_ATT_SPLIT) at `batch` sequences a step, 1..8:
+ * about 256 blocks in all at batch 1, about 512 and at least 2 a head above (Llama-3-8B: 8, 8, 4, 2, 2 at
+ * batch 1, 2, 4, 8, 16); and enough that a block's share of max_seq positions is at most 32,768 (its scores
+ * in shared memory). $QJ_ATT_SPLIT (1..32) overrides. */
 int qj_ops_att_split(const qj_config *c, int max_seq, int batch);
 /* Whether, on sm_90+, attention's blocks of one head form a thread-block cluster and combine their shares
  * through distributed shared memory (templates/qj_ops.cu), else through global memory: at batch 1 (H100:
