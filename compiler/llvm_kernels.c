@@ -871,13 +871,14 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     LLVMValueRef bend = LLVMBuildAdd(g->b, b0, ci64(g, sb), "");
     bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
     /* software prefetch of each row's stream (docs/PERFORMANCE.md: 2048 bytes ahead, locality 2,
-     * medians over widths 48-75% -> 55-98% of the read ceiling); QJ_CPU_PF=0 turns it off, both are
-     * read when a kernel is generated, so AOT code keeps the values it was built with. Chunks of
-     * fewer than 64 bytes (3-, 5- and 6-bit) prefetch once per 64 bytes of the span, at its head,
-     * rather than once per chunk (3-bit: 24-byte chunks, two or three prefetches a line);
-     * QJ_CPU_PFSPAN=0 keeps one per chunk */
+     * medians over widths 48-75% -> 55-98% of the read ceiling; 2- and 3-bit locality 3, into L1:
+     * 2026-12-06, 3-bit +5-42% a layer, 2-bit down_proj +9-19%, while 4- and 8-bit lose with it);
+     * QJ_CPU_PF=0 turns it off, QJ_CPU_PFLOC sets the locality, both read when a kernel is generated,
+     * so AOT code keeps the values it was built with. Chunks of fewer than 64 bytes (3-, 5- and 6-bit)
+     * prefetch once per 64 bytes of the span, at its head, rather than once per chunk (3-bit: 24-byte
+     * chunks, two or three prefetches a line); QJ_CPU_PFSPAN=0 keeps one per chunk */
     const char *pfe = getenv("QJ_CPU_PF"), *ple = getenv("QJ_CPU_PFLOC"), *pse = getenv("QJ_CPU_PFSPAN");
-    const int pf_dist = pfe ? atoi(pfe) : 2048, pf_loc0 = ple ? atoi(ple) : 2;
+    const int pf_dist = pfe ? atoi(pfe) : 2048, pf_loc0 = ple ? atoi(ple) : B <= 3 ? 3 : 2;
     const int pf_loc = pf_loc0 < 0 ? 0 : pf_loc0 > 3 ? 3 : pf_loc0; /* llvm.prefetch takes 0..3 */
     const int pf_span = nbytes < 64 && !(pse && !strcmp(pse, "0"));
     const int64_t span_bytes = sb * 4 * B;
