@@ -872,7 +872,7 @@ static void build_gemv_int(irb *g, const qj_cpu_kspec *s, LLVMValueRef fn, int R
     bend = LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, bend, ci64(g, nb), ""), bend, ci64(g, nb), "bend");
     /* software prefetch of each row's stream (docs/PERFORMANCE.md: 2048 bytes ahead, locality 2,
      * medians over widths 48-75% -> 55-98% of the read ceiling; 2- and 3-bit locality 3, into L1:
-     * 2026-12-06, 3-bit +5-42% a layer, 2-bit down_proj +9-19%, while 4- and 8-bit lose with it);
+     * 2026-12-06, 3-bit faster on most layers (up to +47%), 2-bit down_proj +9-24%, 4- and 8-bit slower);
      * QJ_CPU_PF=0 turns it off, QJ_CPU_PFLOC sets the locality, both read when a kernel is generated,
      * so AOT code keeps the values it was built with. Chunks of fewer than 64 bytes (3-, 5- and 6-bit)
      * prefetch once per 64 bytes of the span, at its head, rather than once per chunk (3-bit: 24-byte
