@@ -868,8 +868,10 @@ int qj_ops_att_split(const qj_config *c, int max_seq, int batch) {
     v = (int)((want + heads - 1) / heads);
     const int lo = batch > 1 ? 2 : 1;
     v = v < lo ? lo : v > 8 ? 8 : v;
-    /* a block's scores (its share of the positions, 4 bytes each) stay within 128 KiB of shared memory */
-    const int least = (max_seq + 32767) / 32768;
+    /* a block's scores (its share of the positions, 4 bytes each) stay within 128 KiB of shared memory, up to
+     * the 32 blocks a head the kernel takes (past a million positions the launch's shared memory asks too much,
+     * and says so) */
+    const int least0 = (max_seq + 32767) / 32768, least = least0 > 32 ? 32 : least0;
     return v < least ? least : v;
 }
 

@@ -711,6 +711,7 @@ int main(void) {
         QJ_CHECK(qj_ops_att_split(&c32, 8192, 64) == 2);
         QJ_CHECK(qj_ops_att_split(&c32, 131072, 64) == 4 && qj_ops_att_split(&c32, 32769, 64) == 2);
         QJ_CHECK(qj_ops_att_split(&c32, 1 << 20, 1) == 32); /* shares of at most 32,768 positions */
+        QJ_CHECK(qj_ops_att_split(&c32, 1 << 22, 1) == 32); /* and at most 32 blocks a head */
         setenv("QJ_ATT_SPLIT", "3", 1);
         QJ_CHECK(qj_ops_att_split(&c32, 8192, 1) == 3 && qj_ops_att_split(&c32, 8192, 16) == 3);
         unsetenv("QJ_ATT_SPLIT");
