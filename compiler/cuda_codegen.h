@@ -55,8 +55,9 @@ typedef struct qj_gemv_spec {
     int swz;         /* im with a shared-memory ring: the 8-/4-bit plane's chunks swapped within each lane's, so that
                       * loads of them hit every bank (QJ_IM_SWZ=0: as in memory) */
     int xpre;        /* im above batch 4: activations loaded one n-tile ahead (QJ_IM_XPRE=0: where used) */
-    int dm;          /* bx (not wg): digit-major n-tiles of all 4 activation digits (4, the default), of the top 3 (3,
-                      * less exact), or digit pairs of two batch rows an n-tile (0); QJ_IM_DM overrides */
+    int dm;          /* bx (not wg): digit-major n-tiles of the top 3 activation digits (3, the default: x within 2^-22 of
+                      * its tile's largest |x|), of all 4 (4), or digit pairs of two batch rows an n-tile (0);
+                      * QJ_IM_DM overrides */
     int ks;          /* bx (not wg): blocks splitting each m-block's k-tiles (1 = none); their partial sums meet in a
                       * workspace of the kernel's module, summed in split order by the last to finish */
     int tail;        /* im at batch 1 (not bx): what the blocks do once the output is stored (templates/qj_imv.cu

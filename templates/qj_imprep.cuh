@@ -24,13 +24,20 @@ __device__ __forceinline__ void qj_im_prep_warp(const float (&v)[4], int lane, i
         w0 = w1 = w2 = w3 = __int_as_float(0x7FC00000);
     } else if (mb != 0) {
         const int E = (int)(mb >> 23) - 126; /* |x| < 2^E (subnormal maxima: E = -126 still bounds them) */
-        w0 = scalbnf(1.0f, E - 30);
-        w1 = scalbnf(1.0f, E - 22);
-        w2 = scalbnf(1.0f, E - 14);
-        w3 = scalbnf(1.0f, E - 6);
+        /* the unit u 2^(E-30), u = 1 + 2^-12 (exact in fp32 while E >= -96; 1 below): an fp32 x of the tile's top
+         * binades is a multiple of 2^(E-24), so x 2^(30-E) would sit on a grid of 64 units and a quarter of such
+         * values would fall on a tie of digit 0 (q = 256 j + 128), which balanced digits always round up. Over u the
+         * grid is gone: the top three digits (QJ_IM_DM = 3) round x to nearest without that bias, and q keeps its
+         * 2^-31 of the tile's largest |x| (one rounding, of a double product) */
+        const float u = E >= -96 ? 1.000244140625f : 1.0f;
+        w0 = scalbnf(u, E - 30);
+        w1 = scalbnf(u, E - 22);
+        w2 = scalbnf(u, E - 14);
+        w3 = scalbnf(u, E - 6);
+        const double r = scalbn(E >= -96 ? 4096.0 / 4097.0 : 1.0, 30 - E);
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            int q = __float2int_rn(scalbnf(v[i], 30 - E));
+            int q = __double2int_rn((double)v[i] * r);
 #pragma unroll
             for (int p = 0; p < 4; p++) {
                 const int dp = p < 3 ? (q << 24) >> 24 : q; /* balanced digit in [-128, 127] */

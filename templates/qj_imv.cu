@@ -48,9 +48,9 @@
  * digit p) has column c = digit p of batch row 8 o + c, so lane (g, t) holds every digit sum of its outputs
  * (rows g, g + 8; batch rows 8 o + 2 t, + 1) and folds them with no exchange between lanes, and a warp needs
  * half the accumulators (ptxas: 128 registers or fewer against ~170, so two blocks fit a multiprocessor).
- * QJ_IM_DM = 4 keeps every digit (the compiler's default); 3 drops digit 0, a quarter fewer mma and
- * activation loads, but x is then rounded to 2^-22 of its tile's largest |x|: where a tile mixes magnitudes
- * 4e4 apart, long sums come out ~1.2e-5 off in relative L2 against ~3e-6 with four (docs/KERNELS.md).
+ * QJ_IM_DM = 3 (the compiler's default) drops digit 0: a quarter fewer mma and activation loads, x rounded to
+ * nearest, within 2^-22 of its tile's largest |x| (the prep's unit u keeps ties of digit 0 from all rounding up,
+ * qj_imprep.cuh); 4 keeps every digit (docs/KERNELS.md).
  * QJ_IM_KS > 1 (with QJ_IM_BX): the blocks of each m-block (QJ_IM_MG * QJ_MT
  * m-tiles) also split its k-tiles, QJ_IM_KPB each; partial sums meet in a
  * workspace of this module, summed in split order by the last block to finish.

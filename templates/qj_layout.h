@@ -190,15 +190,15 @@ QJ_HD uint32_t qj_im_reg(const uint32_t *wa, const uint32_t *w2, const uint32_t 
 
 /* Prepared activations of the integer-MMA GEMV, per batch row b and k-tile T
  * of 128 values: with E the exponent of the tile (|x| < 2^E, E from the
- * largest |x|), q_k = rint(x_k 2^(30-E)) (|q| <= 2^30) is written in four
- * balanced base-256 digits d_p in [-128, 127]: q = d0 + 2^8 d1 + 2^16 d2 +
- * 2^24 d3. xi: uint32 [BATCH][KT][2 halves][16 slots][4 words]; half s / 2,
+ * largest |x|) and u = 1 + 2^-12 (1 where E < -96), q_k = rint(x_k 2^(30-E) / u)
+ * (|q| < 2^30) is written in four balanced base-256 digits d_p in [-128, 127]:
+ * q = d0 + 2^8 d1 + 2^16 d2 + 2^24 d3. xi: uint32 [BATCH][KT][2 halves][16 slots][4 words]; half s / 2,
  * slot p*4 + t, word 2 (s%2) + h, byte i = d_p of value k = 128 T + 32 s +
  * 16 h + 4 t + i (the B fragment registers b0, b1 of k-step s of the lane
  * (g = 4 (b%2) + p, t) of n-tile b / 2): a lane's two 16-byte loads, one per
  * half, are 256 contiguous bytes across the 16 lanes of a batch row, so they
  * meet no shared-memory bank conflict. xw: float4 [BATCH][KT][2]: [0] = the digits'
- * weights {2^(E-30), 2^(E-22), 2^(E-14), 2^(E-6)}, [1] = the sums of x over
+ * weights u {2^(E-30), 2^(E-22), 2^(E-14), 2^(E-6)}, [1] = the sums of x over
  * the tile's four 32-value blocks. */
 #define QJ_IM_XI_WORDS(KT) ((KT) * 128)   /* per batch row */
 #define QJ_IM_XW_FLOAT4(KT) ((KT) * 2)    /* per batch row */

@@ -98,8 +98,8 @@ int main(void) {
     QJ_CHECK_MSG(wg > 0, "no integer-MMA case took the wgmma kernel");
     printf("%d integer-MMA wgmma instantiations compiled\n", wg);
     recompile_im("QJ_IM_CVT", "0", n, 0); /* the two-conversion fold, kept for comparison */
-    /* the block-shared kernels' other activation tilings (the default above 4: digit-major, all four digits) */
-    QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "3", n, 1) > 0, "no block-shared case under QJ_IM_DM=3");
+    /* the block-shared kernels' other activation tilings (the default above 4: digit-major, the top three digits) */
+    QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "4", n, 1) > 0, "no block-shared case under QJ_IM_DM=4");
     QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "0", n, 1) > 0, "no block-shared case under QJ_IM_DM=0");
 
     /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
