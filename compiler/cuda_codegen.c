@@ -185,7 +185,8 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             else if (b == 4) stages = 4, xsmem = 1;
             else unroll = 2;
         } else if (b <= 3 || (b <= 5 && mtn <= 256)) {
-            w = 16, unroll = 2;
+            /* (4-bit o_proj, 256 m-tiles: one k-tile a stage; H100, 5.88 -> 5.07 us) */
+            w = 16, unroll = b == 4 ? 1 : 2;
         }
     }
     if (w > wmax) w = wmax;
@@ -243,8 +244,10 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             const int64_t kpb = (kt + ks - 1) / ks;
             out->ks = (int)((kt + kpb - 1) / kpb);
             /* wide digit-major layers (no split, two blocks a multiprocessor): three slots (H100, int4 gate|up at
-             * batch 16: 36.0 against 37.1-37.6 us with four; the split layers lose with three: down 29.2 / 23.7) */
-            if (out->dm && out->ks == 1 && out->stages > 3 && !getenv("QJ_IM_STAGES")) out->stages = 3;
+             * batch 16: 36.0 against 37.1-37.6 us with four); with three digits the split layers too (H100, batch
+             * 16, int4 / int2 / int3: q|k|v 14.0 -> 13.7, 12.75 -> 12.35, 13.46 -> 12.88 us, down 22.0 -> 21.9,
+             * 19.4 -> 18.6, 20.9 -> 20.0; with four digits they lost: down 29.2 against 23.7) */
+            if (out->dm && (out->ks == 1 || out->dm == 3) && out->stages > 3 && !getenv("QJ_IM_STAGES")) out->stages = 3;
         }
     }
     if (out->bx && batch > 4 && env_int("QJ_IM_WG", 0, 1, 0)) {

@@ -543,16 +543,22 @@ __device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lan
 #if QJ_IM_BX
 /* A thread's copies for every k-tile, their addresses at k-tile 0 worked out once (the per-tile part is one
  * multiply-add each): its share of the activations (QJ_BX_XPT 16-byte copies, chunk c = thread + u * threads of
- * the slot's QJ_BATCH * 34), and in the warps that copy weights, the lane's words of its group's m-tiles and
- * its scale copies (chunk c = lane + 32 i of QJ_MT * QJ_NFOLD * 4). */
+ * the slot's QJ_BATCH * (QJ_BX_XD + 2): a batch row's digit chunks, then its weights and sums), and in the warps
+ * that copy weights, the lane's words of its group's m-tiles and its scale copies (chunk c = lane + 32 i of
+ * QJ_MT * QJ_NFOLD * 4). Digit-major kernels of three digits that split K copy only digits 1-3 (24 of a row's
+ * 32 chunks: digit p is chunks 4p .. 4p + 3 of each 16-chunk half); digit 0's place in the slot stays unwritten
+ * and unread. (H100, int4 at batch 16: q|k|v 14.9 -> 14.0 us, down 24.0 -> 22.1; the unsplit gate|up ran 3%
+ * slower with it, 31.0 -> 31.9, so kernels without a split copy all four.) */
 #define QJ_BX_NTH (QJ_WARPS * 32)
-#define QJ_BX_XC (QJ_BATCH * 34)
+#define QJ_BX_XD (QJ_IM_DM == 3 && QJ_IM_KS > 1 ? 24 : 32)
+#define QJ_BX_XC (QJ_BATCH * (QJ_BX_XD + 2))
 #define QJ_BX_XPT ((QJ_BX_XC + QJ_BX_NTH - 1) / QJ_BX_NTH)
 #define QJ_BX_SC (QJ_MT * QJ_NFOLD * 4)
 #define QJ_BX_SPL ((QJ_BX_SC + 31) / 32)
 struct qj_bx_plan {
     const uint4 *x[QJ_BX_XPT];
     int xs[QJ_BX_XPT]; /* uint4 per k-tile: 32 for digits, 2 for digit weights and sums */
+    int xd[QJ_BX_XPT]; /* the copy's chunk in the slot */
     const uint32_t *w[QJ_MT];
     const uint32_t *s[QJ_BX_SPL];
     int sf[QJ_BX_SPL]; /* the copy's fold offset in the tile, values */
@@ -562,11 +568,14 @@ __device__ __forceinline__ void qj_bx_plan_init(const uint32_t *__restrict__ wq,
                                                 int lane, qj_bx_plan &P) {
 #pragma unroll
     for (int u = 0; u < QJ_BX_XPT; u++) {
-        const int c = threadIdx.x + u * QJ_BX_NTH, c2 = min(max(c - QJ_BATCH * 32, 0), QJ_BATCH * 2 - 1);
-        const bool dig = c < QJ_BATCH * 32;
-        P.x[u] = dig ? xi + (size_t)(c >> 5) * QJ_KTN * 32 + (c & 31)
+        const int c = threadIdx.x + u * QJ_BX_NTH, c2 = min(max(c - QJ_BATCH * QJ_BX_XD, 0), QJ_BATCH * 2 - 1);
+        const bool dig = c < QJ_BATCH * QJ_BX_XD;
+        const int b = c / QJ_BX_XD, j = c % QJ_BX_XD, q = QJ_BX_XD == 32 ? j : 16 * (j / 12) + 4 + j % 12;
+        P.x[u] = dig ? xi + (size_t)b * QJ_KTN * 32 + q
                      : reinterpret_cast<const uint4 *>(xw) + (size_t)(c2 >> 1) * QJ_KTN * 2 + (c2 & 1);
         P.xs[u] = dig ? 32 : 2;
+        /* QJ_IM_DM: digit chunks of odd batch rows swap 64-byte halves (qj_dm_chunk) */
+        P.xd[u] = dig ? b * 32 + (QJ_IM_DM ? q ^ ((b & 1) << 2) : q) : QJ_BATCH * 32 + c2;
     }
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++) {
@@ -586,10 +595,8 @@ __device__ __forceinline__ void qj_bx_issue_x(const qj_bx_plan &P, int T, uint32
 #pragma unroll
     for (int u = 0; u < QJ_BX_XPT; u++) {
         const int c = threadIdx.x + u * QJ_BX_NTH;
-        /* QJ_IM_DM: digit chunks of odd batch rows swap 64-byte halves (qj_dm_chunk) */
-        const int dc = QJ_IM_DM && c < QJ_BATCH * 32 ? c ^ (((c >> 5) & 1) << 2) : c;
         if (QJ_BX_XC % QJ_BX_NTH == 0 || c < QJ_BX_XC)
-            qj_cp16(slot + 4 * dc, reinterpret_cast<const uint32_t *>(P.x[u] + T * P.xs[u]));
+            qj_cp16(slot + 4 * P.xd[u], reinterpret_cast<const uint32_t *>(P.x[u] + T * P.xs[u]));
     }
 }
 /* the lane's share of k-tile T's weights and scales of its group's m-tiles (the global layouts) into its slot part */

@@ -437,7 +437,7 @@ int main(void) {
     QJ_CHECK(s.mma == 1 && s.nseg == 2 && s.seg[0].N == 64 && s.seg[1].N == 64 && s.seg[1].nparts == 2 && s.N == 128);
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 1, 1, &s)); /* one format, sm_80+: the integer-MMA GEMV */
     QJ_CHECK(s.mma == 0 && s.dq == 0 && s.im == 1 && s.N == 128 && s.seg[0].nparts == 2);
-    QJ_CHECK(s.stages == 0 && s.unroll == 2 && s.warps == 1); /* a short layer at batch 1: two k-tiles per register stage */
+    QJ_CHECK(s.stages == 0 && s.unroll == 1 && s.warps == 1); /* a short 4-bit layer at batch 1: one k-tile a register stage */
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 2, 1, &s));
     QJ_CHECK(s.stages == 4 && s.unroll == 1 && !s.xsmem); /* 4-bit at other batches: the shared-memory ring */
     QJ_CHECK_OK(qj_gemv_spec_parts(same, 2, 16, 1, &s));
@@ -539,7 +539,10 @@ int main(void) {
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 256 && block == 256);
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(strstr(nm, "_m2w8u1s4b4k8d3_") != NULL, "%s", nm);
+        QJ_CHECK_MSG(strstr(nm, "_m2w8u1s3b4k8d3_") != NULL, "%s", nm); /* three digits: three slots */
+        setenv("QJ_IM_DM", "4", 1); /* four digits: the split layers keep four slots */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.dm == 4 && s.ks == 8 && s.stages == 4);
         setenv("QJ_IM_DM", "0", 1);
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_launch_dims(&s, &grid, &block);
@@ -633,9 +636,9 @@ int main(void) {
         p[0] = &dn4w; /* activations past 96 KiB (224 k-tiles) stay in global memory */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.stages >= 2 && !s.xsmem && qj_gemv_smem_bytes(&s) == 0);
-        p[0] = &o4; /* short, <= 256 m-tiles: 16 warps x two k-tiles */
+        p[0] = &o4; /* short, <= 256 m-tiles: 16 warps, one k-tile a stage at 4 bits */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
-        QJ_CHECK(s.warps == 16 && s.unroll == 2 && s.stages == 0);
+        QJ_CHECK(s.warps == 16 && s.unroll == 1 && s.stages == 0);
         p[0] = &qkv4; /* short, 384 m-tiles, 4-bit: the plain split */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.warps == 8 && s.unroll == 1 && s.stages == 0);
