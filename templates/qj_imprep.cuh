@@ -29,12 +29,13 @@ __device__ __forceinline__ void qj_im_prep_warp(const float (&v)[4], int lane, i
          * values would fall on a tie of digit 0 (q = 256 j + 128), which balanced digits always round up. Over u the
          * grid is gone: the top three digits (QJ_IM_DM = 3) round x to nearest without that bias, and q keeps its
          * 2^-31 of the tile's largest |x| (one rounding, of a double product) */
-        const float u = E >= -96 ? 1.000244140625f : 1.0f;
+        const bool du = E >= -96;
+        const float u = du ? 1.000244140625f : 1.0f;
         w0 = scalbnf(u, E - 30);
         w1 = scalbnf(u, E - 22);
         w2 = scalbnf(u, E - 14);
         w3 = scalbnf(u, E - 6);
-        const double r = scalbn(E >= -96 ? 4096.0 / 4097.0 : 1.0, 30 - E);
+        const double r = scalbn(du ? 4096.0 / 4097.0 : 1.0, 30 - E); /* 1 / u */
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             int q = __double2int_rn((double)v[i] * r);

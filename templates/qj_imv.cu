@@ -555,6 +555,10 @@ __device__ __forceinline__ void qj_stage_from_smem(const uint32_t *slot, int lan
 #define QJ_BX_XPT ((QJ_BX_XC + QJ_BX_NTH - 1) / QJ_BX_NTH)
 #define QJ_BX_SC (QJ_MT * QJ_NFOLD * 4)
 #define QJ_BX_SPL ((QJ_BX_SC + 31) / 32)
+/* where chunk q of a batch row's digits (qj_layout.h: half q / 16, digit (q / 4) % 4, lane slot q % 4) sits in a
+ * ring slot: with digit-major tiles (QJ_IM_DM) odd rows swap their 64-byte halves, so that a quarter-warp's
+ * loads (two batch rows, one digit) cover all 32 banks */
+__device__ __forceinline__ int qj_dm_chunk(int b, int q) { return b * 32 + (QJ_IM_DM ? q ^ ((b & 1) << 2) : q); }
 struct qj_bx_plan {
     const uint4 *x[QJ_BX_XPT];
     int xs[QJ_BX_XPT]; /* uint4 per k-tile: 32 for digits, 2 for digit weights and sums */
@@ -574,8 +578,7 @@ __device__ __forceinline__ void qj_bx_plan_init(const uint32_t *__restrict__ wq,
         P.x[u] = dig ? xi + (size_t)b * QJ_KTN * 32 + q
                      : reinterpret_cast<const uint4 *>(xw) + (size_t)(c2 >> 1) * QJ_KTN * 2 + (c2 & 1);
         P.xs[u] = dig ? 32 : 2;
-        /* QJ_IM_DM: digit chunks of odd batch rows swap 64-byte halves (qj_dm_chunk) */
-        P.xd[u] = dig ? b * 32 + (QJ_IM_DM ? q ^ ((b & 1) << 2) : q) : QJ_BATCH * 32 + c2;
+        P.xd[u] = dig ? qj_dm_chunk(b, q) : QJ_BATCH * 32 + c2;
     }
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++) {
@@ -617,11 +620,6 @@ __device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int la
     }
 }
 #if QJ_IM_DM
-/* where chunk q of a batch row's digits (qj_layout.h: half q / 16, digit (q / 4) % 4, lane slot q % 4) sits in a
- * ring slot: odd rows swap their 64-byte halves, so that a quarter-warp's loads (two batch rows, one digit)
- * cover all 32 banks */
-__device__ __forceinline__ int qj_dm_chunk(int b, int q) { return b * 32 + (q ^ ((b & 1) << 2)); }
-
 /* One k-tile from its ring slot, digit-major: the octets o0 .. o0 + QJ_IM_JO - 1 of batch rows against the
  * warp's m-tiles. Lane (g, t) reads digit p of batch row 8 o + g (B column g of n-tile (o, p)) and ends with
  * D of every digit for rows g, g + 8 and batch rows 8 o + 2 t, + 1 (acc[m][o][e]: row g + 8 (e / 2), batch row
