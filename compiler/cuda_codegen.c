@@ -149,6 +149,29 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * k split aims at 256 blocks. H100, int4 at batch 16: gate|up 41.1 -> 37.1
  * us, down 26.1 -> 23.7, q|k|v 16.3 -> 15.0 (with four m-tiles a warp
  * 49.2: one block a multiprocessor at 128 registers). */
+/* Whether the spec functions deal wide layers' m-tiles (QJ_IM_DEAL) and sum K splits in clusters (QJ_IM_KSCL) unless
+ * the environment says: off until they have been run against the C reference on a GPU */
+#define QJ_IM_DEAL_DEFAULT 0
+#define QJ_IM_KSCL_DEFAULT 0
+static int g_sms;
+void qj_gemv_set_sms(int sms) { g_sms = sms > 0 ? sms : 0; }
+int qj_gemv_sms(void) { return g_sms; }
+
+void qj_gemv_spec_deal(qj_gemv_spec *s, int sms) {
+    s->nb = 0;
+    if (!s->im || !s->bx || !s->dm || s->ks > 1 || s->wg || s->mt > 2) return;
+    /* wide digit-major layers: blocks of 8 m-tiles, two a multiprocessor. Where there are more than one a
+     * multiprocessor but not whole waves of them (Llama-3-8B's gate|up: 224 blocks for 264 places on the H100, 40
+     * multiprocessors idle for the last third), their m-tiles are dealt over whole waves instead (264 blocks of 6
+     * or 7). QJ_IM_NB=0 keeps the blocks whole, =n deals over n blocks (more than the whole blocks, at most one
+     * m-tile each); the spec functions call this only under QJ_IM_DEAL=1 (QJ_IM_DEAL_DEFAULT). */
+    const int64_t mtn = QJ_IM_MTILES(s->N), bmt = im_block_mtiles(s), blocks = (mtn + bmt - 1) / bmt;
+    const int64_t places = 2 * (int64_t)(sms > 0 ? sms : 0);
+    int64_t nb = places > 0 && blocks % places != 0 && 2 * blocks > places ? (blocks + places - 1) / places * places : 0;
+    nb = env_int("QJ_IM_NB", 0, 1 << 20, (int)nb);
+    s->nb = nb > blocks && nb <= mtn ? (int)nb : 0;
+}
+
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
     const qj_tensor *t = parts[0];
     memset(out, 0, sizeof *out);
@@ -243,6 +266,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             if (ks > kt) ks = kt;
             const int64_t kpb = (kt + ks - 1) / ks;
             out->ks = (int)((kt + kpb - 1) / kpb);
+            out->kscl = out->ks > 1 && out->ks <= 8 && out->dm && env_int("QJ_IM_KSCL", 0, 1, QJ_IM_KSCL_DEFAULT);
             /* wide digit-major layers (no split, two blocks a multiprocessor): three slots (H100, int4 gate|up at
              * batch 16: 36.0 against 37.1-37.6 us with four); with three digits the split layers too (H100, batch
              * 16, int4 / int2 / int3: q|k|v 14.0 -> 13.7, 12.75 -> 12.35, 13.46 -> 12.88 us, down 22.0 -> 21.9,
@@ -258,9 +282,10 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int64_t smax = (env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) - QJ_IM_WG_BYTES(batch)) / wslot;
         int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (ws > smax) ws = (int)smax;
-        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1, out->dm = 0;
+        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1, out->dm = 0, out->kscl = 0;
         out->wgswap = out->wg && env_int("QJ_IM_WGSWAP", 0, 1, 0); /* a check, named in the kernel */
     }
+    qj_gemv_spec_deal(out, env_int("QJ_IM_DEAL", 0, 1, QJ_IM_DEAL_DEFAULT) ? g_sms : 0);
     out->cvt = env_int("QJ_IM_CVT", 0, 2, 2);
     /* (digit-major tiles load every digit before the unpack: the knob is the pair layout's) */
     out->xpre = !QJ_IM_XSTAGED(batch) && (out->dm || env_int("QJ_IM_XPRE", 0, 1, 1));
@@ -391,6 +416,8 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         else if (s->bx && s->ks > 1) snprintf(bx, sizeof bx, "b%dk%d", s->jw, s->ks);
         else if (s->bx) snprintf(bx, sizeof bx, "b%d", s->jw);
         if (s->dm) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "d%d", s->dm);
+        if (s->nb) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "n%d", s->nb);
+        if (s->kscl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "cl");
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
         if (!s->xpre && !QJ_IM_XSTAGED(s->batch)) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "p0");
@@ -443,6 +470,8 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
         char tail[192] = ""; /* (absent without a tail or digit-major tiles: those kernels' sources, so their cache keys,
                               * stay as they were) */
         if (s->dm) snprintf(tail, sizeof tail, "#define QJ_IM_DM %d\n", s->dm);
+        if (s->nb) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_NB %d\n", s->nb);
+        if (s->kscl) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_KSCL 1\n");
         if (s->tail)
             snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_TAIL %d\n#define QJ_TAIL_PREP %d\n#define QJ_TAIL_WDT %d\n#define QJ_TAIL_EPS %.9gf\n",
                      s->tail, s->tail_prep, s->tail_wdt, (double)s->tail_eps);
@@ -520,7 +549,7 @@ void qj_gemv_launch_dims(const qj_gemv_spec *s, unsigned *grid, unsigned *block)
     }
     if (s->im) {
         const int64_t mts = im_block_mtiles(s);
-        *grid = (unsigned)((QJ_IM_MTILES(s->N) + mts - 1) / mts * (s->ks > 1 ? s->ks : 1));
+        *grid = s->nb ? (unsigned)s->nb : (unsigned)((QJ_IM_MTILES(s->N) + mts - 1) / mts * (s->ks > 1 ? s->ks : 1));
         *block = (unsigned)(s->warps * 32);
         return;
     }

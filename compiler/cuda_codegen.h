@@ -60,6 +60,10 @@ typedef struct qj_gemv_spec {
                       * QJ_IM_DM overrides */
     int ks;          /* bx (not wg): blocks splitting each m-block's k-tiles (1 = none); their partial sums meet in a
                       * workspace of the kernel's module, summed in split order by the last to finish */
+    int kscl;        /* ks 2..8 with dm: the splits of an m-block are one thread-block cluster (sm_90+) and sum their
+                      * partials through distributed shared memory, not a global workspace (QJ_IM_KSCL=1) */
+    int nb;          /* bx, dm, ks 1: blocks the m-tiles are dealt over (0 = a block's full m-tiles each), set where the
+                      * default grid would leave some multiprocessors one block and others two (qj_gemv_spec_deal) */
     int tail;        /* im at batch 1 (not bx): what the blocks do once the output is stored (templates/qj_imv.cu
                       * qj_tail): 0 nothing, QJ_TAIL_NORM the next RMSNorm (y is the residual to add), QJ_TAIL_SWIGLU
                       * SwiGLU of gate|up; set by the model's planner (qj_gemv_tail_fits), not by the spec functions */
@@ -71,6 +75,14 @@ typedef struct qj_gemv_spec {
     int nseg;        /* mma: segments (1..3) */
     qj_gemv_seg seg[QJ_MAX_SEGS];
 } qj_gemv_spec;
+
+/* The multiprocessors of the device specs are made for (0, the default: not known, so no spec depends on it).
+ * The GPU runtime and benchmarks set it from the device before planning; it decides qj_gemv_spec.nb. */
+void qj_gemv_set_sms(int sms);
+int qj_gemv_sms(void);
+/* Sets s->nb for a device of sms multiprocessors (0 where the rule deals nothing); the spec functions call it
+ * with qj_gemv_set_sms's count where QJ_IM_DEAL is on. */
+void qj_gemv_spec_deal(qj_gemv_spec *s, int sms);
 
 /* The spec for n parts (1 tensor, or q|k|v / gate|up stacked by rows into
  * one launch) at a batch size. allow_mma: 0 = CUDA-core kernels only (chips

@@ -272,6 +272,7 @@ qj_status qj_gpu_kernel_bench(const qj_model *m, int layer, int batch, int iters
     qj_status s = qj_cuda_open(0, &cu);
     if (s) return s;
     const qj_cuda_info *I = qj_cuda_get_info(cu);
+    qj_gemv_set_sms(I->sm_count); /* as the GPU model does */
     snprintf(out->device, sizeof out->device, "%s", I->name);
     char arch[32];
     qj_cuda_arch_string(I->cc_major, I->cc_minor, I->cc_major * 10 + I->cc_minor > 120, arch, sizeof arch);

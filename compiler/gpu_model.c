@@ -501,6 +501,7 @@ qj_status qj_gpu_model_create(const qj_model *m, const qj_gpu_params *p, qj_gpu_
                     getenv("QJ_STEP_SKIP"));
     }
     const qj_cuda_info *I = qj_cuda_get_info(g->cu);
+    qj_gemv_set_sms(I->sm_count); /* (wide layers above batch 4 deal their m-tiles over whole waves) */
     char arch[32];
     int maj = 0, min = 0;
     qj_nvrtc_available(&maj, &min);

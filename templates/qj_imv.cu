@@ -54,8 +54,13 @@
  * QJ_IM_KS > 1 (with QJ_IM_BX): the blocks of each m-block (QJ_IM_MG * QJ_MT
  * m-tiles) also split its k-tiles, QJ_IM_KPB each; partial sums meet in a
  * workspace of this module, summed in split order by the last block to finish.
+ * QJ_IM_NB > 0 (digit-major QJ_IM_BX without a K split): the m-tiles are dealt
+ * over QJ_IM_NB blocks instead, block b taking [b MTILES / NB, (b + 1) MTILES /
+ * NB) (at most QJ_IM_MG * QJ_MT), each warp group QJ_MT of them in order, so a
+ * block's last groups may hold one or none: the compiler deals a wide layer over
+ * whole waves of two blocks a multiprocessor, which 8-m-tile blocks leave uneven.
  * Launch: grid = ceil(MTILES / QJ_MT) (QJ_IM_BX: ceil(MTILES / (QJ_IM_MG *
- * QJ_MT)) * QJ_IM_KS), block = QJ_WARPS * 32, dynamic shared memory = the activations'
+ * QJ_MT)) * QJ_IM_KS, or QJ_IM_NB), block = QJ_WARPS * 32, dynamic shared memory = the activations'
  * bytes with QJ_IM_XSMEM, QJ_IM_STAGES * QJ_IM_BX_SLOT * 4 with QJ_IM_BX, else 0;
  * prep: grid = ceil(BATCH * KT / 4), block = 128.
  */
@@ -105,6 +110,13 @@
 #ifndef QJ_IM_KS
 #define QJ_IM_KS 1 /* QJ_IM_BX (not wgmma): blocks splitting the k-tiles of each block's m-tiles (see below) */
 #endif
+#ifndef QJ_IM_NB
+#define QJ_IM_NB 0 /* digit-major QJ_IM_BX, no K split: blocks the m-tiles are dealt over (0: QJ_IM_MG * QJ_MT a block) */
+#endif
+#ifndef QJ_IM_KSCL
+#define QJ_IM_KSCL 0 /* QJ_IM_KS 2..8, digit-major, sm_90+: the splits of an m-block are one cluster and sum their partials
+                      * through distributed shared memory (else through a global workspace, the last block summing) */
+#endif
 #ifndef QJ_IM_TAIL
 #define QJ_IM_TAIL 0 /* batch 1, not QJ_IM_BX: what the kernel's blocks do after its output is stored (see qj_tail below):
                       * 1 = the residual add and RMSNorm of the next block's input, 2 = SwiGLU of gate|up */
@@ -146,7 +158,7 @@ static_assert(QJ_IM_DM == 0 || ((QJ_IM_DM == 3 || QJ_IM_DM == 4) && QJ_IM_BX && 
               "digit-major n-tiles: 3 or 4 digits, block-shared mma.sync kernels above batch 4, octets split evenly");
 static_assert(QJ_IM_JW == QJ_NJ || (QJ_IM_BX && QJ_NJ > 2), "n-tiles split only with block-shared activations above batch 4");
 /* whether a block's last m-tiles can lie past the layer's (then clamped to its last) */
-#define QJ_IM_MCLAMP (QJ_MTN % (QJ_MT * (QJ_IM_BX ? QJ_IM_MG : 1)) != 0)
+#define QJ_IM_MCLAMP (QJ_IM_NB || QJ_MTN % (QJ_MT * (QJ_IM_BX ? QJ_IM_MG : 1)) != 0)
 #define QJ_FOLD QJ_IM_FOLD(QJ_GROUP)
 #define QJ_NFOLD (4 / QJ_FOLD)
 #define QJ_NGT ((QJ_KTN * 128 + QJ_GROUP - 1) / QJ_GROUP) /* groups per m-tile in the scale array */
@@ -172,7 +184,17 @@ static_assert(QJ_IM_KS >= 1 && (QJ_IM_KS == 1 || (QJ_IM_BX && !QJ_IM_WG)), "a k 
 #define QJ_IM_MBR (QJ_IM_MG * QJ_MT * 16) /* rows of an m-block (QJ_IM_BX) */
 #define QJ_IM_MB ((QJ_MTN * 16 + QJ_IM_MBR - 1) / QJ_IM_MBR)
 static_assert(QJ_IM_KS == 1 || (QJ_IM_KS - 1) * QJ_IM_KPB < QJ_KTN, "every k split has a tile");
-#if QJ_IM_KS > 1
+#if QJ_IM_KSCL && QJ_IM_KS > 1 && QJ_IM_KS <= 8 && QJ_IM_DM && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define QJ_IM_CL 1
+#define QJ_IM_CLDIMS __cluster_dims__(QJ_IM_KS, 1, 1)
+#else
+#define QJ_IM_CL 0
+#define QJ_IM_CLDIMS
+#endif
+static_assert(QJ_IM_NB == 0 || (QJ_IM_DM && QJ_IM_KS == 1 && QJ_MT <= 2 && QJ_IM_NB <= QJ_MTN &&
+                                (QJ_MTN + QJ_IM_NB - 1) / QJ_IM_NB <= QJ_IM_MG * QJ_MT),
+              "m-tiles dealt over blocks: digit-major, no K split, at most a block's m-tiles each");
+#if QJ_IM_KS > 1 && !QJ_IM_CL
 /* each split's partial sums [split][batch row][row], and per m-block the splits that have stored theirs (the last
  * to arrive sums them in split order and sets it back to zero for the next launch); module globals, zero at load,
  * so two launches of this module's kernel must not overlap: one stream, where programmatic dependent launch lets
@@ -603,10 +625,11 @@ __device__ __forceinline__ void qj_bx_issue_x(const qj_bx_plan &P, int T, uint32
     }
 }
 /* the lane's share of k-tile T's weights and scales of its group's m-tiles (the global layouts) into its slot part */
-__device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int lane, uint32_t *slot) {
+__device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int lane, uint32_t *slot, int nm) {
     constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS);
 #pragma unroll
     for (int m = 0; m < QJ_MT; m++) {
+        if (QJ_IM_NB && nm <= m) break; /* (dealt m-tiles: the group holds nm of them) */
         const uint32_t *src = P.w[m] + (size_t)T * TW;
 #pragma unroll
         for (int c = 0; c < TW / 4; c += 32)
@@ -615,7 +638,7 @@ __device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int la
 #pragma unroll
     for (int i = 0; i < QJ_BX_SPL; i++) {
         const int c = lane + 32 * i;
-        if (QJ_BX_SC % 32 == 0 || c < QJ_BX_SC)
+        if ((QJ_BX_SC % 32 == 0 || c < QJ_BX_SC) && (!QJ_IM_NB || c / (QJ_NFOLD * 4) < nm))
             qj_cp16(slot + QJ_MT * TW + 4 * c, P.s[i] + (size_t)((T * 128 + P.sf[i]) / QJ_GROUP) * 16);
     }
 }
@@ -624,6 +647,7 @@ __device__ __forceinline__ void qj_bx_issue_w(const qj_bx_plan &P, int T, int la
  * warp's m-tiles. Lane (g, t) reads digit p of batch row 8 o + g (B column g of n-tile (o, p)) and ends with
  * D of every digit for rows g, g + 8 and batch rows 8 o + 2 t, + 1 (acc[m][o][e]: row g + 8 (e / 2), batch row
  * 8 o + 2 t + e % 2). Absent batch rows read the last one: finite values, never stored. */
+template <int NMT> /* the m-tiles it computes, the first NMT of the warp's (QJ_IM_NB: a group may hold fewer) */
 __device__ __forceinline__ void qj_dm_tile(const uint32_t *slot, const uint32_t *wslot, int lane, int o0,
                                            float (&acc)[QJ_MT][QJ_IM_JO][4]) {
     constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS), W2 = QJ_IM_WA(QJ_BITS), W1 = QJ_IM_WA(QJ_BITS) + 4 * QJ_DQ_P2(QJ_BITS);
@@ -649,7 +673,7 @@ __device__ __forceinline__ void qj_dm_tile(const uint32_t *slot, const uint32_t 
         }
     }
 #pragma unroll
-    for (int m = 0; m < QJ_MT; m++) {
+    for (int m = 0; m < NMT; m++) {
         uint32_t w[2 * QJ_BITS];
         qj_words_from_smem(wslot + m * TW, lane, w);
 #pragma unroll
@@ -688,6 +712,33 @@ __device__ __forceinline__ void qj_dm_tile(const uint32_t *slot, const uint32_t 
     }
 }
 #endif
+#if QJ_IM_CL
+/* a cluster-wide barrier (every thread of every block: shared-memory stores before it are visible to the cluster
+ * after it), and the float at this block's shared-memory address a in the cluster's block r */
+__device__ __forceinline__ void qj_im_cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+__device__ __forceinline__ float qj_im_dsmem_f32(unsigned a, unsigned r) {
+    unsigned ra;
+    float v;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(ra) : "memory");
+    return v;
+}
+#endif
+/* the block-shared loop's barrier: with dealt m-tiles (QJ_IM_NB) a block's groups run different copies of the loop,
+ * so not the .aligned form __syncthreads gives, which PTX defines only where every thread runs the same instruction */
+__device__ __forceinline__ void qj_bx_sync() {
+#if QJ_IM_NB
+    asm volatile("barrier.sync 0;" ::: "memory");
+#else
+    __syncthreads();
+#endif
+}
+/* a count as a type (the k-loop's m-tiles) */
+template <int V> struct qj_ic {
+    static constexpr int value = V;
+};
 /* cp.async.wait_group takes an immediate: n = 0..7 */
 __device__ __forceinline__ void qj_cp_wait_n(int n) {
     switch (n) {
@@ -857,11 +908,12 @@ __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0
 /* qj_store_acc for digit-major sums: every lane holds rows g, g + 8 of each m-tile for batch rows
  * 8 (o0 + o) + 2 t + {0, 1} */
 template <bool WS>
-__device__ __forceinline__ void qj_store_dm(float *dst, size_t bstride, int mt0, int o0, int lane,
+__device__ __forceinline__ void qj_store_dm(float *dst, size_t bstride, int mt0, int o0, int nm, int lane,
                                             const float (&acc)[QJ_MT][QJ_IM_JO][4]) {
     const int g = lane >> 2, t = lane & 3;
 #pragma unroll
-    for (int m = 0; m < QJ_MT; m++)
+    for (int m = 0; m < QJ_MT; m++) {
+        if (QJ_IM_NB && nm <= m) break; /* (dealt m-tiles: the next ones are another block's) */
 #pragma unroll
         for (int o = 0; o < QJ_IM_JO; o++)
 #pragma unroll
@@ -869,8 +921,9 @@ __device__ __forceinline__ void qj_store_dm(float *dst, size_t bstride, int mt0,
                 const int b = 8 * (o0 + o) + 2 * t + (e & 1), row = (mt0 + m) * 16 + g + 8 * (e >> 1);
                 if (b < QJ_BATCH) qj_store1<WS>(dst, bstride, b, row, 0, acc[m][o][e]);
             }
+    }
 }
-#define QJ_STORE(WS, dst, stride) qj_store_dm<WS>(dst, stride, mt0, o0, lane, dacc)
+#define QJ_STORE(WS, dst, stride) qj_store_dm<WS>(dst, stride, mt0, o0, nm, lane, dacc)
 #else
 #define QJ_STORE(WS, dst, stride) qj_store_acc<WS>(dst, stride, mt0, j0, lane, acc)
 #endif
@@ -988,7 +1041,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32)
+extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride
 #if QJ_IM_TAIL
@@ -1001,13 +1054,19 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     /* QJ_IM_BX: warp group warp / QJ_IM_JG owns QJ_MT m-tiles, its warps QJ_IM_JW n-tiles each */
     const int mg = warp / QJ_IM_JG, j0 = QJ_IM_BX ? (warp % QJ_IM_JG) * QJ_IM_JW : 0;
     /* QJ_IM_KS > 1: block = m-block + QJ_IM_MB * split; the split walks k-tiles [Tb, Tb + NT) */
-    const int bm = QJ_IM_KS > 1 ? (int)blockIdx.x % QJ_IM_MB : (int)blockIdx.x;
-    const int Tb = QJ_IM_KS > 1 ? (int)blockIdx.x / QJ_IM_MB * QJ_IM_KPB : 0;
+    /* (QJ_IM_CL: block = split + QJ_IM_KS * m-block, the m-block's splits one cluster, split = rank) */
+    const int bm = QJ_IM_CL ? (int)blockIdx.x / QJ_IM_KS : QJ_IM_KS > 1 ? (int)blockIdx.x % QJ_IM_MB : (int)blockIdx.x;
+    const int Tb = QJ_IM_CL ? (int)blockIdx.x % QJ_IM_KS * QJ_IM_KPB : QJ_IM_KS > 1 ? (int)blockIdx.x / QJ_IM_MB * QJ_IM_KPB : 0;
     const int NT = QJ_IM_KS > 1 ? min(QJ_KTN - Tb, QJ_IM_KPB) : QJ_KTN; /* k-tiles of this block */
     (void)Tb;
     (void)NT;
-    const int mt0 = QJ_IM_BX ? (bm * QJ_IM_MG + mg) * QJ_MT : bm * QJ_MT;
+    /* QJ_IM_NB: the block's m-tiles [lo, hi) dealt in order, QJ_MT a group; nm = the group's count, compared with
+     * m itself (never clamped to 0..QJ_MT) */
+    const int lo = QJ_IM_NB ? (int)((long long)bm * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1)) : 0;
+    const int mt0 = QJ_IM_NB ? lo + mg * QJ_MT : QJ_IM_BX ? (bm * QJ_IM_MG + mg) * QJ_MT : bm * QJ_MT;
+    const int nm = QJ_IM_NB ? (int)((long long)(bm + 1) * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1)) - mt0 : QJ_MT;
     (void)j0;
+    (void)nm;
 #if QJ_IM_DM
     const int o0 = (warp % QJ_IM_JG) * QJ_IM_JO; /* the warp's first octet of batch rows */
     float dacc[QJ_MT][QJ_IM_JO][4];
@@ -1047,7 +1106,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     qj_bx_plan_init(wq, sz, xi, xw, mt0, lane, P);
 #pragma unroll
     for (int i = 0; i < QJ_IM_S - 1; i++) {
-        if (i < NT && wcopy) qj_bx_issue_w(P, Tb + i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
+        if (i < NT && wcopy) qj_bx_issue_w(P, Tb + i, lane, ring + i * QJ_IM_BX_SLOT + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, nm);
         qj_cp_commit(); /* weights only: may overlap the previous kernel */
     }
     qj_pdl_wait();
@@ -1055,15 +1114,20 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     for (int i = 0; i < QJ_IM_S - 1; i++)
         if (i < NT) qj_bx_issue_x(P, Tb + i, ring + i * QJ_IM_BX_SLOT);
     qj_cp_commit(); /* one group: the activations of the prologue's tiles */
+    /* the k-loop, for a group computing NMT of its m-tiles (QJ_MT unless QJ_IM_NB dealt it fewer): one loop per
+     * count, so the whole groups' loop is unrolled and scheduled as without dealing */
+    auto bx_loop = [&](auto nmt_c) {
+    constexpr int NMT = decltype(nmt_c)::value;
+    (void)NMT;
     int sc = 0, sn = QJ_IM_S - 1; /* the ring slots of tiles i and i + S - 1 */
     for (int i = 0; i < NT; i++) {
         /* the block's i-th tile (k-tile Tb + i, slot i % S) has landed when at most min(i, S - 2) groups
          * are pending: the loop's groups newer than the prologue's activations (i of them), or than its own (S - 2) */
         qj_cp_wait_n(i < QJ_IM_S - 2 ? i : QJ_IM_S - 2);
-        __syncthreads(); /* every thread's copies of tile i are visible, and tile i - 1's slot is read */
+        qj_bx_sync(); /* every thread's copies of tile i are visible, and tile i - 1's slot is read */
         if (i + QJ_IM_S - 1 < NT) {
             uint32_t *sl = ring + sn * QJ_IM_BX_SLOT;
-            if (wcopy) qj_bx_issue_w(P, Tb + i + QJ_IM_S - 1, lane, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT);
+            if (wcopy) qj_bx_issue_w(P, Tb + i + QJ_IM_S - 1, lane, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, NMT);
             qj_bx_issue_x(P, Tb + i + QJ_IM_S - 1, sl);
         }
         qj_cp_commit();
@@ -1076,7 +1140,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         __syncthreads();
         qj_wg_tile(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, bq_s, lane, wacc);
 #elif QJ_IM_DM
-        qj_dm_tile(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, lane, o0, dacc);
+        if (NMT > 0) qj_dm_tile<NMT>(sl, sl + QJ_IM_BX_XWORDS + mg * QJ_IM_SLOT, lane, o0, dacc);
 #else
         const uint4 *XI = reinterpret_cast<const uint4 *>(sl);
         const float4 *XW = reinterpret_cast<const float4 *>(sl) + QJ_BATCH * 32;
@@ -1086,6 +1150,14 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         qj_compute(St, XI, XW, 0, 1, j0, lane, acc);
 #endif
     }
+    };
+#if QJ_IM_NB
+    if (nm >= QJ_MT) bx_loop(qj_ic<QJ_MT>());
+    else if (nm > 0) bx_loop(qj_ic<1>());
+    else bx_loop(qj_ic<0>()); /* (a group without m-tiles still copies activations and meets every barrier) */
+#else
+    bx_loop(qj_ic<QJ_MT>());
+#endif
 #if QJ_WG
     /* lane (g, t) holds rows g, g + 8 of each m-tile for batch rows 4 i + t */
 #pragma unroll
@@ -1194,6 +1266,41 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
 #pragma unroll
         for (int w = 0; w < QJ_WARPS; w++) v += red[w][r][b];
         if (row < QJ_N) y[(size_t)b * y_stride + row] = v;
+    }
+#elif QJ_IM_CL
+    /* k split in a cluster: each block leaves its partial sums (every row of its m-block) in its own shared memory,
+     * where the ring was; after a cluster barrier block r sums the r-th share of the m-block's outputs over every
+     * split in split order (so the same bits as the workspace below) through distributed shared memory; a second
+     * barrier keeps each block's shared memory until the others have read it */
+    {
+        static_assert(QJ_BATCH * QJ_IM_MBR <= QJ_IM_S * QJ_IM_BX_SLOT, "the partial sums fit where the ring was");
+        float *const part = reinterpret_cast<float *>(qj_bx);
+        __syncthreads(); /* every warp is past its last tile's slot */
+        const int rb = (mt0 - bm * QJ_IM_MG * QJ_MT) * 16; /* the group's first row within the m-block */
+#pragma unroll
+        for (int m = 0; m < QJ_MT; m++)
+#pragma unroll
+            for (int o = 0; o < QJ_IM_JO; o++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int b = 8 * (o0 + o) + 2 * t + (e & 1);
+                    if (b < QJ_BATCH) part[b * QJ_IM_MBR + rb + m * 16 + g + 8 * (e >> 1)] = dacc[m][o][e];
+                }
+        qj_im_cluster_sync();
+        constexpr int E = QJ_BATCH * QJ_IM_MBR, PER = (E + QJ_IM_KS - 1) / QJ_IM_KS;
+        const int rank = (int)blockIdx.x % QJ_IM_KS, e1 = min(E, (rank + 1) * PER);
+        const unsigned base = (unsigned)__cvta_generic_to_shared(part);
+        for (int e = rank * PER + (int)threadIdx.x; e < e1; e += QJ_WARPS * 32) {
+            float pv[QJ_IM_KS];
+#pragma unroll
+            for (int r = 0; r < QJ_IM_KS; r++) pv[r] = qj_im_dsmem_f32(base + 4u * (unsigned)e, (unsigned)r);
+            float v = 0.0f;
+#pragma unroll
+            for (int r = 0; r < QJ_IM_KS; r++) v += pv[r];
+            const int b = e / QJ_IM_MBR, row = bm * QJ_IM_MBR + e % QJ_IM_MBR;
+            if (row < QJ_N) y[(size_t)b * y_stride + row] = v;
+        }
+        qj_im_cluster_sync();
     }
 #elif QJ_IM_KS > 1
     /* k split: each block stores its partial sums (every row of its m-block, clamped m-tiles included), then the

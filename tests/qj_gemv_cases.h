@@ -30,6 +30,7 @@ typedef struct qj_case {
     qj_qformat f[3];   /* group as the user gives it (0 = per channel) */
     int64_t N[3], K;
     int batch, allow_mma; /* qj_gemv_spec_parts's: 0 = CUDA-core, 1 = integer-MMA, 2 = tensor-core cases */
+    int sms;              /* > 0: the spec's m-tiles dealt as for a device of this many multiprocessors */
 } qj_case;
 
 /* Fused launches: {bits, group, sym, bf16 scales, N} per part, K, batch. */
@@ -103,22 +104,31 @@ static inline int qj_gemv_case_get(int i, qj_case *c) {
         sh = shs[i / fmts];
         c->batch = bs[i / fmts];
         c->allow_mma = 1;
-    } else if ((i -= fmts * 7) < 15) { /* integer-MMA, stacked parts of one format; 7..12 are wide
+    } else if ((i -= fmts * 7) < 15 + 4 + 2) { /* integer-MMA, stacked parts of one format; 7..12 are wide
                                          * (>= 1024 m-tiles: at batch 1 two m-tiles per block, the ring at 3/4/5-bit
                                          * and 2-bit group 32, 16 warps x two k-tiles at 2-bit group 64;
                                          * above batch 4 the block-shared activations); the last two split K over
                                          * blocks (8-bit: two m-blocks, the last clamped, 65 k-tiles in 22 splits;
-                                         * 2-bit at batch 9: 71 k-tiles in 24 splits; the last split of each has 2) */
-        static const int64_t rows[15][3] = {{33, 16, 7},  {64, 48, 0},    {8, 8, 8},     {100, 20, 20}, {24, 24, 0},
+                                         * 2-bit at batch 9: 71 k-tiles in 24 splits; the last split of each has 2);
+                                         * 15..18 are 9 and 10 again with their m-tiles dealt as for 100 and 80
+                                         * multiprocessors (1,025 m-tiles over 200 and 160 blocks: groups of 2, 1
+                                         * and no m-tiles);
+                                         * 19, 20 split K (in clusters under QJ_IM_KSCL=1): 257 m-tiles (the last m-block one m-tile)
+                                         * over 8 k-tiles in 4 splits at batch 16, and three parts of 4-bit group
+                                         * 64 over 10 k-tiles in 5 splits at batch 9 */
+        if (i >= 15 && i < 19) c->sms = i < 17 ? 100 : 80, i = 9 + (i - 15) % 2;
+        static const int64_t rows[21][3] = {{33, 16, 7},  {64, 48, 0},    {8, 8, 8},     {100, 20, 20}, {24, 24, 0},
                                             {40, 0, 0},   {17, 31, 0},    {8192, 8200, 0}, {16400, 0, 0}, {8192, 8200, 0},
-                                            {16400, 0, 0}, {16400, 0, 0}, {8200, 8200, 0}, {200, 72, 0}, {40, 30, 0}};
-        static const int64_t ks[15] = {172, 256, 64, 1536, 100, 4096, 300, 512, 384, 640, 200, 256, 384, 8300, 9000};
-        static const int bts[15] = {1, 2, 1, 16, 3, 1, 5, 1, 1, 16, 7, 1, 1, 16, 9};
+                                            {16400, 0, 0}, {16400, 0, 0}, {8200, 8200, 0}, {200, 72, 0}, {40, 30, 0},
+                                            {0}, {0}, {0}, {0}, {4112, 0, 0}, {2064, 1024, 1040}};
+        static const int64_t ks[21] = {172, 256, 64, 1536, 100, 4096, 300, 512, 384, 640, 200, 256, 384, 8300, 9000,
+                                       0, 0, 0, 0, 1024, 1280};
+        static const int bts[21] = {1, 2, 1, 16, 3, 1, 5, 1, 1, 16, 7, 1, 1, 16, 9, 0, 0, 0, 0, 16, 9};
         c->nparts = 0;
         for (int p = 0; p < 3 && rows[i][p]; p++) {
             /* the wide ones: the 4- and 3-bit rings, 4- and 6-bit block-shared, 2-bit at groups 32 and 64 */
-            const int bits = i == 7 || i == 9 ? 4 : i == 8 ? 3 : i == 10 ? 6 : i == 11 || i == 12 ? 2 : qj_case_bits[i % nb];
-            const int group = i == 11 ? 32 : i == 12 ? 64 : qj_case_groups[(i * 2) % ng];
+            const int bits = i == 7 || i == 9 || i >= 19 ? 4 : i == 8 ? 3 : i == 10 ? 6 : i == 11 || i == 12 ? 2 : qj_case_bits[i % nb];
+            const int group = i == 11 ? 32 : i == 12 || i == 20 ? 64 : i == 19 ? 128 : qj_case_groups[(i * 2) % ng];
             c->f[p] = (qj_qformat){bits, group, i % 2, i % 3 == 0 ? QJ_DTYPE_BF16 : QJ_DTYPE_F16};
             c->N[p] = rows[i][p];
             c->nparts++;
@@ -154,7 +164,9 @@ static inline qj_status qj_gemv_case_spec(const qj_case *c, qj_gemv_spec *s) {
         }
         p[i] = &t[i];
     }
-    return qj_gemv_spec_parts(p, c->nparts, c->batch, c->allow_mma, s);
+    qj_status st = qj_gemv_spec_parts(p, c->nparts, c->batch, c->allow_mma, s);
+    if (!st && c->sms) qj_gemv_spec_deal(s, c->sms);
+    return st;
 }
 
 #endif

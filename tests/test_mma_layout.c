@@ -540,13 +540,18 @@ int main(void) {
         QJ_CHECK(grid == 256 && block == 256);
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
         QJ_CHECK_MSG(strstr(nm, "_m2w8u1s3b4k8d3_") != NULL, "%s", nm); /* three digits: three slots */
+        QJ_CHECK(s.kscl == 0); /* (the split in clusters is opt-in) */
+        setenv("QJ_IM_KSCL", "1", 1); /* 8 splits: one cluster an m-block */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.kscl == 1 && s.ks == 8 && strstr(nm, "_m2w8u1s3b4k8d3cl_") != NULL, "%s", nm);
         setenv("QJ_IM_DM", "4", 1); /* four digits: the split layers keep four slots */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(s.dm == 4 && s.ks == 8 && s.stages == 4);
         setenv("QJ_IM_DM", "0", 1);
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_launch_dims(&s, &grid, &block);
-        QJ_CHECK(s.mt == 4 && s.ks == 8 && grid == 128);
+        QJ_CHECK(s.mt == 4 && s.ks == 8 && grid == 128 && s.kscl == 0); /* (clusters: digit-major kernels only) */
         unsetenv("QJ_IM_DM");
         setenv("QJ_IM_KS", "5", 1); /* 112 k-tiles in 5 splits of 23: the last has 20 */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
@@ -554,8 +559,9 @@ int main(void) {
         QJ_CHECK(s.ks == 5 && grid == 160);
         setenv("QJ_IM_KS", "60", 1); /* 60 splits would leave some empty: 56 of two tiles */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(s.ks == 56);
+        QJ_CHECK(s.ks == 56 && s.kscl == 0); /* (clusters of at most 8) */
         unsetenv("QJ_IM_KS");
+        unsetenv("QJ_IM_KSCL");
         p[0] = &qkv4; /* 384 m-tiles: block-shared, 48 m-blocks, 32 k-tiles in 5 splits (7 each, the last 4) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(s.bx && s.ks == 5);

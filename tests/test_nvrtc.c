@@ -82,6 +82,55 @@ int main(void) {
     QJ_CHECK_MSG(failed == 0, "%d of %d GEMV instantiations failed to compile; first: %s", failed, n, first_err);
     printf("%d GEMV instantiations compiled\n", n);
 
+    /* wide digit-major layers dealt over whole waves (qj_gemv_spec.nb): the cases dealt for 100 and 80
+     * multiprocessors are dealt, and the rule on Llama-3-8B's gate|up at batch 16 (1,792 m-tiles, 224 blocks of 8) */
+    {
+        int dealt = 0;
+        for (int i = 0; i < n; i++) {
+            qj_case c;
+            qj_gemv_spec cs;
+            qj_gemv_case_get(i, &c);
+            if (c.sms && !qj_gemv_case_spec(&c, &cs)) {
+                char name[256], tag[32];
+                qj_gemv_name(&cs, "sm_90a", name, sizeof name);
+                snprintf(tag, sizeof tag, "d%dn%d_", cs.dm, cs.nb);
+                unsigned grid, block;
+                qj_gemv_launch_dims(&cs, &grid, &block);
+                QJ_CHECK_MSG(cs.nb == 2 * c.sms && grid == (unsigned)cs.nb && strstr(name, tag) != NULL,
+                             "case %d (%d multiprocessors): nb %d, grid %u, %s", i, c.sms, cs.nb, grid, name);
+                dealt++;
+            }
+        }
+        QJ_CHECK_MSG(dealt == 4, "%d dealt cases, expected 4", dealt);
+        qj_case gu = {.nparts = 2, .dtype = QJ_DTYPE_Q, .K = 4096, .batch = 16, .allow_mma = 1};
+        for (int p = 0; p < 2; p++) gu.f[p] = (qj_qformat){4, 128, 0, QJ_DTYPE_F16}, gu.N[p] = 14336;
+        /* {multiprocessors, the blocks expected}: two blocks a multiprocessor, dealt over whole waves where the 224
+         * whole blocks are more than one a multiprocessor and not whole waves */
+        static const int rule[][2] = {{132, 264}, {0, 0}, {112, 0}, {114, 228}, {200, 400}, {224, 0}, {80, 320}};
+        for (size_t r = 0; r < sizeof rule / sizeof rule[0]; r++) {
+            qj_gemv_spec cs;
+            gu.sms = rule[r][0];
+            QJ_CHECK_OK(qj_gemv_case_spec(&gu, &cs));
+            QJ_CHECK_MSG(cs.bx && cs.dm && cs.ks == 1 && cs.nb == rule[r][1], "gate|up, %d multiprocessors: nb %d, expected %d",
+                         rule[r][0], cs.nb, rule[r][1]);
+        }
+        setenv("QJ_IM_NB", "0", 1);
+        qj_gemv_spec cs;
+        gu.sms = 132;
+        QJ_CHECK_OK(qj_gemv_case_spec(&gu, &cs));
+        QJ_CHECK_MSG(cs.nb == 0, "QJ_IM_NB=0 still deals (nb %d)", cs.nb);
+        unsetenv("QJ_IM_NB");
+        /* the spec functions deal by the device's count under QJ_IM_DEAL=1 (opt-in) */
+        qj_gemv_set_sms(132);
+        gu.sms = 0;
+        setenv("QJ_IM_DEAL", "1", 1);
+        QJ_CHECK_OK(qj_gemv_case_spec(&gu, &cs));
+        QJ_CHECK_MSG(cs.nb == 264, "QJ_IM_DEAL=1 on 132 multiprocessors: nb %d", cs.nb);
+        unsetenv("QJ_IM_DEAL");
+        qj_gemv_set_sms(0);
+        printf("m-tiles dealt over whole waves: %d cases and the rule checked\n", dealt);
+    }
+
     /* the integer-MMA GEMV's shared-memory ring (QJ_IM_STAGES): its batch-1
      * and batch-16 cases again with a 4-stage ring (clamped where it does not fit);
      * its block-shared activations (QJ_IM_BX) on every shape above batch 1 */
@@ -101,6 +150,8 @@ int main(void) {
     /* the block-shared kernels' other activation tilings (the default above 4: digit-major, the top three digits) */
     QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "4", n, 1) > 0, "no block-shared case under QJ_IM_DM=4");
     QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "0", n, 1) > 0, "no block-shared case under QJ_IM_DM=0");
+    /* K splits summed in clusters (QJ_IM_KSCL=1, opt-in): every block-shared case above batch 1 again */
+    QJ_CHECK_MSG(recompile_im("QJ_IM_KSCL", "1", n, 1) > 0, "no block-shared case under QJ_IM_KSCL=1");
 
     /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
      * the RMSNorm tail (weights f32/f16/bf16 in turn, with and without the prep) and, at even N, the SwiGLU tail */
