@@ -67,6 +67,7 @@
 #include "qj_imprep.cuh"
 #include "qj_opsmath.cuh" /* the tails' roundings (QJ_IM_TAIL) */
 #include "qj_pdl.cuh"
+#include "qj_cluster.cuh" /* (K splits summed in a cluster, QJ_IM_CL) */
 #include "qj_rowdot.cuh" /* parameter defaults, f16/bf16 scale conversion */
 
 #ifndef QJ_KERNEL
@@ -712,20 +713,6 @@ __device__ __forceinline__ void qj_dm_tile(const uint32_t *slot, const uint32_t 
     }
 }
 #endif
-#if QJ_IM_CL
-/* a cluster-wide barrier (every thread of every block: shared-memory stores before it are visible to the cluster
- * after it), and the float at this block's shared-memory address a in the cluster's block r */
-__device__ __forceinline__ void qj_im_cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-__device__ __forceinline__ float qj_im_dsmem_f32(unsigned a, unsigned r) {
-    unsigned ra;
-    float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(ra) : "memory");
-    return v;
-}
-#endif
 /* the block-shared loop's barrier: with dealt m-tiles (QJ_IM_NB) a block's groups run different copies of the loop,
  * so not the .aligned form __syncthreads gives, which PTX defines only where every thread runs the same instruction */
 __device__ __forceinline__ void qj_bx_sync() {
@@ -1286,21 +1273,21 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
                     const int b = 8 * (o0 + o) + 2 * t + (e & 1);
                     if (b < QJ_BATCH) part[b * QJ_IM_MBR + rb + m * 16 + g + 8 * (e >> 1)] = dacc[m][o][e];
                 }
-        qj_im_cluster_sync();
+        qj_cluster_sync();
         constexpr int E = QJ_BATCH * QJ_IM_MBR, PER = (E + QJ_IM_KS - 1) / QJ_IM_KS;
         const int rank = (int)blockIdx.x % QJ_IM_KS, e1 = min(E, (rank + 1) * PER);
         const unsigned base = (unsigned)__cvta_generic_to_shared(part);
         for (int e = rank * PER + (int)threadIdx.x; e < e1; e += QJ_WARPS * 32) {
             float pv[QJ_IM_KS];
 #pragma unroll
-            for (int r = 0; r < QJ_IM_KS; r++) pv[r] = qj_im_dsmem_f32(base + 4u * (unsigned)e, (unsigned)r);
+            for (int r = 0; r < QJ_IM_KS; r++) pv[r] = qj_dsmem_f32(base + 4u * (unsigned)e, (unsigned)r);
             float v = 0.0f;
 #pragma unroll
             for (int r = 0; r < QJ_IM_KS; r++) v += pv[r];
             const int b = e / QJ_IM_MBR, row = bm * QJ_IM_MBR + e % QJ_IM_MBR;
             if (row < QJ_N) y[(size_t)b * y_stride + row] = v;
         }
-        qj_im_cluster_sync();
+        qj_cluster_sync();
     }
 #elif QJ_IM_KS > 1
     /* k split: each block stores its partial sums (every row of its m-block, clamped m-tiles included), then the

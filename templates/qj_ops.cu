@@ -68,6 +68,7 @@
 #include "qj_imprep.cuh"
 #include "qj_opsmath.cuh"
 #include "qj_pdl.cuh"
+#include "qj_cluster.cuh" /* (attention combined in a cluster, QJ_ATT_CL) */
 
 /* ---------------- parameters ---------------- */
 #ifndef QJ_DIM
@@ -269,21 +270,6 @@ __device__ __forceinline__ float qj_att_warps(const float (*part)[QJ_HEAD_DIM], 
     for (int w = 0; w < QJ_OPS_WARPS; w++) a += part[w][i];
     return a;
 }
-#if QJ_ATT_CL
-/* a cluster-wide barrier: every thread of every block of the cluster; what each wrote to its shared memory
- * before it is visible to the others after it */
-__device__ __forceinline__ void qj_cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-/* the float at shared-memory address a (this block's layout) of the cluster's block r */
-__device__ __forceinline__ float qj_dsmem_f32(unsigned a, unsigned r) {
-    unsigned ra;
-    float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(r));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(ra) : "memory");
-    return v;
-}
-#endif
 __device__ __forceinline__ float qj_att_combine(const float *all, const float *wgt, int i) {
     float a = 0.0f;
 #pragma unroll
