@@ -454,6 +454,26 @@ int main(void) {
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(s.bx && s.dm == 3 && s.mt == 2 && s.warps == 8 && s.jw == 4 && s.stages == 3 && s.cvt == 2 && s.xl == 1);
         char nm[160];
+        /* its 1,792 m-tiles in 224 blocks of 8, two a multiprocessor, dealt over whole waves (qj_gemv_spec_deal) where
+         * the whole blocks are more than one a multiprocessor and not whole waves: {multiprocessors, blocks} */
+        static const int deal[][2] = {{132, 264}, {0, 0}, {112, 0}, {114, 228}, {200, 400}, {224, 0}, {80, 320}};
+        for (size_t r = 0; r < sizeof deal / sizeof deal[0]; r++) {
+            qj_gemv_spec d = s;
+            qj_gemv_spec_deal(&d, deal[r][0]);
+            QJ_CHECK_MSG(d.nb == deal[r][1], "gate|up, %d multiprocessors: nb %d, expected %d", deal[r][0], d.nb, deal[r][1]);
+        }
+        QJ_CHECK(s.nb == 0); /* the spec functions deal only under QJ_IM_DEAL=1, by qj_gemv_set_sms's count */
+        setenv("QJ_IM_DEAL", "1", 1);
+        qj_gemv_set_sms(132);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK_MSG(s.nb == 264, "QJ_IM_DEAL=1 on 132 multiprocessors: nb %d", s.nb);
+        setenv("QJ_IM_NB", "0", 1);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK_MSG(s.nb == 0, "QJ_IM_NB=0 still deals (nb %d)", s.nb);
+        unsetenv("QJ_IM_NB");
+        unsetenv("QJ_IM_DEAL");
+        qj_gemv_set_sms(0);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
         QJ_CHECK_MSG(strstr(nm, "_m2w8u1s3b4d3_") != NULL, "%s", nm);
         setenv("QJ_IM_STAGES", "4", 1); /* asked for: four */

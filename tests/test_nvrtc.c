@@ -83,7 +83,7 @@ int main(void) {
     printf("%d GEMV instantiations compiled\n", n);
 
     /* wide digit-major layers dealt over whole waves (qj_gemv_spec.nb): the cases dealt for 100 and 80
-     * multiprocessors are dealt, and the rule on Llama-3-8B's gate|up at batch 16 (1,792 m-tiles, 224 blocks of 8) */
+     * multiprocessors are dealt, with the grid and the name to match */
     {
         int dealt = 0;
         for (int i = 0; i < n; i++) {
@@ -102,33 +102,7 @@ int main(void) {
             }
         }
         QJ_CHECK_MSG(dealt == 4, "%d dealt cases, expected 4", dealt);
-        qj_case gu = {.nparts = 2, .dtype = QJ_DTYPE_Q, .K = 4096, .batch = 16, .allow_mma = 1};
-        for (int p = 0; p < 2; p++) gu.f[p] = (qj_qformat){4, 128, 0, QJ_DTYPE_F16}, gu.N[p] = 14336;
-        /* {multiprocessors, the blocks expected}: two blocks a multiprocessor, dealt over whole waves where the 224
-         * whole blocks are more than one a multiprocessor and not whole waves */
-        static const int rule[][2] = {{132, 264}, {0, 0}, {112, 0}, {114, 228}, {200, 400}, {224, 0}, {80, 320}};
-        for (size_t r = 0; r < sizeof rule / sizeof rule[0]; r++) {
-            qj_gemv_spec cs;
-            gu.sms = rule[r][0];
-            QJ_CHECK_OK(qj_gemv_case_spec(&gu, &cs));
-            QJ_CHECK_MSG(cs.bx && cs.dm && cs.ks == 1 && cs.nb == rule[r][1], "gate|up, %d multiprocessors: nb %d, expected %d",
-                         rule[r][0], cs.nb, rule[r][1]);
-        }
-        setenv("QJ_IM_NB", "0", 1);
-        qj_gemv_spec cs;
-        gu.sms = 132;
-        QJ_CHECK_OK(qj_gemv_case_spec(&gu, &cs));
-        QJ_CHECK_MSG(cs.nb == 0, "QJ_IM_NB=0 still deals (nb %d)", cs.nb);
-        unsetenv("QJ_IM_NB");
-        /* the spec functions deal by the device's count under QJ_IM_DEAL=1 (opt-in) */
-        qj_gemv_set_sms(132);
-        gu.sms = 0;
-        setenv("QJ_IM_DEAL", "1", 1);
-        QJ_CHECK_OK(qj_gemv_case_spec(&gu, &cs));
-        QJ_CHECK_MSG(cs.nb == 264, "QJ_IM_DEAL=1 on 132 multiprocessors: nb %d", cs.nb);
-        unsetenv("QJ_IM_DEAL");
-        qj_gemv_set_sms(0);
-        printf("m-tiles dealt over whole waves: %d cases and the rule checked\n", dealt);
+        printf("m-tiles dealt over whole waves: %d cases (the rule: test_mma_layout)\n", dealt);
     }
 
     /* the integer-MMA GEMV's shared-memory ring (QJ_IM_STAGES): its batch-1
