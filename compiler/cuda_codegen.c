@@ -156,7 +156,6 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
 #define QJ_IM_KSCL_DEFAULT 0
 static int g_sms;
 void qj_gemv_set_sms(int sms) { g_sms = sms > 0 ? sms : 0; }
-int qj_gemv_sms(void) { return g_sms; }
 
 void qj_gemv_spec_deal(qj_gemv_spec *s, int sms) {
     s->nb = 0;

@@ -79,7 +79,6 @@ typedef struct qj_gemv_spec {
 /* The multiprocessors of the device specs are made for (0, the default: not known, so no spec depends on it).
  * The GPU runtime and benchmarks set it from the device before planning; it decides qj_gemv_spec.nb. */
 void qj_gemv_set_sms(int sms);
-int qj_gemv_sms(void);
 /* Sets s->nb for a device of sms multiprocessors (0 where the rule deals nothing); the spec functions call it
  * with qj_gemv_set_sms's count where QJ_IM_DEAL is on. */
 void qj_gemv_spec_deal(qj_gemv_spec *s, int sms);
