@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""diag_templates.py — diagnostic copies of templates/ for timing what part of
+the block-shared integer-MMA kernel (templates/qj_imv.cu, QJ_IM_BX) costs what.
+Each copy is a folder of every template with qj_imv.cu changed by a few
+#defines; a binary reads it through QJ_TEMPLATE_DIR (the kernel cache is keyed
+by the template text, so copies never share cubins with the product). Their
+outputs are wrong on purpose: timing only, never tests.
+
+  td_base    the product's code (the switches below all on)
+  td_nocomp  the k-loop's mma and folds left out (copies, barriers, epilogue kept)
+  td_noepi   K split: the partial sums stored, but no fence, count or last block's sum
+  td_nocopy  the k-loop's cp.async copies left out (the prologue's kept)
+  td_none    all three left out: launch, prologue and the partial sums' stores
+  td_lb3     __launch_bounds__(threads, 3): ptxas held to three blocks a multiprocessor
+
+Usage: scripts/diag_templates.py [OUT_DIR]   (default .device; run from the repository root)
+Then e.g. QJ_TEMPLATE_DIR=$PWD/.device/td_noepi QJ_IM_BX=1 qjit bench --kernels ... --batch 16
+(docs/PERFORMANCE.md, "the K split's epilogue")."""
+import os
+import shutil
+import sys
+
+SWITCHES = [  # (the product's text, the switchable form); each must occur exactly once
+    ('        if (NMT > 0) qj_dm_tile<NMT>(', '        if (QJ_DIAG_COMP && NMT > 0) qj_dm_tile<NMT>('),
+    ('        if (i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl',
+     '        if (QJ_DIAG_COPY && i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl'),
+    ('        QJ_STORE(true, ws, ROWS);\n        __threadfence();', '        QJ_STORE(true, ws, ROWS);\n        if (QJ_DIAG_EPI) __threadfence();'),
+    ('            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;',
+     '            qj_last = QJ_DIAG_EPI ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : 0;'),
+    ('__launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS', '__launch_bounds__(QJ_WARPS * 32 QJ_DIAG_LB) QJ_IM_CLDIMS'),
+]
+VARIANTS = {
+    'td_base': dict(COMP=1, COPY=1, EPI=1, MINB=0),
+    'td_nocomp': dict(COMP=0, COPY=1, EPI=1, MINB=0),
+    'td_noepi': dict(COMP=1, COPY=1, EPI=0, MINB=0),
+    'td_nocopy': dict(COMP=1, COPY=0, EPI=1, MINB=0),
+    'td_none': dict(COMP=0, COPY=0, EPI=0, MINB=0),
+    'td_lb3': dict(COMP=1, COPY=1, EPI=1, MINB=3),
+}
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else '.device'
+    with open('templates/qj_imv.cu') as f:
+        src = f.read()
+    for old, new in SWITCHES:
+        if src.count(old) != 1:
+            sys.exit('diag_templates.py: templates/qj_imv.cu no longer has exactly one %r; update SWITCHES' % old.strip())
+        src = src.replace(old, new)
+    for name, v in VARIANTS.items():
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        for f in os.listdir('templates'):
+            shutil.copy(os.path.join('templates', f), d)
+        hdr = ''.join('#define QJ_DIAG_%s %d /* diagnostic copy (scripts/diag_templates.py), not the product */\n' % kv
+                      for kv in v.items() if kv[0] != 'MINB')
+        hdr += '#define QJ_DIAG_LB %s\n' % (', %d' % v['MINB'] if v['MINB'] else '')
+        with open(os.path.join(d, 'qj_imv.cu'), 'w') as f:
+            f.write(hdr + src)
+    print('diag_templates.py: %s in %s' % (', '.join(VARIANTS), out))
+
+
+if __name__ == '__main__':
+    main()
