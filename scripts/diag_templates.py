@@ -3,8 +3,8 @@
 the block-shared integer-MMA kernel (templates/qj_imv.cu, QJ_IM_BX) costs what.
 Each copy is a folder of every template with qj_imv.cu changed by a few
 #defines; a binary reads it through QJ_TEMPLATE_DIR (the kernel cache is keyed
-by the template text, so copies never share cubins with the product). Their
-outputs are wrong on purpose: timing only, never tests.
+by the template text, so copies never share cubins with the product). The
+diagnostics' outputs are wrong on purpose: timing only, never tests.
 
   td_base    the product's code (the switches below all on)
   td_nocomp  the k-loop's mma and folds left out (copies, barriers, epilogue kept)
@@ -12,6 +12,10 @@ outputs are wrong on purpose: timing only, never tests.
   td_nocopy  the k-loop's cp.async copies left out (the prologue's kept)
   td_none    all three left out: launch, prologue and the partial sums' stores
   td_lb3     __launch_bounds__(threads, 3): ptxas held to three blocks a multiprocessor
+  td_acqrel  a candidate, not a diagnostic (outputs meant right: check it with test_gpu_gemv under
+             QJ_TEMPLATE_DIR before timing it): the K split's hand-off with one fence.acq_rel.gpu before
+             and one after the count's atomic, in thread 0 after the block's barrier, instead of every
+             thread's __threadfence (fence.sc.gpu) before it and the last block's after
 
 Usage: scripts/diag_templates.py [OUT_DIR]   (default .device; run from the repository root)
 Then e.g. QJ_TEMPLATE_DIR=$PWD/.device/td_noepi QJ_IM_BX=1 qjit bench --kernels ... --batch 16
@@ -24,13 +28,20 @@ SWITCHES = [  # (the product's text, the switchable form); each must occur exact
     ('        if (NMT > 0) qj_dm_tile<NMT>(', '        if (QJ_DIAG_COMP && NMT > 0) qj_dm_tile<NMT>('),
     ('        if (i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl',
      '        if (QJ_DIAG_COPY && i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl'),
-    ('        QJ_STORE(true, ws, ROWS);\n        __threadfence();', '        QJ_STORE(true, ws, ROWS);\n        if (QJ_DIAG_EPI) __threadfence();'),
+    ('        QJ_STORE(true, ws, ROWS);\n        __threadfence();',
+     '        QJ_STORE(true, ws, ROWS);\n        if (QJ_DIAG_EPI && !QJ_DIAG_ACQREL) __threadfence();'),
     ('            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;',
-     '            qj_last = QJ_DIAG_EPI ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : 0;'),
+     '            if (QJ_DIAG_ACQREL) asm volatile("fence.acq_rel.gpu;" ::: "memory");\n'
+     '            qj_last = QJ_DIAG_EPI ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : 0;\n'
+     '            if (QJ_DIAG_ACQREL) asm volatile("fence.acq_rel.gpu;" ::: "memory");'),
+    ('             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n            __threadfence();',
+     '             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n'
+     '            if (!QJ_DIAG_ACQREL) __threadfence();'),
     ('__launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS', '__launch_bounds__(QJ_WARPS * 32 QJ_DIAG_LB) QJ_IM_CLDIMS'),
 ]
 VARIANTS = {
     'td_base': dict(COMP=1, COPY=1, EPI=1, MINB=0),
+    'td_acqrel': dict(COMP=1, COPY=1, EPI=1, MINB=0, ACQREL=1),
     'td_nocomp': dict(COMP=0, COPY=1, EPI=1, MINB=0),
     'td_noepi': dict(COMP=1, COPY=1, EPI=0, MINB=0),
     'td_nocopy': dict(COMP=1, COPY=0, EPI=1, MINB=0),
@@ -48,6 +59,8 @@ def main():
             sys.exit('diag_templates.py: templates/qj_imv.cu no longer has exactly one %r; update SWITCHES' % old.strip())
         src = src.replace(old, new)
     for name, v in VARIANTS.items():
+        v = dict(v)
+        v.setdefault('ACQREL', 0)
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         for f in os.listdir('templates'):
