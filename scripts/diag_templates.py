@@ -39,14 +39,15 @@ SWITCHES = [  # (the product's text, the switchable form); each must occur exact
      '            if (!QJ_DIAG_ACQREL) __threadfence();'),
     ('__launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS', '__launch_bounds__(QJ_WARPS * 32 QJ_DIAG_LB) QJ_IM_CLDIMS'),
 ]
-VARIANTS = {
-    'td_base': dict(COMP=1, COPY=1, EPI=1, MINB=0),
-    'td_acqrel': dict(COMP=1, COPY=1, EPI=1, MINB=0, ACQREL=1),
-    'td_nocomp': dict(COMP=0, COPY=1, EPI=1, MINB=0),
-    'td_noepi': dict(COMP=1, COPY=1, EPI=0, MINB=0),
-    'td_nocopy': dict(COMP=1, COPY=0, EPI=1, MINB=0),
-    'td_none': dict(COMP=0, COPY=0, EPI=0, MINB=0),
-    'td_lb3': dict(COMP=1, COPY=1, EPI=1, MINB=3),
+DEFAULTS = dict(COMP=1, COPY=1, EPI=1, ACQREL=0, MINB=0)  # the product's code
+VARIANTS = {  # what each copy switches away from DEFAULTS
+    'td_base': {},
+    'td_acqrel': dict(ACQREL=1),
+    'td_nocomp': dict(COMP=0),
+    'td_noepi': dict(EPI=0),
+    'td_nocopy': dict(COPY=0),
+    'td_none': dict(COMP=0, COPY=0, EPI=0),
+    'td_lb3': dict(MINB=3),
 }
 
 
@@ -58,9 +59,8 @@ def main():
         if src.count(old) != 1:
             sys.exit('diag_templates.py: templates/qj_imv.cu no longer has exactly one %r; update SWITCHES' % old.strip())
         src = src.replace(old, new)
-    for name, v in VARIANTS.items():
-        v = dict(v)
-        v.setdefault('ACQREL', 0)
+    for name, switched in VARIANTS.items():
+        v = dict(DEFAULTS, **switched)
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         for f in os.listdir('templates'):
