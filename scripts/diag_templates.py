@@ -53,6 +53,8 @@ VARIANTS = {  # what each copy switches away from DEFAULTS
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else '.device'
+    if not os.path.isfile('templates/qj_imv.cu'):
+        sys.exit('diag_templates.py: no templates/qj_imv.cu under %s; run it from the repository root' % os.getcwd())
     with open('templates/qj_imv.cu') as f:
         src = f.read()
     for old, new in SWITCHES:

@@ -34,5 +34,10 @@ mkdir -p "$T/fake/templates"
 cp "$ROOT"/templates/* "$T/fake/templates/"
 sed -i 's/if (NMT > 0) qj_dm_tile<NMT>(/if (NMT >= 1) qj_dm_tile<NMT>(/' "$T/fake/templates/qj_imv.cu"
 expect_fail "no longer has exactly one 'if (NMT > 0) qj_dm_tile<NMT>('" bash -c "cd '$T/fake' && python3 '$DT' '$T/fake/out'"
+[ ! -e "$T/fake/out" ] && ok || bad "a refused run wrote $T/fake/out"
+# run from elsewhere: refused with the reason, nothing written
+mkdir -p "$T/elsewhere"
+expect_fail "run it from the repository root" bash -c "cd '$T/elsewhere' && python3 '$DT' '$T/elsewhere/out'"
+[ ! -e "$T/elsewhere/out" ] && ok || bad "a refused run wrote $T/elsewhere/out"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
