@@ -12,10 +12,9 @@ diagnostics' outputs are wrong on purpose: timing only, never tests.
   td_nocopy  the k-loop's cp.async copies left out (the prologue's kept)
   td_none    all three left out: launch, prologue and the partial sums' stores
   td_lb3     __launch_bounds__(threads, 3): ptxas held to three blocks a multiprocessor
-  td_acqrel  a candidate, not a diagnostic (outputs meant right: check it with test_gpu_gemv under
-             QJ_TEMPLATE_DIR before timing it): the K split's hand-off with one fence.acq_rel.gpu before
-             and one after the count's atomic, in thread 0 after the block's barrier, instead of every
-             thread's __threadfence (fence.sc.gpu) before it and the last block's after
+  td_sc      the K split's hand-off as it was before 2026-12-06 (sixth session; outputs right): every
+             thread's __threadfence (fence.sc.gpu) before the block's barrier and the last block's after
+             it, instead of thread 0's fence.acq_rel.gpu pair around the count's atomic
 
 Usage: scripts/diag_templates.py [OUT_DIR]   (default .device; run from the repository root)
 Then e.g. QJ_TEMPLATE_DIR=$PWD/.device/td_noepi QJ_IM_BX=1 qjit bench --kernels ... --batch 16
@@ -28,21 +27,22 @@ SWITCHES = [  # (the product's text, the switchable form); each must occur exact
     ('        if (NMT > 0) qj_dm_tile<NMT>(', '        if (QJ_DIAG_COMP && NMT > 0) qj_dm_tile<NMT>('),
     ('        if (i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl',
      '        if (QJ_DIAG_COPY && i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl'),
-    ('        QJ_STORE(true, ws, ROWS);\n        __threadfence();',
-     '        QJ_STORE(true, ws, ROWS);\n        if (QJ_DIAG_EPI && !QJ_DIAG_ACQREL) __threadfence();'),
-    ('            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;',
-     '            if (QJ_DIAG_ACQREL) asm volatile("fence.acq_rel.gpu;" ::: "memory");\n'
+    ('        QJ_STORE(true, ws, ROWS);\n        __syncthreads();',
+     '        QJ_STORE(true, ws, ROWS);\n        if (QJ_DIAG_SC) __threadfence();\n        __syncthreads();'),
+    ('            qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */\n'
+     '            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;\n            qj_fence_acq_rel();',
+     '            if (QJ_DIAG_EPI && !QJ_DIAG_SC) qj_fence_acq_rel();\n'
      '            qj_last = QJ_DIAG_EPI ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : 0;\n'
-     '            if (QJ_DIAG_ACQREL) asm volatile("fence.acq_rel.gpu;" ::: "memory");'),
-    ('             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n            __threadfence();',
+     '            if (QJ_DIAG_EPI && !QJ_DIAG_SC) qj_fence_acq_rel();'),
+    ('             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n',
      '             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n'
-     '            if (!QJ_DIAG_ACQREL) __threadfence();'),
+     '            if (QJ_DIAG_SC) __threadfence();\n'),
     ('__launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS', '__launch_bounds__(QJ_WARPS * 32 QJ_DIAG_LB) QJ_IM_CLDIMS'),
 ]
-DEFAULTS = dict(COMP=1, COPY=1, EPI=1, ACQREL=0, MINB=0)  # the product's code
+DEFAULTS = dict(COMP=1, COPY=1, EPI=1, SC=0, MINB=0)  # the product's code
 VARIANTS = {  # what each copy switches away from DEFAULTS
     'td_base': {},
-    'td_acqrel': dict(ACQREL=1),
+    'td_sc': dict(SC=1),
     'td_nocomp': dict(COMP=0),
     'td_noepi': dict(EPI=0),
     'td_nocopy': dict(COPY=0),

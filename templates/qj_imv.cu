@@ -930,18 +930,17 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
         __stcg(A.x_out + r, v);
         ss += (double)v * (double)v;
     }
-    __threadfence(); /* this thread's rows of x_out before the block's count */
-    ss = qj_block_sum<QJ_WARPS>(ss, red);
+    ss = qj_block_sum<QJ_WARPS>(ss, red); /* (a barrier: every thread's rows of x_out before thread 0's fence) */
     if (threadIdx.x == 0) {
         __stcg(QJ_CAT(QJ_KERNEL, _tss) + blockIdx.x, ss);
-        __threadfence();
         unsigned *const cnt = QJ_CAT(QJ_KERNEL, _tcnt);
+        qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */
         last = atomicAdd(cnt, 1u) == QJ_TAIL_GRID - 1;
+        qj_fence_acq_rel();
         if (last) *cnt = 0; /* every block has counted */
     }
     __syncthreads();
     if (!last) return;
-    __threadfence();
     double t = 0.0;
     for (int i = (int)threadIdx.x; i < QJ_TAIL_GRID; i += QJ_WARPS * 32) t += __ldcg(QJ_CAT(QJ_KERNEL, _tss) + i);
     t = qj_block_sum<QJ_WARPS>(t, red); /* (red's first sum was read before the barrier above) */
@@ -979,11 +978,11 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
 #else
     /* the SwiGLU tiles this block's rows complete: gate rows [r0, r1) ∩ [0, H), up rows ∩ [H, 2H) */
     __shared__ int done[8], ndone;
-    __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
         int n = 0;
         unsigned *const cnt = QJ_CAT(QJ_KERNEL, _tcnt);
+        qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh), released before the counts and acquired after them */
 #pragma unroll
         for (int part = 0; part < 2; part++) {
             const int lo = part ? max(r0, QJ_TAIL_H) - QJ_TAIL_H : r0, hi = part ? r1 - QJ_TAIL_H : min(r1, QJ_TAIL_H);
@@ -998,11 +997,11 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
                 }
             }
         }
+        qj_fence_acq_rel();
         ndone = n;
     }
     __syncthreads();
     if (ndone == 0) return;
-    __threadfence();
     const float *gate = y, *up = y + QJ_TAIL_H;
     for (int e = warp; e < ndone; e += QJ_WARPS) {
         const int T = done[e];
@@ -1298,19 +1297,19 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         float *const wsb = QJ_CAT(QJ_KERNEL, _ksws);
         float *const ws = wsb + (size_t)(blockIdx.x / QJ_IM_MB) * QJ_BATCH * ROWS;
         QJ_STORE(true, ws, ROWS);
-        __threadfence();
         __syncthreads();
         __shared__ int qj_last;
         if (threadIdx.x == 0) {
             unsigned *const cnt = QJ_CAT(QJ_KERNEL, _kscnt) + bm;
+            qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */
             qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;
+            qj_fence_acq_rel();
             if (qj_last) *cnt = 0; /* every split has counted */
         }
         __syncthreads();
         if (qj_last) {
             /* one block reads every split's partials: about 32 loads a thread in flight at once (loads one at a
              * time would make it a chain of round trips to L2, 16 x KS of them a thread) */
-            __threadfence();
             constexpr int E = QJ_BATCH * QJ_IM_MBR, U = QJ_IM_KS >= 32 ? 1 : 32 / QJ_IM_KS;
             const int r0 = bm * QJ_IM_MBR;
             for (int e0 = threadIdx.x; e0 < E; e0 += U * QJ_WARPS * 32) {

@@ -697,13 +697,15 @@ QJ_ATT_CLDIMS qj_attention(const float *__restrict__ q, const float *__restrict_
         __stcg(mine + QJ_HEAD_DIM, mx);
         __stcg(mine + QJ_HEAD_DIM + 1, sum);
     }
-    __threadfence();
     __syncthreads();
     unsigned *cnt = att_count + (size_t)blockIdx.y * QJ_N_HEADS + h;
-    if (threadIdx.x == 0) last = atomicAdd(cnt, 1u) == QJ_ATT_SPLIT - 1;
+    if (threadIdx.x == 0) {
+        qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */
+        last = atomicAdd(cnt, 1u) == QJ_ATT_SPLIT - 1;
+        qj_fence_acq_rel();
+    }
     __syncthreads();
     if (!last) return;
-    __threadfence();
     const float *all = att_part + ((size_t)blockIdx.y * QJ_N_HEADS + h) * QJ_ATT_SPLIT * (QJ_HEAD_DIM + 2);
     if (threadIdx.x == 0) {
         *cnt = 0; /* every block of this launch has counted */

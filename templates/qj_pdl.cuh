@@ -59,4 +59,19 @@ __device__ __forceinline__ void qj_pdl_enter(unsigned kind = 0) {
     qj_pdl_wait(kind);
 }
 
+/* The hand-off between the blocks of one launch through a count in global memory (the K split's partials, the
+ * tails' rows, attention's shares): every thread stores, the block meets at a barrier, then thread 0 alone
+ * calls qj_fence_acq_rel() before its atomic on the count (release: a fence is cumulative, so the barrier puts
+ * every thread's stores before it) and again after it (acquire: the stores of the blocks that counted before),
+ * and a second barrier hands those to the block's threads, which read them with ld.cg. One fence pair a block,
+ * in place of a fence.sc.gpu (__threadfence) in every thread (H200, 2026-12-06: batch-16 K splits 1-2% faster,
+ * decode unchanged; the hand-off's cost is its round trips, not the fences' strength: docs/PERFORMANCE.md). */
+__device__ __forceinline__ void qj_fence_acq_rel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+    asm volatile("fence.acq_rel.gpu;" ::: "memory");
+#else
+    __threadfence();
+#endif
+}
+
 #endif
