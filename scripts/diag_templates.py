@@ -6,7 +6,7 @@ Each copy is a folder of every template with qj_imv.cu changed by a few
 by the template text, so copies never share cubins with the product). The
 diagnostics' outputs are wrong on purpose: timing only, never tests.
 
-  td_base    the product's code (the switches below all on)
+  td_base    the product's code (the switches at DEFAULTS below)
   td_nocomp  the k-loop's mma and folds left out (copies, barriers, epilogue kept)
   td_noepi   K split: the partial sums stored, but no fence, count or last block's sum
   td_nocopy  the k-loop's cp.async copies left out (the prologue's kept)
