@@ -14,7 +14,7 @@ diagnostics' outputs are wrong on purpose: timing only, never tests.
   td_lb3     __launch_bounds__(threads, 3): ptxas held to three blocks a multiprocessor
   td_sc      the K split's hand-off as it was before 2026-12-06 (sixth session; outputs right): every
              thread's __threadfence (fence.sc.gpu) before the block's barrier and the last block's after
-             it, instead of thread 0's fence.acq_rel.gpu pair around the count's atomic
+             it, instead of thread 0's fence.acq_rel.gpu pair around the count's atomic (qj_count_last)
 
 Usage: scripts/diag_templates.py [OUT_DIR]   (default .device; run from the repository root)
 Then e.g. QJ_TEMPLATE_DIR=$PWD/.device/td_noepi QJ_IM_BX=1 qjit bench --kernels ... --batch 16
@@ -29,11 +29,10 @@ SWITCHES = [  # (the product's text, the switchable form); each must occur exact
      '        if (QJ_DIAG_COPY && i + QJ_IM_S - 1 < NT) {\n            uint32_t *sl'),
     ('        QJ_STORE(true, ws, ROWS);\n        __syncthreads();',
      '        QJ_STORE(true, ws, ROWS);\n        if (QJ_DIAG_SC) __threadfence();\n        __syncthreads();'),
-    ('            qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */\n'
-     '            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;\n            qj_fence_acq_rel();',
-     '            if (QJ_DIAG_EPI && !QJ_DIAG_SC) qj_fence_acq_rel();\n'
-     '            qj_last = QJ_DIAG_EPI ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : 0;\n'
-     '            if (QJ_DIAG_EPI && !QJ_DIAG_SC) qj_fence_acq_rel();'),
+    ('            qj_last = qj_count_last(QJ_CAT(QJ_KERNEL, _kscnt) + bm, QJ_IM_KS); /* the hand-off (qj_pdl.cuh) */\n',
+     '            unsigned *const cnt = QJ_CAT(QJ_KERNEL, _kscnt) + bm;\n'
+     '            qj_last = !QJ_DIAG_EPI ? 0 : QJ_DIAG_SC ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : qj_count_last(cnt, QJ_IM_KS);\n'
+     '            if (QJ_DIAG_SC && qj_last) *cnt = 0;\n'),
     ('             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n',
      '             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n'
      '            if (QJ_DIAG_SC) __threadfence();\n'),

@@ -933,11 +933,7 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
     ss = qj_block_sum<QJ_WARPS>(ss, red); /* (a barrier: every thread's rows of x_out before thread 0's fence) */
     if (threadIdx.x == 0) {
         __stcg(QJ_CAT(QJ_KERNEL, _tss) + blockIdx.x, ss);
-        unsigned *const cnt = QJ_CAT(QJ_KERNEL, _tcnt);
-        qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */
-        last = atomicAdd(cnt, 1u) == QJ_TAIL_GRID - 1;
-        qj_fence_acq_rel();
-        if (last) *cnt = 0; /* every block has counted */
+        last = qj_count_last(QJ_CAT(QJ_KERNEL, _tcnt), QJ_TAIL_GRID); /* the hand-off (qj_pdl.cuh) */
     }
     __syncthreads();
     if (!last) return;
@@ -1300,11 +1296,7 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         __syncthreads();
         __shared__ int qj_last;
         if (threadIdx.x == 0) {
-            unsigned *const cnt = QJ_CAT(QJ_KERNEL, _kscnt) + bm;
-            qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */
-            qj_last = atomicAdd(cnt, 1u) == QJ_IM_KS - 1;
-            qj_fence_acq_rel();
-            if (qj_last) *cnt = 0; /* every split has counted */
+            qj_last = qj_count_last(QJ_CAT(QJ_KERNEL, _kscnt) + bm, QJ_IM_KS); /* the hand-off (qj_pdl.cuh) */
         }
         __syncthreads();
         if (qj_last) {

@@ -699,16 +699,11 @@ QJ_ATT_CLDIMS qj_attention(const float *__restrict__ q, const float *__restrict_
     }
     __syncthreads();
     unsigned *cnt = att_count + (size_t)blockIdx.y * QJ_N_HEADS + h;
-    if (threadIdx.x == 0) {
-        qj_fence_acq_rel(); /* the hand-off (qj_pdl.cuh) */
-        last = atomicAdd(cnt, 1u) == QJ_ATT_SPLIT - 1;
-        qj_fence_acq_rel();
-    }
+    if (threadIdx.x == 0) last = qj_count_last(cnt, QJ_ATT_SPLIT); /* the hand-off (qj_pdl.cuh) */
     __syncthreads();
     if (!last) return;
     const float *all = att_part + ((size_t)blockIdx.y * QJ_N_HEADS + h) * QJ_ATT_SPLIT * (QJ_HEAD_DIM + 2);
     if (threadIdx.x == 0) {
-        *cnt = 0; /* every block of this launch has counted */
         float M = __uint_as_float(0xff800000u), L = 0.0f;
         for (int r = 0; r < QJ_ATT_SPLIT; r++) M = fmaxf(M, __ldcg(all + r * (QJ_HEAD_DIM + 2) + QJ_HEAD_DIM));
         for (int r = 0; r < QJ_ATT_SPLIT; r++) {

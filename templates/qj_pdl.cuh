@@ -63,7 +63,8 @@ __device__ __forceinline__ void qj_pdl_enter(unsigned kind = 0) {
  * tails' rows, attention's shares): every thread stores, the block meets at a barrier, then thread 0 alone
  * calls qj_fence_acq_rel() before its atomic on the count (release: a fence is cumulative, so the barrier puts
  * every thread's stores before it) and again after it (acquire: the stores of the blocks that counted before),
- * and a second barrier hands those to the block's threads, which read them with ld.cg. One fence pair a block,
+ * and a second barrier hands those to the block's threads, which read them with ld.cg (qj_count_last below is
+ * the fence, count, fence of the hand-offs that count blocks; the SwiGLU tail counts rows). One fence pair a block,
  * in place of a fence.sc.gpu (__threadfence) in every thread (H200, 2026-12-06: batch-16 K splits 1-2% faster,
  * decode unchanged; the hand-off's cost is its round trips, not the fences' strength: docs/PERFORMANCE.md). */
 __device__ __forceinline__ void qj_fence_acq_rel() {
@@ -72,6 +73,16 @@ __device__ __forceinline__ void qj_fence_acq_rel() {
 #else
     __threadfence();
 #endif
+}
+
+/* Thread 0 of a block, between the hand-off's barriers: counts the block at cnt and says whether it was the last of
+ * n blocks; the last sets the count back to zero for the next launch (no other block of this launch adds to it). */
+__device__ __forceinline__ bool qj_count_last(unsigned *cnt, unsigned n) {
+    qj_fence_acq_rel(); /* release: this block's stores, ordered by the barrier */
+    const bool last = atomicAdd(cnt, 1u) == n - 1u;
+    qj_fence_acq_rel(); /* acquire: the stores of the blocks that counted before */
+    if (last) *cnt = 0;
+    return last;
 }
 
 #endif

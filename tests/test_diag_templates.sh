@@ -20,17 +20,18 @@ for v in td_base td_sc td_nocomp td_noepi td_nocopy td_none td_lb3; do
   # the defines, then the switched forms (and none of the product's forms they replace)
   for d in COMP COPY EPI SC; do grep -q "^#define QJ_DIAG_$d [01] " "$f" || bad "$v: QJ_DIAG_$d not defined"; done
   grep -q "^#define QJ_DIAG_LB" "$f" || bad "$v: QJ_DIAG_LB not defined"
-  for s in "QJ_DIAG_COMP && NMT > 0" "QJ_DIAG_COPY && i + QJ_IM_S" "if (QJ_DIAG_EPI && !QJ_DIAG_SC) qj_fence_acq_rel();" \
-           "qj_last = QJ_DIAG_EPI ? atomicAdd(cnt, 1u)" "if (QJ_DIAG_SC) __threadfence();" "QJ_WARPS * 32 QJ_DIAG_LB)"; do
+  for s in "QJ_DIAG_COMP && NMT > 0" "QJ_DIAG_COPY && i + QJ_IM_S" "if (QJ_DIAG_SC && qj_last) *cnt = 0;" \
+           "qj_last = !QJ_DIAG_EPI ? 0 : QJ_DIAG_SC ? atomicAdd(cnt, 1u)" "if (QJ_DIAG_SC) __threadfence();" "QJ_WARPS * 32 QJ_DIAG_LB)"; do
     grep -qF "$s" "$f" && ok || bad "$v: '$s' missing"
   done
-  grep -qF "qj_last = atomicAdd(cnt, 1u)" "$f" && bad "$v: the product's count is still there" || ok
+  grep -qF "qj_last = qj_count_last(" "$f" && bad "$v: the product's count is still there" || ok
 done
 grep -q "^#define QJ_DIAG_EPI 0 " "$T/out/td_noepi/qj_imv.cu" && ok || bad "td_noepi: EPI not 0"
 grep -q "^#define QJ_DIAG_SC 1 " "$T/out/td_sc/qj_imv.cu" && ok || bad "td_sc: SC not 1"
-# td_sc has the old hand-off's two fences a thread (before the barrier, in the last block) and none of thread 0's
+# td_sc has the old hand-off's two fences a thread (before the barrier, in the last block) and, in place of thread 0's
+# qj_count_last (fences around the count), a bare count
 [ "$(grep -c "if (QJ_DIAG_SC) __threadfence();" "$T/out/td_sc/qj_imv.cu")" = 2 ] && ok || bad "td_sc: not two switched fences"
-[ "$(grep -c "if (QJ_DIAG_EPI && !QJ_DIAG_SC) qj_fence_acq_rel();" "$T/out/td_sc/qj_imv.cu")" = 2 ] && ok || bad "td_sc: not two switched acq_rel fences"
+[ "$(grep -c "QJ_DIAG_SC ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : qj_count_last(cnt, QJ_IM_KS)" "$T/out/td_sc/qj_imv.cu")" = 1 ] && ok || bad "td_sc: the count not switched"
 grep -q "^#define QJ_DIAG_LB , 3" "$T/out/td_lb3/qj_imv.cu" && ok || bad "td_lb3: launch bounds not 3"
 # a template without one of the places: refused, the place named, exit non-zero
 mkdir -p "$T/fake/templates"
