@@ -15,9 +15,6 @@ diagnostics' outputs are wrong on purpose: timing only, never tests.
   td_sc      the K split's hand-off as it was before 2026-12-06 (sixth session; outputs right): every
              thread's __threadfence (fence.sc.gpu) before the block's barrier and the last block's after
              it, instead of thread 0's fence.acq_rel.gpu pair around the count's atomic (qj_count_last)
-  td_red     K split: each split adds its partials into y (red.global.add.f32) where the product stores them
-             for the last block to sum: the time of a split without its hand-off, its adds included (y is
-             not zeroed first, so the outputs are wrong: the runtime would have to zero y)
 
 Usage: scripts/diag_templates.py [OUT_DIR]   (default .device; run from the repository root)
 Then e.g. QJ_TEMPLATE_DIR=$PWD/.device/td_noepi QJ_IM_BX=1 qjit bench --kernels ... --batch 16
@@ -40,17 +37,8 @@ SWITCHES = [  # (the product's text, the switchable form); each must occur exact
      '             * time would make it a chain of round trips to L2, 16 x KS of them a thread) */\n'
      '            if (QJ_DIAG_SC) __threadfence();\n'),
     ('__launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS', '__launch_bounds__(QJ_WARPS * 32 QJ_DIAG_LB) QJ_IM_CLDIMS'),
-    ('    else if (row + off < QJ_N) dst[b * bstride + row + off] = v;\n',
-     '    else if (row + off < QJ_N) {\n'
-     '        if (QJ_DIAG_RED && QJ_IM_KS > 1) atomicAdd(dst + b * bstride + row + off, v);\n'
-     '        else dst[b * bstride + row + off] = v;\n'
-     '    }\n'),
-    ('#elif QJ_IM_KS > 1\n    /* k split: each block stores',
-     '#elif QJ_IM_KS > 1 && QJ_DIAG_RED\n'
-     '    QJ_STORE(false, y, (size_t)y_stride); /* td_red: every split adds its partials into y, no hand-off */\n'
-     '#elif QJ_IM_KS > 1\n    /* k split: each block stores'),
 ]
-DEFAULTS = dict(COMP=1, COPY=1, EPI=1, SC=0, RED=0, MINB=0)  # the product's code
+DEFAULTS = dict(COMP=1, COPY=1, EPI=1, SC=0, MINB=0)  # the product's code
 VARIANTS = {  # what each copy switches away from DEFAULTS
     'td_base': {},
     'td_sc': dict(SC=1),
@@ -59,7 +47,6 @@ VARIANTS = {  # what each copy switches away from DEFAULTS
     'td_nocopy': dict(COPY=0),
     'td_none': dict(COMP=0, COPY=0, EPI=0),
     'td_lb3': dict(MINB=3),
-    'td_red': dict(RED=1),
 }
 
 

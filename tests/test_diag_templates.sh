@@ -12,17 +12,16 @@ T=${QJ_TEST_TMP:-/tmp}/test_diag_templates
 rm -rf "$T"; mkdir -p "$T"
 pass=0; fail=0
 (cd "$ROOT" && python3 "$DT" "$T/out" >/dev/null) && ok || bad "diag_templates.py failed on the repository's templates"
-for v in td_base td_sc td_nocomp td_noepi td_nocopy td_none td_lb3 td_red; do
+for v in td_base td_sc td_nocomp td_noepi td_nocopy td_none td_lb3; do
   f=$T/out/$v/qj_imv.cu
   [ -f "$f" ] || { bad "$v: no qj_imv.cu"; continue; }
   # every template is copied beside it
   for t in "$ROOT"/templates/*; do [ -f "$T/out/$v/$(basename "$t")" ] || bad "$v: $(basename "$t") not copied"; done
   # the defines, then the switched forms (and none of the product's forms they replace)
-  for d in COMP COPY EPI SC RED; do grep -q "^#define QJ_DIAG_$d [01] " "$f" || bad "$v: QJ_DIAG_$d not defined"; done
+  for d in COMP COPY EPI SC; do grep -q "^#define QJ_DIAG_$d [01] " "$f" || bad "$v: QJ_DIAG_$d not defined"; done
   grep -q "^#define QJ_DIAG_LB" "$f" || bad "$v: QJ_DIAG_LB not defined"
   for s in "QJ_DIAG_COMP && NMT > 0" "QJ_DIAG_COPY && i + QJ_IM_S" "if (QJ_DIAG_SC && qj_last) *cnt = 0;" \
-           "qj_last = !QJ_DIAG_EPI ? 0 : QJ_DIAG_SC ? atomicAdd(cnt, 1u)" "if (QJ_DIAG_SC) __threadfence();" "QJ_WARPS * 32 QJ_DIAG_LB)" \
-           "#elif QJ_IM_KS > 1 && QJ_DIAG_RED" "if (QJ_DIAG_RED && QJ_IM_KS > 1) atomicAdd("; do
+           "qj_last = !QJ_DIAG_EPI ? 0 : QJ_DIAG_SC ? atomicAdd(cnt, 1u)" "if (QJ_DIAG_SC) __threadfence();" "QJ_WARPS * 32 QJ_DIAG_LB)"; do
     grep -qF "$s" "$f" && ok || bad "$v: '$s' missing"
   done
   grep -qF "qj_last = qj_count_last(" "$f" && bad "$v: the product's count is still there" || ok
@@ -34,10 +33,6 @@ grep -q "^#define QJ_DIAG_SC 1 " "$T/out/td_sc/qj_imv.cu" && ok || bad "td_sc: S
 [ "$(grep -c "if (QJ_DIAG_SC) __threadfence();" "$T/out/td_sc/qj_imv.cu")" = 2 ] && ok || bad "td_sc: not two switched fences"
 [ "$(grep -c "QJ_DIAG_SC ? atomicAdd(cnt, 1u) == QJ_IM_KS - 1 : qj_count_last(cnt, QJ_IM_KS)" "$T/out/td_sc/qj_imv.cu")" = 1 ] && ok || bad "td_sc: the count not switched"
 grep -q "^#define QJ_DIAG_LB , 3" "$T/out/td_lb3/qj_imv.cu" && ok || bad "td_lb3: launch bounds not 3"
-grep -q "^#define QJ_DIAG_RED 1 " "$T/out/td_red/qj_imv.cu" && ok || bad "td_red: RED not 1"
-for v in td_base td_sc td_nocomp td_noepi td_nocopy td_none td_lb3; do
-  grep -q "^#define QJ_DIAG_RED 0 " "$T/out/$v/qj_imv.cu" && ok || bad "$v: RED not 0"
-done
 # a template without one of the places: refused, the place named, exit non-zero
 mkdir -p "$T/fake/templates"
 cp "$ROOT"/templates/* "$T/fake/templates/"
