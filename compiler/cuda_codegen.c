@@ -267,7 +267,9 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             if (ks > kt) ks = kt;
             const int64_t kpb = (kt + ks - 1) / ks;
             out->ks = (int)((kt + kpb - 1) / kpb);
-            out->kscl = out->ks > 1 && out->ks <= 8 && out->dm && env_int("QJ_IM_KSCL", 0, 1, QJ_IM_KSCL_DEFAULT);
+            /* QJ_IM_RED=1: the splits add into y, no hand-off (opt-in: y += W x, the caller provides y's start) */
+            out->red = out->ks > 1 && env_int("QJ_IM_RED", 0, 1, 0);
+            out->kscl = !out->red && out->ks > 1 && out->ks <= 8 && out->dm && env_int("QJ_IM_KSCL", 0, 1, QJ_IM_KSCL_DEFAULT);
             /* wide digit-major layers (no split, two blocks a multiprocessor): three slots (H100, int4 gate|up at
              * batch 16: 36.0 against 37.1-37.6 us with four); with three digits the split layers too (H100, batch
              * 16, int4 / int2 / int3: q|k|v 14.0 -> 13.7, 12.75 -> 12.35, 13.46 -> 12.88 us, down 22.0 -> 21.9,
@@ -283,7 +285,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
         int64_t smax = (env_int("QJ_IM_RING", 4096, 227 * 1024, 96 * 1024) - QJ_IM_WG_BYTES(batch)) / wslot;
         int ws = env_int("QJ_IM_STAGES", 2, 8, 4);
         if (ws > smax) ws = (int)smax;
-        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1, out->dm = 0, out->kscl = 0;
+        if (ws >= 2) out->wg = 1, out->mt = wmt, out->warps = ww, out->jw = nj, out->stages = ws, out->ks = 1, out->dm = 0, out->kscl = 0, out->red = 0;
         out->wgswap = out->wg && env_int("QJ_IM_WGSWAP", 0, 1, 0); /* a check, named in the kernel */
     }
     qj_gemv_spec_deal(out, env_int("QJ_IM_DEAL", 0, 1, QJ_IM_DEAL_DEFAULT) ? g_sms : 0);
@@ -419,6 +421,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         if (s->dm) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "d%d", s->dm);
         if (s->nb) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "n%d", s->nb);
         if (s->kscl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "cl");
+        if (s->red) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "r");
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
         if (!s->xpre && !QJ_IM_XSTAGED(s->batch)) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "p0");
@@ -473,6 +476,7 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
         if (s->dm) snprintf(tail, sizeof tail, "#define QJ_IM_DM %d\n", s->dm);
         if (s->nb) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_NB %d\n", s->nb);
         if (s->kscl) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_KSCL 1\n");
+        if (s->red) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_RED 1\n");
         if (s->tail)
             snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_TAIL %d\n#define QJ_TAIL_PREP %d\n#define QJ_TAIL_WDT %d\n#define QJ_TAIL_EPS %.9gf\n",
                      s->tail, s->tail_prep, s->tail_wdt, (double)s->tail_eps);

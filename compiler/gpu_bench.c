@@ -143,6 +143,8 @@ static qj_status bench_one(qj_cuda *cu, qj_custream st, const char *arch, const 
     if (!s) s = qj_cuda_alloc(cu, (size_t)(stride * spec->batch) * 4, &dx);
     if (!s) s = qj_cuda_upload(cu, dx, x, (size_t)(stride * spec->batch) * 4);
     if (!s) s = qj_cuda_alloc(cu, (size_t)(spec->N * spec->batch) * 4, &dy);
+    /* (a kernel whose K splits add into y, spec->red, adds to it at every launch: it starts from zeros) */
+    if (!s && spec->red) s = qj_cuda_memset8(cu, dy, 0, (size_t)(spec->N * spec->batch) * 4);
     if (!s) s = qj_gact_reserve(cu, &act, spec);
     /* copies: the same functions over their own arrays */
     for (int r = 1; r < nrot && !s; r++) {

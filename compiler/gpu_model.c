@@ -409,6 +409,12 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
         dev_linear *d = all[i];
         if ((s = qj_glinear_bind(g->cu, g->modules[owner[i]], d))) goto done;
     }
+    for (int j = 0; j < nj - 1; j++) /* (the last job is the ops module) */
+        for (int i = 0; i < nlin; i++)
+            if (owner[i] == j) {
+                st->red += all[i]->spec.red;
+                break;
+            }
     if ((s = trace_setup(g, jobs, nj))) goto done;
     qj_cumodule om = g->modules[nj - 1];
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
@@ -635,12 +641,16 @@ void qj_gpu_model_free(qj_gpu_model *g) {
  * prepared layout depends only on the kind, K and batch, and every launch of
  * one x has its K). */
 /* a: where the launch's prepared input is: g->act (prepared here unless it already holds x's), or g->act2
- * (written by gate|up's SwiGLU tail); t: the tail's pointers, for a kernel with a tail. */
+ * (written by gate|up's SwiGLU tail); t: the tail's pointers, for a kernel with a tail. A kernel whose K splits add
+ * into y (spec.red) finds y zeroed here, unless add says that y already holds what it adds to. */
 static qj_status gemv_in(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, const qj_gact *a,
-                         qj_dptr y, int y_stride, const qj_gtail *t) {
+                         qj_dptr y, int y_stride, const qj_gtail *t, int add) {
     qj_status s;
     int kind = qj_gemv_prep_kind(&d->spec);
     if (g->skip & sk) return QJ_OK;
+    if (d->spec.red && !add &&
+        (s = qj_cuda_zero_rows_async(g->cu, y, (size_t)y_stride, (size_t)d->spec.N, (size_t)g->batch, g->stream)))
+        return s;
     if (a == &g->act && kind && g->prepped[kind] != x) {
         if ((s = qj_glinear_prep(g->cu, g->stream, d, x, x_stride, &g->act))) return s;
         g->prepped[kind] = x;
@@ -650,7 +660,13 @@ static qj_status gemv_in(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x,
 }
 
 static qj_status gemv(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
-    return gemv_in(g, sk, d, x, x_stride, &g->act, y, y_stride, NULL);
+    return gemv_in(g, sk, d, x, x_stride, &g->act, y, y_stride, NULL, 0);
+}
+
+/* The same where y holds what a kernel whose K splits add into it (spec.red) adds to: rows zeroed earlier, or the
+ * residual stream (the others store y as usual). */
+static qj_status gemv_add(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr x, int x_stride, qj_dptr y, int y_stride) {
+    return gemv_in(g, sk, d, x, x_stride, &g->act, y, y_stride, NULL, 1);
 }
 
 /* The matmul d (o_proj or down_proj: y is the residual to add) with the next RMSNorm (weights w) as its tail:
@@ -659,7 +675,7 @@ static qj_status gemv_norm(qj_gpu_model *g, unsigned sk, dev_linear *d, qj_dptr 
                            qj_dptr y, qj_dptr w) {
     qj_gtail t = {g->x_cur, g->x_cur == g->x ? g->x_alt : g->x, w, g->xb, 0, 0};
     if (d->spec.tail_prep) t.xi = g->act.xi, t.xw = g->act.xw;
-    qj_status s = gemv_in(g, sk, d, x, x_stride, a, y, g->L.x, &t);
+    qj_status s = gemv_in(g, sk, d, x, x_stride, a, y, g->L.x, &t, 0);
     g->x_cur = t.x_out;
     memset(g->prepped, 0, sizeof g->prepped);
     if (d->spec.tail_prep) g->prepped[QJ_PREP_IM] = g->xb;
@@ -724,12 +740,21 @@ static qj_status enqueue_step(qj_gpu_model *g) {
             gu[0] = &D->lin[QJ_LIN_GATE], gu[1] = &D->lin[QJ_LIN_UP];
             ngu = 2;
         }
-        if (!normed && (s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
         const int sq = g->L.qkv, sg = g->L.gu, sx = g->L.x; /* output rows: one q|k|v (gate|up) row per batch row */
+        /* kernels whose K splits add into y (spec.red, QJ_IM_RED=1): q|k|v's rows are zeroed first (before the
+         * RMSNorm, which then still hands over to q|k|v by programmatic dependent launch); o and down add into the
+         * residual stream itself, so the RMSNorm after them has no residual to add */
+        int qkv_red = 0;
+        for (int j = 0; j < nqkv; j++) qkv_red |= qkv[j]->spec.red;
+        if (qkv_red && !(g->skip & SK_QKV) &&
+            (s = qj_cuda_zero_rows_async(g->cu, g->q, (size_t)sq, (size_t)sq, (size_t)g->batch, g->stream)))
+            return s;
+        if (!normed && (s = norm(g, D->attn_norm, res, qkv, nqkv))) return s;
         if (D->fused_qkv) {
-            if ((s = gemv(g, SK_QKV, &D->qkv, g->xb, g->xb_stride, g->q, sq))) return s;
-        } else if ((s = gemv(g, SK_QKV, qkv[0], g->xb, g->xb_stride, g->q, sq)) ||
-                   (s = gemv(g, SK_QKV, qkv[1], g->xb, g->xb_stride, g->k, sq)) || (s = gemv(g, SK_QKV, qkv[2], g->xb, g->xb_stride, g->v, sq)))
+            if ((s = gemv_add(g, SK_QKV, &D->qkv, g->xb, g->xb_stride, g->q, sq))) return s;
+        } else if ((s = gemv_add(g, SK_QKV, qkv[0], g->xb, g->xb_stride, g->q, sq)) ||
+                   (s = gemv_add(g, SK_QKV, qkv[1], g->xb, g->xb_stride, g->k, sq)) ||
+                   (s = gemv_add(g, SK_QKV, qkv[2], g->xb, g->xb_stride, g->v, sq)))
             return s;
         dev_linear *ol[1] = {&D->lin[QJ_LIN_O]};
         /* heads of whole prep blocks (32 values; 128 for the integer-MMA prep): prep fused */
@@ -744,6 +769,10 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         if (oq) g->prepped[g->fused_prep] = g->att;
         if (D->lin[QJ_LIN_O].spec.tail) {
             if ((s = gemv_norm(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, &g->act, g->xb2, D->ffn_norm))) return s;
+        } else if (D->lin[QJ_LIN_O].spec.red) {
+            if ((s = gemv_add(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->x_cur, sx)) ||
+                (s = norm(g, D->ffn_norm, 0, gu, ngu)))
+                return s;
         } else if ((s = gemv(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx)) ||
                    (s = norm(g, D->ffn_norm, g->xb2, gu, ngu)))
             return s;
@@ -753,7 +782,7 @@ static qj_status enqueue_step(qj_gpu_model *g) {
             /* SwiGLU in gate|up's tail; its prep (for down) in act2: blocks of gate|up still read act's */
             qj_gtail t = {0, 0, 0, g->hb, 0, 0};
             if (D->gu.spec.tail_prep) t.xi = g->act2.xi, t.xw = g->act2.xw, da = &g->act2;
-            if ((s = gemv_in(g, SK_GU, &D->gu, g->xb, g->xb_stride, &g->act, g->gate, sg, &t))) return s;
+            if ((s = gemv_in(g, SK_GU, &D->gu, g->xb, g->xb_stride, &g->act, g->gate, sg, &t, 0))) return s;
             memset(g->prepped, 0, sizeof g->prepped);
         } else {
             if (D->fused_gu) {
@@ -770,12 +799,12 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         }
         /* down_proj, with the next RMSNorm (the next layer's, or the final one) as its tail where it has one */
         normed = down->spec.tail != 0;
-        res = normed ? 0 : g->xb2;
+        res = normed || down->spec.red ? 0 : g->xb2;
         if (normed)
             s = gemv_norm(g, SK_DOWN, down, g->hb, g->hb_stride, da, g->xb2,
                           i + 1 < c->n_layers ? g->layers[i + 1].attn_norm : g->final_norm);
         else
-            s = gemv_in(g, SK_DOWN, down, g->hb, g->hb_stride, da, g->xb2, sx, NULL);
+            s = gemv_in(g, SK_DOWN, down, g->hb, g->hb_stride, da, down->spec.red ? g->x_cur : g->xb2, sx, NULL, down->spec.red);
         if (s) return s;
     }
     dev_linear *hd[1] = {&g->head};

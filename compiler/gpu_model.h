@@ -29,6 +29,7 @@ typedef struct qj_gpu_build_stats {
     char device[256];
     char arch[32];
     int pdl;               /* launches use programmatic dependent launch (sm_90+; QJ_PDL=0 turns it off) */
+    int red;               /* of the kernels, those whose K splits add into their output (QJ_IM_RED=1) */
 } qj_gpu_build_stats;
 
 typedef struct qj_gpu_params {

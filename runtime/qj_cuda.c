@@ -43,6 +43,7 @@ static struct {
     CUresult (*MemcpyHtoDAsync)(qj_dptr, const void *, size_t, qj_custream);
     CUresult (*MemcpyDtoDAsync)(qj_dptr, qj_dptr, size_t, qj_custream);
     CUresult (*MemsetD8)(qj_dptr, unsigned char, size_t);
+    CUresult (*MemsetD2D32Async)(qj_dptr, size_t, unsigned, size_t, size_t, qj_custream);
     CUresult (*ModuleLoadData)(qj_cumodule *, const void *);
     CUresult (*ModuleUnload)(qj_cumodule);
     CUresult (*ModuleGetFunction)(qj_cufunc *, qj_cumodule, const char *);
@@ -129,6 +130,7 @@ static void load_driver(void) {
     SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
     SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
     SYM(MemsetD8, "cuMemsetD8_v2");
+    SYM(MemsetD2D32Async, "cuMemsetD2D32Async");
     SYM(ModuleLoadData, "cuModuleLoadData");
     SYM(ModuleUnload, "cuModuleUnload");
     SYM(ModuleGetFunction, "cuModuleGetFunction");
@@ -265,6 +267,10 @@ qj_status qj_cuda_upload_async(qj_cuda *c, qj_dptr dst, const void *src, size_t 
 qj_status qj_cuda_memset8(qj_cuda *c, qj_dptr dst, unsigned char v, size_t bytes) {
     (void)c;
     return bytes ? check(cu.MemsetD8(dst, v, bytes), "cuMemsetD8") : QJ_OK;
+}
+qj_status qj_cuda_zero_rows_async(qj_cuda *c, qj_dptr dst, size_t pitch_words, size_t words, size_t rows, qj_custream s) {
+    (void)c;
+    return words && rows ? check(cu.MemsetD2D32Async(dst, pitch_words * 4, 0u, words, rows, s), "cuMemsetD2D32Async") : QJ_OK;
 }
 qj_status qj_cuda_copy(qj_cuda *c, qj_dptr dst, qj_dptr src, size_t bytes, qj_custream s) {
     (void)c;

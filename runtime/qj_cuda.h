@@ -52,6 +52,8 @@ qj_status qj_cuda_upload(qj_cuda *c, qj_dptr dst, const void *src, size_t bytes)
 qj_status qj_cuda_download(qj_cuda *c, void *dst, qj_dptr src, size_t bytes);
 qj_status qj_cuda_upload_async(qj_cuda *c, qj_dptr dst, const void *src, size_t bytes, qj_custream s);
 qj_status qj_cuda_memset8(qj_cuda *c, qj_dptr dst, unsigned char v, size_t bytes);
+/* rows rows of words 32-bit zeros, pitch_words apart, in s's order */
+qj_status qj_cuda_zero_rows_async(qj_cuda *c, qj_dptr dst, size_t pitch_words, size_t words, size_t rows, qj_custream s);
 qj_status qj_cuda_copy(qj_cuda *c, qj_dptr dst, qj_dptr src, size_t bytes, qj_custream s);
 qj_status qj_cuda_sync(qj_cuda *c);
 

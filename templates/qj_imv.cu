@@ -53,7 +53,9 @@
  * qj_imprep.cuh); 4 keeps every digit (docs/KERNELS.md).
  * QJ_IM_KS > 1 (with QJ_IM_BX): the blocks of each m-block (QJ_IM_MG * QJ_MT
  * m-tiles) also split its k-tiles, QJ_IM_KPB each; partial sums meet in a
- * workspace of this module, summed in split order by the last block to finish.
+ * workspace of this module, summed in split order by the last block to finish;
+ * with QJ_IM_RED, each split adds its partial sums into y (red.global.add.f32), so
+ * y must hold what they add to (zeros, or the residual the layer's output joins).
  * QJ_IM_NB > 0 (digit-major QJ_IM_BX without a K split): the m-tiles are dealt
  * over QJ_IM_NB blocks instead, block b taking [b MTILES / NB, (b + 1) MTILES /
  * NB) (at most QJ_IM_MG * QJ_MT), each warp group QJ_MT of them in order, so a
@@ -117,6 +119,10 @@
 #ifndef QJ_IM_KSCL
 #define QJ_IM_KSCL 0 /* QJ_IM_KS 2..8, digit-major, sm_90+: the splits of an m-block are one cluster and sum their partials
                       * through distributed shared memory (else through a global workspace, the last block summing) */
+#endif
+#ifndef QJ_IM_RED
+#define QJ_IM_RED 0 /* QJ_IM_KS > 1, not in a cluster: every split adds its partial sums into y (y += W x, in an order
+                     * that varies from launch to launch) instead of handing them to the last block to sum */
 #endif
 #ifndef QJ_IM_TAIL
 #define QJ_IM_TAIL 0 /* batch 1, not QJ_IM_BX: what the kernel's blocks do after its output is stored (see qj_tail below):
@@ -185,6 +191,7 @@ static_assert(QJ_IM_KS >= 1 && (QJ_IM_KS == 1 || (QJ_IM_BX && !QJ_IM_WG)), "a k 
 #define QJ_IM_MBR (QJ_IM_MG * QJ_MT * 16) /* rows of an m-block (QJ_IM_BX) */
 #define QJ_IM_MB ((QJ_MTN * 16 + QJ_IM_MBR - 1) / QJ_IM_MBR)
 static_assert(QJ_IM_KS == 1 || (QJ_IM_KS - 1) * QJ_IM_KPB < QJ_KTN, "every k split has a tile");
+static_assert(!QJ_IM_RED || (QJ_IM_KS > 1 && !QJ_IM_KSCL), "adds into y: a K split over blocks, not in a cluster");
 #if QJ_IM_KSCL && QJ_IM_KS > 1 && QJ_IM_KS <= 8 && QJ_IM_DM && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define QJ_IM_CL 1
 #define QJ_IM_CLDIMS __cluster_dims__(QJ_IM_KS, 1, 1)
@@ -195,7 +202,7 @@ static_assert(QJ_IM_KS == 1 || (QJ_IM_KS - 1) * QJ_IM_KPB < QJ_KTN, "every k spl
 static_assert(QJ_IM_NB == 0 || (QJ_IM_DM && QJ_IM_KS == 1 && QJ_MT <= 2 && QJ_IM_NB <= QJ_MTN &&
                                 (QJ_MTN + QJ_IM_NB - 1) / QJ_IM_NB <= QJ_IM_MG * QJ_MT),
               "m-tiles dealt over blocks: digit-major, no K split, at most a block's m-tiles each");
-#if QJ_IM_KS > 1 && !QJ_IM_CL
+#if QJ_IM_KS > 1 && !QJ_IM_CL && !QJ_IM_RED
 /* each split's partial sums [split][batch row][row], and per m-block the splits that have stored theirs (the last
  * to arrive sums them in split order and sets it back to zero for the next launch); module globals, zero at load,
  * so two launches of this module's kernel must not overlap: one stream, where programmatic dependent launch lets
@@ -868,11 +875,15 @@ __device__ __forceinline__ void qj_wg_tile(const uint32_t *slot, const uint32_t 
 /* The lane's sums (after the t ^ 1 exchange, lanes of even t): rows 16 (mt0 + m) + g and + 8, batch rows
  * 2 (j0 + j) + t / 2, at dst[b * bstride + row]. WS: a K split's partial sums into its workspace slice, every
  * row of the m-block (clamped m-tiles included), past L1; else the output, rows below QJ_N only. */
-/* one sum, of batch row b and output row row + off: WS into the workspace past L1, else into y below row QJ_N */
+/* one sum, of batch row b and output row row + off: WS into the workspace past L1, else into y below row QJ_N
+ * (QJ_IM_RED: added into it; a clamped m-tile's rows are past QJ_N, so each sum is added once) */
 template <bool WS>
 __device__ __forceinline__ void qj_store1(float *dst, size_t bstride, int b, int row, int off, float v) {
     if (WS) __stcg(dst + b * bstride + row + off, v);
-    else if (row + off < QJ_N) dst[b * bstride + row + off] = v;
+    else if (row + off < QJ_N) {
+        if (QJ_IM_RED) atomicAdd(dst + b * bstride + row + off, v); /* (result unused: red.global.add.f32) */
+        else dst[b * bstride + row + off] = v;
+    }
 }
 template <bool WS>
 __device__ __forceinline__ void qj_store_acc(float *dst, size_t bstride, int mt0, int j0, int lane,
@@ -1284,6 +1295,8 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
         }
         qj_cluster_sync();
     }
+#elif QJ_IM_RED
+    QJ_STORE(false, y, (size_t)y_stride); /* k split, each block's partial sums added into y: no hand-off */
 #elif QJ_IM_KS > 1
     /* k split: each block stores its partial sums (every row of its m-block, clamped m-tiles included), then the
      * last of the m-block's splits to count in sums all of them in split order (the same order whichever comes

@@ -27,6 +27,50 @@ static qj_status gpu_fn(void *ctx, int token, int pos, const float **logits) {
     return qj_gpu_forward((qj_gpu_model *)ctx, token, pos, logits);
 }
 
+/* Batched decode on bg (B <= 17 sequences of model m, nv logits each) for steps steps against one CPU reference
+ * state per row: row b starts (5 b) % 7 steps late, repeating position 0 until then, each row its own tokens.
+ * Returns the worst relative error of a row's logits; *done: the steps that ran. */
+static double batched_vs_reference(qj_gpu_model *bg, const qj_model *m, int B, int steps, int nv, int *done) {
+    qj_state *rs[17] = {0};
+    int ok = bg != NULL && B <= 17;
+    double worst = 0;
+    *done = 0;
+    for (int b = 0; ok && b < B; b++) {
+        QJ_CHECK_OK(qj_state_alloc(m, 64, &rs[b]));
+        ok = rs[b] != NULL;
+    }
+    for (int st = 0; ok && st < steps; st++) {
+        int tks[17], ps[17];
+        for (int b = 0; b < B; b++) {
+            const int delay = (b * 5) % 7;
+            ps[b] = st > delay ? st - delay : 0;
+            tks[b] = (ps[b] * 37 + 11 + 13 * b) % nv;
+        }
+        const float *lg = NULL;
+        QJ_CHECK_OK(qj_gpu_forward_batch(bg, tks, ps, &lg));
+        if (!lg) break;
+        for (int b = 0; b < B && ok; b++) {
+            const float *lc = NULL;
+            QJ_CHECK_OK(qj_forward(rs[b], tks[b], ps[b], &lc));
+            if (!lc) {
+                ok = 0;
+                break;
+            }
+            double num = 0, den = 0;
+            for (int v = 0; v < nv; v++) {
+                const double d = (double)lg[(size_t)b * nv + v] - lc[v];
+                num += d * d;
+                den += (double)lc[v] * lc[v];
+            }
+            const double rel = sqrt(num / (den > 0 ? den : 1));
+            worst = rel > worst ? rel : worst;
+        }
+        if (ok) (*done)++;
+    }
+    for (int b = 0; b < B; b++) qj_state_free(rs[b]);
+    return worst;
+}
+
 int main(void) {
     if (!qj_cuda_available()) {
         printf("SKIP: no CUDA device (%s)\n", qj_last_error());
@@ -164,41 +208,11 @@ int main(void) {
             bp.fuse = run != 1;
             bp.use_graph = run != 1;
             qj_gpu_model *bg = NULL;
-            qj_state *rs[17] = {0};
             if (run == 2) setenv("QJ_ATT_CLUSTER", "1", 1);
             QJ_CHECK_OK(qj_gpu_model_create(tm, &bp, &bg, NULL));
             unsetenv("QJ_ATT_CLUSTER");
-            int ok = bg != NULL;
-            for (int b = 0; ok && b < B; b++) {
-                QJ_CHECK_OK(qj_state_alloc(tm, 64, &rs[b]));
-                ok = rs[b] != NULL;
-            }
-            double bworst = 0;
             int bsteps = 0;
-            for (int st = 0; ok && st < 24; st++, bsteps++) {
-                int tks[17], ps[17];
-                for (int b = 0; b < B; b++) {
-                    const int delay = (b * 5) % 7;
-                    ps[b] = st > delay ? st - delay : 0;
-                    tks[b] = (ps[b] * 37 + 11 + 13 * b) % nv;
-                }
-                const float *lg = NULL;
-                QJ_CHECK_OK(qj_gpu_forward_batch(bg, tks, ps, &lg));
-                if (!lg) break;
-                for (int b = 0; b < B; b++) {
-                    const float *lc = NULL;
-                    QJ_CHECK_OK(qj_forward(rs[b], tks[b], ps[b], &lc));
-                    if (!lc) { ok = 0; break; }
-                    double num = 0, den = 0;
-                    for (int v = 0; v < nv; v++) {
-                        const double d = (double)lg[(size_t)b * nv + v] - lc[v];
-                        num += d * d;
-                        den += (double)lc[v] * lc[v];
-                    }
-                    const double rel = sqrt(num / (den > 0 ? den : 1));
-                    bworst = rel > bworst ? rel : bworst;
-                }
-            }
+            const double bworst = batched_vs_reference(bg, tm, B, 24, nv, &bsteps);
             printf("synthetic tiny int4-g32, batch %d (%s): %d steps, worst logits rel %.2e\n", B,
                    run == 1 ? "unfused, eager" : run ? "fused, graph, attention cluster" : "fused, graph", bsteps, bworst);
             QJ_CHECK_MSG(bsteps == 24 && bworst < 1e-4, "batch %d: %d steps, rel %.3g", B, bsteps, bworst);
@@ -209,8 +223,42 @@ int main(void) {
                 p0[B - 1] = 100000;
                 QJ_CHECK_FAILS(qj_gpu_forward_batch(bg, tk0, p0, &lg), "position 100000 out of range");
             }
-            for (int b = 0; b < B; b++) qj_state_free(rs[b]);
             qj_gpu_model_free(bg);
+        }
+        /* K splits over blocks (QJ_IM_BX=1 forces the block-shared kernels, so that the small synthetic model's
+         * layers split K), summed by the last block, then adding into y (QJ_IM_RED=1: q|k|v into zeroed rows, o and
+         * down into the residual stream, gate|up and the head into rows zeroed before them); batch 5, graph replays,
+         * against the CPU reference per row */
+        for (int red = 0; red < 2; red++) {
+            qj_model *ss = NULL, *sm = NULL;
+            qj_plan *sp = NULL;
+            QJ_CHECK_OK(qj_load_synthetic("small", 3, QJ_DTYPE_F32, &ss));
+            QJ_CHECK_OK(qj_plan_parse("int4-g128", ss ? ss->cfg.n_layers : 8, &sp));
+            if (ss && sp) QJ_CHECK_OK(qj_compile_model(ss, sp, 0, &sm, NULL));
+            const int B = 5, snv = sm ? sm->cfg.vocab_size : 0;
+            qj_gpu_params bp = qj_gpu_default_params();
+            bp.batch = B;
+            bp.max_seq = 64;
+            qj_gpu_model *bg = NULL;
+            qj_gpu_build_stats bst;
+            setenv("QJ_IM_BX", "1", 1);
+            setenv("QJ_IM_RED", red ? "1" : "0", 1);
+            if (sm) QJ_CHECK_OK(qj_gpu_model_create(sm, &bp, &bg, &bst));
+            unsetenv("QJ_IM_BX");
+            unsetenv("QJ_IM_RED");
+            if (bg) QJ_CHECK_MSG(red ? bst.red >= 3 : bst.red == 0, "%d of %d kernels add into y (%s expected)", bst.red,
+                                 bst.kernels, red ? "q|k|v, o, down at least" : "none");
+            int rsteps = 0;
+            const double rworst = batched_vs_reference(bg, sm, B, 12, snv, &rsteps);
+            printf("synthetic small int4-g128, batch %d, block-shared kernels, K splits %s (%d kernels add): %d steps, "
+                   "worst logits rel %.2e\n", B, red ? "adding into y" : "summed by the last block", bg ? bst.red : 0, rsteps,
+                   rworst);
+            QJ_CHECK_MSG(rsteps == 12 && rworst < 1e-4, "K splits %s: %d steps, rel %.3g", red ? "adding into y" : "summed",
+                         rsteps, rworst);
+            qj_gpu_model_free(bg);
+            qj_model_free(sm);
+            qj_model_free(ss);
+            qj_plan_free(sp);
         }
         {
             qj_gpu_params bp = qj_gpu_default_params();

@@ -2,7 +2,9 @@
 /* test_gpu_gemv.c — every generated linear kernel (CUDA-core GEMV and
  * tensor-core, all widths x groups x regular/ragged shapes x batch paths,
  * fused launches of mixed formats, dense kernels) against the C reference on
- * fresh random inputs, output poisoned with NaN before each launch. Bound per
+ * fresh random inputs, output poisoned with NaN before each launch (kernels whose
+ * K splits add into y, QJ_IM_RED=1: y holds small whole numbers first, and what
+ * the kernel added to them is checked, so a sum added twice or not at all shows). Bound per
  * output: 1e-5 sum|w x| + 1e-6 times the magnitude of the fold's terms
  * (scale * sum(c x) and zero * sum(x) per group), the level of fp32 rounding.
  * Exits 77 (skipped) where no CUDA device is present. */
@@ -60,7 +62,7 @@ int main(int argc, char **argv) {
     }
     qj_custream st0 = NULL;
     qj_gact act = {0};
-    int bad = 0, checked = 0, n_mma = 0, n_dq = 0, n_im = 0, n_ks = 0;
+    int bad = 0, checked = 0, n_mma = 0, n_dq = 0, n_im = 0, n_ks = 0, n_red = 0;
     double worst = 0;
     for (int i = 0; i < n; i++) {
         qj_case c;
@@ -110,6 +112,8 @@ int main(int argc, char **argv) {
             parts[p] = &qt[p];
         }
         float *x = calloc((size_t)(B * stride), sizeof *x), *y = malloc((size_t)(B * N) * sizeof *y);
+        float *base = malloc((size_t)(B * N) * sizeof *base); /* y's start for a kernel that adds into it */
+        for (int64_t j = 0; j < B * N; j++) base[j] = (float)(j % 7) - 3.0f;
         /* activations of mixed magnitudes: the tensor-core path scales per 128-value tile */
         for (int64_t bb = 0; bb < B; bb++)
             for (int64_t k = 0; k < K; k++) x[bb * stride + k] = qj_test_frand() * (k % 300 < 128 ? 1.0f : k % 300 < 200 ? 1e-3f : 40.0f);
@@ -149,7 +153,7 @@ int main(int argc, char **argv) {
         if (!st) st = qj_cuda_alloc(cu, (size_t)(B * stride) * 4, &dx);
         if (!st) st = qj_cuda_upload(cu, dx, x, (size_t)(B * stride) * 4);
         if (!st) st = qj_cuda_alloc(cu, (size_t)(B * N) * 4, &dy);
-        if (!st) st = qj_cuda_memset8(cu, dy, 0xff, (size_t)(B * N) * 4); /* NaN poison */
+        if (!st && !L.spec.red) st = qj_cuda_memset8(cu, dy, 0xff, (size_t)(B * N) * 4); /* NaN poison */
         if (!st) st = qj_gact_reserve(cu, &act, &L.spec);
         if (!st && act.xf) st = qj_cuda_memset8(cu, act.xf, 0xff, act.xf_bytes); /* stale fragments poisoned too */
         if (!st && act.xq) st = qj_cuda_memset8(cu, act.xq, 0xff, act.xq_bytes);
@@ -161,7 +165,8 @@ int main(int argc, char **argv) {
         /* kernels whose blocks split K run twice (poisoned again): the second launch finds the split counts the
          * first left, which must be back at zero */
         for (int rep = 0; rep < (L.spec.ks > 1 ? 2 : 1); rep++) {
-        if (!st && rep) st = qj_cuda_memset8(cu, dy, 0xff, (size_t)(B * N) * 4);
+        if (!st && rep && !L.spec.red) st = qj_cuda_memset8(cu, dy, 0xff, (size_t)(B * N) * 4);
+        if (!st && L.spec.red) st = qj_cuda_upload(cu, dy, base, (size_t)(B * N) * 4);
         if (!st) st = qj_glinear_prep(cu, st0, &L, dx, (int)stride, &act);
         if (!st) st = qj_glinear_run(cu, st0, &L, dx, (int)stride, &act, dy, (int)N);
         if (!st) st = qj_cuda_sync(cu);
@@ -175,10 +180,12 @@ int main(int argc, char **argv) {
             int nan = 0, far = 0;
             for (int64_t j = 0; j < B * N; j++) {
                 if (isnan(y[j])) nan++;
-                double e = fabs((double)y[j] - ref[j]);
+                /* (adds into y: what was added, with one fp32 rounding of the running sum a split) */
+                const double b0 = L.spec.red ? base[j] : 0.0, eadd = L.spec.red ? 1.2e-7 * L.spec.ks * (fabs(b0) + mag[j]) : 0.0;
+                double e = fabs((double)y[j] - b0 - ref[j]);
                 num += e * e;
                 den += ref[j] * ref[j];
-                if (!(e <= 1e-5 * mag[j] + 1e-6 * fmag[j] + 1e-30)) far++;
+                if (!(e <= 1e-5 * mag[j] + 1e-6 * fmag[j] + eadd + 1e-30)) far++;
             }
             double rel = sqrt(num / (den > 0 ? den : 1));
             worst = rel > worst ? rel : worst;
@@ -188,6 +195,7 @@ int main(int argc, char **argv) {
                 n_dq += L.spec.dq;
                 n_im += L.spec.im;
                 n_ks += L.spec.ks > 1;
+                n_red += L.spec.red;
             }
             if (nan || far || !(rel < 1e-5)) {
                 QJ_CHECK_MSG(0, "%s%s: rel %.3g, %d NaN, %d outside the fp32 bound", L.name, rep ? " (second launch)" : "",
@@ -208,6 +216,7 @@ int main(int argc, char **argv) {
         }
         free(x);
         free(y);
+        free(base);
         free(ref);
         free(mag);
         free(fmag);
@@ -215,9 +224,9 @@ int main(int argc, char **argv) {
         free(row);
         free(b[i].img);
     }
-    printf("%d kernels (%d tensor-core, %d integer-dot, %d integer-MMA, %d of them with K split over blocks and run twice) "
-           "checked against the C reference, %d bad, worst relative error %.3g\n",
-           checked, n_mma, n_dq, n_im, n_ks, bad, worst);
+    printf("%d kernels (%d tensor-core, %d integer-dot, %d integer-MMA, %d of them with K split over blocks and run twice, "
+           "%d of those adding into y) checked against the C reference, %d bad, worst relative error %.3g\n",
+           checked, n_mma, n_dq, n_im, n_ks, n_red, bad, worst);
     qj_gact_free(cu, &act);
     free(b);
     qj_cuda_close(cu);

@@ -29,7 +29,7 @@
 #define SAMPLED " and compiled"
 #endif
 
-/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1, bx = 2 counting the wgmma kernels) compiled again
+/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1, bx = 2 counting the wgmma kernels, 3 the K splits adding into y) compiled again
  * under VAR=VAL; returns how many got the setting (a ring, or block-shared activations). */
 static int recompile_im(const char *var, const char *val, int n, int bx) {
     setenv(var, val, 1);
@@ -48,7 +48,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         if (st || len == 0) {
             if (!failed++) QJ_CHECK_MSG(0, "%s=%s case %d: %s", var, val, i, qj_last_error());
         }
-        got += bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
+        got += bx == 3 ? cs.red : bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
         free(src);
         free(img);
     }
@@ -137,6 +137,10 @@ int main(void) {
     QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "0", n, 1) > 0, "no block-shared case under QJ_IM_DM=0");
     /* K splits summed in clusters (QJ_IM_KSCL=1, opt-in): every block-shared case above batch 1 again */
     QJ_CHECK_MSG(recompile_im("QJ_IM_KSCL", "1", n, 1) > 0, "no block-shared case under QJ_IM_KSCL=1");
+    /* K splits adding into y (QJ_IM_RED=1, opt-in) */
+    const int red = recompile_im("QJ_IM_RED", "1", n, 3);
+    QJ_CHECK_MSG(red > 0, "no K-split case adds into y under QJ_IM_RED=1");
+    printf("%d integer-MMA K splits adding into y generated%s\n", red, SAMPLED);
 
     /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
      * the RMSNorm tail (weights f32/f16/bf16 in turn, with and without the prep) and, at even N, the SwiGLU tail */
