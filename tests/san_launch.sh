@@ -8,9 +8,8 @@
 set -u
 log=$(mktemp "${TMPDIR:-/tmp}/san_launch.XXXXXX") || exit 1
 trap 'rm -f "$log"' EXIT
-"$@" > >(tee "$log") 2> >(tee -a "$log" >&2)
-rc=$?
-wait # the tee processes, so the log is complete
+# the test's stderr (where the sanitizers write) through tee into the log and back to stderr; stdout as it is
+{ "$@" 2>&1 1>&3 3>&- | tee "$log" >&2; rc=${PIPESTATUS[0]}; } 3>&1
 tracer_crash() {
   grep -q "LeakSanitizer has encountered a fatal error" "$log" &&
     ! grep -q -e "ERROR: LeakSanitizer: detected memory leaks" -e "ERROR: AddressSanitizer" -e "runtime error:" "$log"
