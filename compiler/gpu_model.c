@@ -405,16 +405,11 @@ static qj_status build_kernels(qj_gpu_model *g, const qj_model *m, const char *a
         if ((s = qj_cuda_module_load(g->cu, jobs[j].img, &g->modules[j]))) goto done;
         g->n_modules++;
     }
-    for (int i = 0; i < nlin; i++) {
+    for (int i = 0, seen = 0; i < nlin; i++) {
         dev_linear *d = all[i];
         if ((s = qj_glinear_bind(g->cu, g->modules[owner[i]], d))) goto done;
+        if (owner[i] == seen) st->red += d->spec.red, seen++; /* (a kernel's first linear: collect_jobs numbers them so) */
     }
-    for (int j = 0; j < nj - 1; j++) /* (the last job is the ops module) */
-        for (int i = 0; i < nlin; i++)
-            if (owner[i] == j) {
-                st->red += all[i]->spec.red;
-                break;
-            }
     if ((s = trace_setup(g, jobs, nj))) goto done;
     qj_cumodule om = g->modules[nj - 1];
     if ((s = qj_cuda_function(g->cu, om, "qj_embed", &g->f_embed)) || (s = qj_cuda_function(g->cu, om, "qj_rmsnorm", &g->f_rmsnorm)) ||
@@ -769,13 +764,13 @@ static qj_status enqueue_step(qj_gpu_model *g) {
         if (oq) g->prepped[g->fused_prep] = g->att;
         if (D->lin[QJ_LIN_O].spec.tail) {
             if ((s = gemv_norm(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, &g->act, g->xb2, D->ffn_norm))) return s;
-        } else if (D->lin[QJ_LIN_O].spec.red) {
-            if ((s = gemv_add(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->x_cur, sx)) ||
-                (s = norm(g, D->ffn_norm, 0, gu, ngu)))
+        } else {
+            const int ored = D->lin[QJ_LIN_O].spec.red; /* (adds into the residual stream: no residual for the norm) */
+            if ((s = gemv_in(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, &g->act, ored ? g->x_cur : g->xb2, sx, NULL,
+                             ored)) ||
+                (s = norm(g, D->ffn_norm, ored ? 0 : g->xb2, gu, ngu)))
                 return s;
-        } else if ((s = gemv(g, SK_O, &D->lin[QJ_LIN_O], g->att, g->att_stride, g->xb2, sx)) ||
-                   (s = norm(g, D->ffn_norm, g->xb2, gu, ngu)))
-            return s;
+        }
         dev_linear *down = &D->lin[QJ_LIN_DOWN];
         const qj_gact *da = &g->act; /* where down_proj's input is prepared */
         if (D->fused_gu && D->gu.spec.tail) {
