@@ -149,6 +149,7 @@ static int qkv_readers(dev_layer *layers, int n_layers, int i, dev_linear *head,
 
 static void set_tail(dev_linear *d, const char *arch, int kind, int prep, int wdt, float eps) {
     d->spec.tail = kind;
+    d->spec.red = 0; /* a tail runs in the K split's last block, which the splits adding into y (QJ_IM_RED) have not */
     d->spec.tail_prep = prep;
     d->spec.tail_wdt = kind == QJ_TAIL_NORM ? wdt : 0;
     d->spec.tail_eps = kind == QJ_TAIL_NORM ? eps : 0.0f;
