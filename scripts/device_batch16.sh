@@ -36,6 +36,6 @@ D="./build-gpu/qjit bench --synthetic llama3-8b --device cuda --tokens 256 --pla
 left && { echo "== decode b16 product"; $D 2>&1 | grep -E "^decode batch"; echo "== decode b16 red"; QJ_IM_RED=1 $D 2>&1 | grep -E "^decode batch"; }
 left && { QJ_IM_BX=1 ./build-gpu/tests/test_gpu_gemv > "$out/gemv_bx.log" 2>&1
           echo "test_gpu_gemv QJ_IM_BX=1 rc=$? $(grep -E 'checked' "$out/gemv_bx.log")"; }
-left && for b in 8 32; do run product "$b" X=1; run "o via BX" "$b" QJ_IM_BX=1; done
+left && for b in 8 32; do run product "$b" X=1; run "o via BX" "$b" QJ_IM_BX=1; run red "$b" QJ_IM_RED=1; done
 t done
 } 2>&1 | tee "$out/bench.txt"
