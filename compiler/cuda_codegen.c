@@ -235,7 +235,10 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * once per block after griddepcontrol.wait) rather than through L1, up to 96 KiB of them */
     out->xsmem = out->stages && QJ_IM_XSTAGED(batch) && im_xsmem_bytes(out->K, batch) <= 96 * 1024 &&
                  env_int("QJ_IM_XSMEM", 0, 1, xsmem);
-    if (env_int("QJ_IM_BX", 0, 1, batch > 4 && (mtn > 256 || kt >= 64)) && !out->xsmem) {
+    /* block-shared above batch 4 for the layers of many m-tiles or k-tiles, above batch 8 for those of 32 k-tiles
+     * too (o_proj, 256 m-tiles: its K split over blocks adding into y; H100, int4 batch 16: 11.07 -> 6.53 us,
+     * QJ_IM_BX=1 alone 9.97; at batch 8 block-shared without the adds lost, 7.31 -> 10.50) */
+    if (env_int("QJ_IM_BX", 0, 1, batch > 4 && (mtn > 256 || kt >= 64 || (batch > 8 && kt >= 32))) && !out->xsmem) {
         /* block-shared activations: geometry and depth of their own (the same knobs); where two
          * slots do not fit the budget the choice above stands */
         /* (at most) four n-tiles a warp, four groups of warps; four m-tiles a group (16 a block) with the digit
@@ -267,8 +270,10 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             if (ks > kt) ks = kt;
             const int64_t kpb = (kt + ks - 1) / ks;
             out->ks = (int)((kt + kpb - 1) / kpb);
-            /* QJ_IM_RED=1: the splits add into y, no hand-off (opt-in: y += W x, the caller provides y's start) */
-            out->red = out->ks > 1 && env_int("QJ_IM_RED", 0, 1, 0);
+            /* the splits add into y (y += W x: the caller provides y's start), no workspace, count or last block;
+             * QJ_IM_RED=0: the last block sums them (H100, int4 batch 16: q|k|v 13.47 -> 8.61 us, down 21.45 ->
+             * 15.36; batch 8: 14.23 -> 9.11, 25.40 -> 17.89) */
+            out->red = out->ks > 1 && env_int("QJ_IM_RED", 0, 1, 1);
             out->kscl = !out->red && out->ks > 1 && out->ks <= 8 && out->dm && env_int("QJ_IM_KSCL", 0, 1, QJ_IM_KSCL_DEFAULT);
             /* wide digit-major layers (no split, two blocks a multiprocessor): three slots (H100, int4 gate|up at
              * batch 16: 36.0 against 37.1-37.6 us with four); with three digits the split layers too (H100, batch

@@ -62,8 +62,9 @@ typedef struct qj_gemv_spec {
                       * workspace of the kernel's module, summed in split order by the last to finish */
     int kscl;        /* ks 2..8 with dm: the splits of an m-block are one thread-block cluster (sm_90+) and sum their
                       * partials through distributed shared memory, not a global workspace (QJ_IM_KSCL=1) */
-    int red;         /* ks > 1, not kscl: each split adds its partials into y (QJ_IM_RED=1, opt-in): the kernel computes
-                      * y += W x, so y must hold zeros or the residual (the model's step chooses which) */
+    int red;         /* ks > 1, not kscl: each split adds its partials into y (the default; QJ_IM_RED=0: the workspace
+                      * and last block above): the kernel computes y += W x, so y must hold zeros or the residual (the
+                      * model's step chooses which) */
     int nb;          /* bx, dm, ks 1: blocks the m-tiles are dealt over (0 = a block's full m-tiles each), set where the
                       * default grid would leave some multiprocessors one block and others two (qj_gemv_spec_deal) */
     int tail;        /* im at batch 1 (not bx): what the blocks do once the output is stored (templates/qj_imv.cu

@@ -149,7 +149,7 @@ static int qkv_readers(dev_layer *layers, int n_layers, int i, dev_linear *head,
 
 static void set_tail(dev_linear *d, const char *arch, int kind, int prep, int wdt, float eps) {
     d->spec.tail = kind;
-    d->spec.red = 0; /* a tail runs in the K split's last block, which the splits adding into y (QJ_IM_RED) have not */
+    d->spec.red = 0; /* a tail runs in the K split's last block, which the splits adding into y (spec.red) have not */
     d->spec.tail_prep = prep;
     d->spec.tail_wdt = kind == QJ_TAIL_NORM ? wdt : 0;
     d->spec.tail_eps = kind == QJ_TAIL_NORM ? eps : 0.0f;
@@ -737,7 +737,7 @@ static qj_status enqueue_step(qj_gpu_model *g) {
             ngu = 2;
         }
         const int sq = g->L.qkv, sg = g->L.gu, sx = g->L.x; /* output rows: one q|k|v (gate|up) row per batch row */
-        /* kernels whose K splits add into y (spec.red, QJ_IM_RED=1): q|k|v's rows are zeroed first (before the
+        /* kernels whose K splits add into y (spec.red; QJ_IM_RED=0: none): q|k|v's rows are zeroed first (before the
          * RMSNorm, which then still hands over to q|k|v by programmatic dependent launch); o and down add into the
          * residual stream itself, so the RMSNorm after them has no residual to add */
         int qkv_red = 0;

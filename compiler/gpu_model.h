@@ -29,7 +29,7 @@ typedef struct qj_gpu_build_stats {
     char device[256];
     char arch[32];
     int pdl;               /* launches use programmatic dependent launch (sm_90+; QJ_PDL=0 turns it off) */
-    int red;               /* of the kernels, those whose K splits add into their output (QJ_IM_RED=1) */
+    int red;               /* of the kernels, those whose K splits add into their output (spec.red; QJ_IM_RED=0: none) */
 } qj_gpu_build_stats;
 
 typedef struct qj_gpu_params {

@@ -122,7 +122,8 @@
 #endif
 #ifndef QJ_IM_RED
 #define QJ_IM_RED 0 /* QJ_IM_KS > 1, not in a cluster: every split adds its partial sums into y (y += W x, in an order
-                     * that varies from launch to launch) instead of handing them to the last block to sum */
+                     * that varies from launch to launch) instead of handing them to the last block to sum (the
+                     * compiler's default for K splits: it defines QJ_IM_RED 1 unless QJ_IM_RED=0) */
 #endif
 #ifndef QJ_IM_TAIL
 #define QJ_IM_TAIL 0 /* batch 1, not QJ_IM_BX: what the kernel's blocks do after its output is stored (see qj_tail below):

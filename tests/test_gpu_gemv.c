@@ -3,7 +3,7 @@
  * tensor-core, all widths x groups x regular/ragged shapes x batch paths,
  * fused launches of mixed formats, dense kernels) against the C reference on
  * fresh random inputs, output poisoned with NaN before each launch (kernels whose
- * K splits add into y, QJ_IM_RED=1: y holds small whole numbers first, and what
+ * K splits add into y, the default since 2026-12-07: y holds small whole numbers first, and what
  * the kernel added to them is checked, so a sum added twice or not at all shows). Bound per
  * output: 1e-5 sum|w x| + 1e-6 times the magnitude of the fold's terms
  * (scale * sum(c x) and zero * sum(x) per group), the level of fp32 rounding.

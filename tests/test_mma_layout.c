@@ -559,9 +559,14 @@ int main(void) {
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 256 && block == 256);
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(strstr(nm, "_m2w8u1s3b4k8d3_") != NULL, "%s", nm); /* three digits: three slots */
+        /* three digits: three slots; the splits add into y (r) */
+        QJ_CHECK_MSG(s.red == 1 && strstr(nm, "_m2w8u1s3b4k8d3r_") != NULL, "%s", nm);
         QJ_CHECK(s.kscl == 0); /* (the split in clusters is opt-in) */
-        setenv("QJ_IM_KSCL", "1", 1); /* 8 splits: one cluster an m-block */
+        setenv("QJ_IM_RED", "0", 1); /* the last block sums the splits */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.red == 0 && s.ks == 8 && strstr(nm, "_m2w8u1s3b4k8d3_") != NULL, "%s", nm);
+        setenv("QJ_IM_KSCL", "1", 1); /* 8 splits: one cluster an m-block (with QJ_IM_RED=0: the adds take no cluster) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
         QJ_CHECK_MSG(s.kscl == 1 && s.ks == 8 && strstr(nm, "_m2w8u1s3b4k8d3cl_") != NULL, "%s", nm);
@@ -582,14 +587,26 @@ int main(void) {
         QJ_CHECK(s.ks == 56 && s.kscl == 0); /* (clusters of at most 8) */
         unsetenv("QJ_IM_KS");
         unsetenv("QJ_IM_KSCL");
+        unsetenv("QJ_IM_RED");
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.red == 1 && s.kscl == 0); /* (the adds by default: QJ_IM_KSCL=1 alone takes no cluster) */
+        setenv("QJ_IM_KSCL", "1", 1);
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK(s.red == 1 && s.kscl == 0);
+        unsetenv("QJ_IM_KSCL");
         p[0] = &qkv4; /* 384 m-tiles: block-shared, 48 m-blocks, 32 k-tiles in 5 splits (7 each, the last 4) */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         QJ_CHECK(s.bx && s.ks == 5);
         qj_gemv_launch_dims(&s, &grid, &block);
         QJ_CHECK(grid == 240);
-        p[0] = &o4; /* <= 256 m-tiles and short K: two m-tiles, 16 warps splitting K inside the block */
+        p[0] = &o4; /* batch 16, 256 m-tiles and 32 k-tiles: block-shared, K split 8 ways adding into y */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
-        QJ_CHECK(!s.bx && s.ks == 0 && s.mt == 2 && s.warps == 16);
+        qj_gemv_launch_dims(&s, &grid, &block);
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.bx && s.ks == 8 && s.red == 1 && grid == 256 && strstr(nm, "_n4096_k4096_bt16_m2w8u1s3b4k8d3r_"), "%s", nm);
+        /* batch 8: <= 256 m-tiles and short K: two m-tiles, 16 warps splitting K inside the block */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 8, 1, &s));
+        QJ_CHECK(!s.bx && s.ks == 0 && s.red == 0 && s.mt == 2 && s.warps == 16);
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
         /* the A/B knobs reach the spec and the kernel name: activations loaded one n-tile ahead (p0: not),
          * ring slots with the 4-bit plane's chunks swapped (z0: not) */
@@ -602,11 +619,11 @@ int main(void) {
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
         /* (digit-major tiles load every digit up front: the prefetch knob is the digit pairs') */
-        QJ_CHECK_MSG(s.xpre == 1 && s.swz == 0 && strstr(nm, "k8d3z0_") != NULL, "%s", nm);
+        QJ_CHECK_MSG(s.xpre == 1 && s.swz == 0 && strstr(nm, "k8d3rz0_") != NULL, "%s", nm);
         setenv("QJ_IM_DM", "0", 1);
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(s.xpre == 0 && s.swz == 0 && strstr(nm, "k8p0z0_") != NULL, "%s", nm);
+        QJ_CHECK_MSG(s.xpre == 0 && s.swz == 0 && strstr(nm, "k8rp0z0_") != NULL, "%s", nm);
         unsetenv("QJ_IM_DM");
         unsetenv("QJ_IM_XPRE");
         unsetenv("QJ_IM_SWZ");

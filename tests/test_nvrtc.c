@@ -40,7 +40,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         qj_gemv_case_get(i, &c);
         if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !cs.im || (i % 3)) continue;
         if (bx ? c.batch == 1 : (c.batch != 1 && c.batch != 16)) continue;
-        if (bx == 3 && !cs.red) continue; /* (the rest are compiled above as they are) */
+        if (bx == 3 && cs.ks < 2) continue; /* (the rest are compiled above as they are) */
         char *src = NULL;
         void *img = NULL;
         size_t len = 1;
@@ -49,7 +49,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         if (st || len == 0) {
             if (!failed++) QJ_CHECK_MSG(0, "%s=%s case %d: %s", var, val, i, qj_last_error());
         }
-        got += bx == 3 ? cs.red : bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
+        got += bx == 3 ? cs.ks > 1 && !cs.red : bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
         free(src);
         free(img);
     }
@@ -136,12 +136,14 @@ int main(void) {
     /* the block-shared kernels' other activation tilings (the default above 4: digit-major, the top three digits) */
     QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "4", n, 1) > 0, "no block-shared case under QJ_IM_DM=4");
     QJ_CHECK_MSG(recompile_im("QJ_IM_DM", "0", n, 1) > 0, "no block-shared case under QJ_IM_DM=0");
-    /* K splits summed in clusters (QJ_IM_KSCL=1, opt-in): every block-shared case above batch 1 again */
+    /* K splits summed in clusters (QJ_IM_KSCL=1 with QJ_IM_RED=0, opt-in): every block-shared case above batch 1
+     * again */
+    setenv("QJ_IM_RED", "0", 1);
     QJ_CHECK_MSG(recompile_im("QJ_IM_KSCL", "1", n, 1) > 0, "no block-shared case under QJ_IM_KSCL=1");
-    /* K splits adding into y (QJ_IM_RED=1, opt-in) */
-    const int red = recompile_im("QJ_IM_RED", "1", n, 3);
-    QJ_CHECK_MSG(red > 0, "no K-split case adds into y under QJ_IM_RED=1");
-    printf("%d integer-MMA K splits adding into y generated%s\n", red, SAMPLED);
+    /* K splits summed by their last block (QJ_IM_RED=0; by default they add into y): the K-split cases again */
+    const int last = recompile_im("QJ_IM_RED", "0", n, 3);
+    QJ_CHECK_MSG(last > 0, "no K-split case sums by its last block under QJ_IM_RED=0");
+    printf("%d integer-MMA K splits summed by their last block generated%s\n", last, SAMPLED);
 
     /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
      * the RMSNorm tail (weights f32/f16/bf16 in turn, with and without the prep) and, at even N, the SwiGLU tail */
