@@ -1,30 +1,29 @@
 #!/usr/bin/env bash
-# device_red.sh — one device call for issue 3 after the K splits' adds into y became the default (2026-12-07): the GPU
-# tests with the new defaults (test_gpu_gemv, test_gpu_forward, test_gpu_tail), test_gpu_gemv with QJ_IM_RED=0 (the
-# last block's sum, kept as the opt-out), the batch-16 kernels of a Llama-3-8B layer (int4-g128) against cuBLAS bf16 in
-# the same run (two rounds), batch 8, and decode at batch 1 and 16 (and 16 with QJ_IM_RED=0). Run from the repository
-# root with .device prepared (scripts/device_prepare.sh, carry [".device"]); BUDGET (seconds, default 420) stops the
-# optional parts.
+# device_red.sh — one device call for issue 3 after the K splits' adds into y became the default (2026-12-07), in
+# order of need (BUDGET, seconds, default 420, cuts the tail): the GPU tests with the new defaults (test_gpu_gemv,
+# test_gpu_forward), the batch-16 kernels of a Llama-3-8B layer (int4-g128) against cuBLAS bf16 in the same run,
+# test_gpu_tail, test_gpu_gemv with QJ_IM_RED=0 (the last block's sum, kept as the opt-out), a second cuBLAS round,
+# decode at batch 1 and 16 (and 16 with QJ_IM_RED=0), batch 8. Run from the repository root with .device prepared
+# (scripts/device_prepare.sh, carry [".device"]).
 set -uo pipefail
 export T0=$(date +%s) BUDGET=${BUDGET:-420}
 source scripts/device_env.sh
 t built
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
-{ gpu_tests
-  ./build-gpu/tests/test_gpu_tail > "$out/tail.log" 2>&1; echo "test_gpu_tail rc=$? $(tail -1 "$out/tail.log")"
-  QJ_IM_RED=0 ./build-gpu/tests/test_gpu_gemv > "$out/gemv_last.log" 2>&1
-  echo "test_gpu_gemv QJ_IM_RED=0 rc=$? $(grep -E 'checked' "$out/gemv_last.log")"; } 2>&1 | tee "$out/tests.txt"
-t tests
 K="./build-gpu/qjit bench --kernels --synthetic examples/configs/llama3-8b-1layer.json --iters 30 --plan int4-g128"
-{
-for r in 1 2; do
-  echo "== b16 with cuBLAS, round $r"; $K --batch 16 > "$out/cublas16_$r.txt" 2>&1
-  grep -E "proj|gate|up|ceiling|cuBLAS" "$out/cublas16_$r.txt" | head -12
-done
-t kernels
-left && { echo "== b8"; $K --batch 8 --no-baselines 2>&1 | sed -n '/back-to-back: median/,$p' | grep -E 'proj|gate|up' | head -6; }
+cub() { echo "== b16 with cuBLAS, round $1"; $K --batch 16 > "$out/cublas16_$1.txt" 2>&1
+        grep -E "proj|gate|up|ceiling|cuBLAS" "$out/cublas16_$1.txt" | head -12; }
 D="./build-gpu/qjit bench --synthetic llama3-8b --device cuda --tokens 256 --plan examples/plans/int4-g128_all.json --batch 16"
-left && { echo "== decode b16 (and b1)"; $D 2>&1 | grep -E "^decode batch"; }
-left && { echo "== decode b16 QJ_IM_RED=0"; QJ_IM_RED=0 $D 2>&1 | grep -E "^decode batch 16"; }
-t done
+{ gpu_tests
+  t tests
+  cub 1
+  t kernels
+  left && { ./build-gpu/tests/test_gpu_tail > "$out/tail.log" 2>&1; echo "test_gpu_tail rc=$? $(tail -1 "$out/tail.log")"; }
+  left && { QJ_IM_RED=0 ./build-gpu/tests/test_gpu_gemv > "$out/gemv_last.log" 2>&1
+            echo "test_gpu_gemv QJ_IM_RED=0 rc=$? $(grep -E 'checked' "$out/gemv_last.log")"; }
+  left && cub 2
+  left && { echo "== decode b16 (and b1)"; $D 2>&1 | grep -E "^decode batch"; }
+  left && { echo "== decode b16 QJ_IM_RED=0"; QJ_IM_RED=0 $D 2>&1 | grep -E "^decode batch 16"; }
+  left && { echo "== b8"; $K --batch 8 --no-baselines 2>&1 | sed -n '/back-to-back: median/,$p' | grep -E 'proj|gate|up' | head -6; }
+  t done
 } 2>&1 | tee "$out/bench.txt"
