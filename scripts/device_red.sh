@@ -2,7 +2,7 @@
 # device_red.sh — one device call for issue 3 after the K splits' adds into y became the default (2026-12-07), in
 # order of need (BUDGET, seconds, default 420, cuts the tail): the GPU tests with the new defaults (test_gpu_gemv,
 # test_gpu_forward), the batch-16 kernels of a Llama-3-8B layer (int4-g128) against cuBLAS bf16 in the same run,
-# test_gpu_tail, test_gpu_gemv with QJ_IM_RED=0 (the last block's sum, kept as the opt-out), a second cuBLAS round,
+# test_gpu_tail (test_gpu_gemv runs every K-split case both ways itself since 2026-12-07), a second cuBLAS round,
 # decode at batch 1 and 16 (and 16 with QJ_IM_RED=0), batch 8. Run from the repository root with .device prepared
 # (scripts/device_prepare.sh, carry [".device"]).
 set -uo pipefail
@@ -19,8 +19,6 @@ D="./build-gpu/qjit bench --synthetic llama3-8b --device cuda --tokens 256 --pla
   cub 1
   t kernels
   left && { ./build-gpu/tests/test_gpu_tail > "$out/tail.log" 2>&1; echo "test_gpu_tail rc=$? $(tail -1 "$out/tail.log")"; }
-  left && { QJ_IM_RED=0 ./build-gpu/tests/test_gpu_gemv > "$out/gemv_last.log" 2>&1
-            echo "test_gpu_gemv QJ_IM_RED=0 rc=$? $(grep -E 'checked' "$out/gemv_last.log")"; }
   left && cub 2
   left && { echo "== decode b16 (and b1)"; $D 2>&1 | grep -E "^decode batch"; }
   left && { echo "== decode b16 QJ_IM_RED=0"; QJ_IM_RED=0 $D 2>&1 | grep -E "^decode batch 16"; }

@@ -4,7 +4,8 @@
  * fused launches of mixed formats, dense kernels) against the C reference on
  * fresh random inputs, output poisoned with NaN before each launch (kernels whose
  * K splits add into y, the default since 2026-12-07: y holds small whole numbers first, and what
- * the kernel added to them is checked, so a sum added twice or not at all shows). Bound per
+ * the kernel added to them is checked, so a sum added twice or not at all shows; each such case runs
+ * again with the splits summed by the last block, QJ_IM_RED=0's kernel). Bound per
  * output: 1e-5 sum|w x| + 1e-6 times the magnitude of the fold's terms
  * (scale * sum(c x) and zero * sum(x) per group), the level of fp32 rounding.
  * Exits 77 (skipped) where no CUDA device is present. */
@@ -29,8 +30,19 @@ typedef struct built {
     void *img;
     size_t len;
     qj_status st;
+    int skip; /* an entry past the cases whose case's kernel does not add into y */
     char err[512];
 } built;
+
+/* Entry i < n is case i as the compiler specifies it; entry n + i is case i again with its K splits summed by the
+ * last block (spec.red off: QJ_IM_RED=0), for the cases whose splits add into y by default, else skipped. */
+static qj_status entry_spec(int i, int n, qj_case *c, qj_gemv_spec *s, int *skip) {
+    qj_gemv_case_get(i % n, c);
+    qj_status st = qj_gemv_case_spec(c, s);
+    *skip = !st && i >= n && !s->red;
+    if (i >= n) s->red = 0;
+    return st;
+}
 
 int main(int argc, char **argv) {
     qj_cuda *cu;
@@ -46,15 +58,14 @@ int main(int argc, char **argv) {
     int n = 0;
     qj_case cz;
     while (qj_gemv_case_get(n, &cz)) n++;
-    built *b = calloc((size_t)n, sizeof *b);
+    built *b = calloc((size_t)(2 * n), sizeof *b);
     #pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < 2 * n; i++) {
         qj_case c;
         qj_gemv_spec cs;
-        qj_gemv_case_get(i, &c);
-        if (c.allow_mma && !has_mma) continue;
+        b[i].st = entry_spec(i, n, &c, &cs, &b[i].skip);
+        if ((c.allow_mma && !has_mma) || b[i].skip) continue;
         char *src = NULL;
-        b[i].st = qj_gemv_case_spec(&c, &cs);
         if (!b[i].st) b[i].st = qj_gemv_source(&cs, arch, &src);
         if (!b[i].st) b[i].st = qj_kcache_compile(src, "gemv.cu", arch, &b[i].img, &b[i].len, NULL);
         if (b[i].st) snprintf(b[i].err, sizeof b[i].err, "%s", qj_last_error());
@@ -62,15 +73,15 @@ int main(int argc, char **argv) {
     }
     qj_custream st0 = NULL;
     qj_gact act = {0};
-    int bad = 0, checked = 0, n_mma = 0, n_dq = 0, n_im = 0, n_ks = 0, n_red = 0;
+    int bad = 0, checked = 0, n_mma = 0, n_dq = 0, n_im = 0, n_ks = 0, n_red = 0, n_last = 0;
     double worst = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < 2 * n; i++) {
         qj_case c;
-        qj_gemv_case_get(i, &c);
-        if (c.allow_mma && !has_mma) continue;
         qj_glinear L;
         memset(&L, 0, sizeof L);
-        qj_gemv_case_spec(&c, &L.spec);
+        int skip;
+        entry_spec(i, n, &c, &L.spec, &skip);
+        if ((c.allow_mma && !has_mma) || skip) continue;
         qj_gemv_name(&L.spec, arch, L.name, sizeof L.name);
         QJ_CHECK_MSG(L.spec.mma == (c.allow_mma == 2), "%s: case %d is a %s case", L.name, i,
                      c.allow_mma == 2 ? "tensor-core" : "CUDA-core");
@@ -194,8 +205,9 @@ int main(int argc, char **argv) {
                 n_mma += L.spec.mma;
                 n_dq += L.spec.dq;
                 n_im += L.spec.im;
-                n_ks += L.spec.ks > 1;
+                n_ks += L.spec.ks > 1 && i < n;
                 n_red += L.spec.red;
+                n_last += i >= n;
             }
             if (nan || far || !(rel < 1e-5)) {
                 QJ_CHECK_MSG(0, "%s%s: rel %.3g, %d NaN, %d outside the fp32 bound", L.name, rep ? " (second launch)" : "",
@@ -225,8 +237,12 @@ int main(int argc, char **argv) {
         free(b[i].img);
     }
     printf("%d kernels (%d tensor-core, %d integer-dot, %d integer-MMA, %d of them with K split over blocks and run twice, "
-           "%d of those adding into y) checked against the C reference, %d bad, worst relative error %.3g\n",
-           checked, n_mma, n_dq, n_im, n_ks, n_red, bad, worst);
+           "%d of those adding into y, and %d of those again summed by the last block) checked against the C reference, "
+           "%d bad, worst relative error %.3g\n",
+           checked, n_mma, n_dq, n_im, n_ks, n_red, n_last, bad, worst);
+    const char *re = getenv("QJ_IM_RED"); /* (QJ_IM_RED=0: no kernel adds, so none runs again) */
+    QJ_CHECK_MSG(n_last == n_red && (n_red > 0 || !has_mma || (re && !strcmp(re, "0"))),
+                 "K splits adding into y: %d, again summed by the last block: %d (equal, and some, expected)", n_red, n_last);
     qj_gact_free(cu, &act);
     free(b);
     qj_cuda_close(cu);
