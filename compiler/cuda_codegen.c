@@ -101,7 +101,10 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
         out->warps = env_int("QJ_GEMV_WARPS", 1, 16, out->warps);
         out->stage = env_int("QJ_GEMV_STAGE", 0, 1, out->stage);
     } else {
-        out->rows = out->N >= 4096 && batch <= 8 ? 2 : 1;
+        /* dense: a warp's rows share its activation loads (at batch 16 one row a warp reads all of x, 256 KiB at
+         * K = 4096, once per row: a 128256-row bf16 head took 8.2 ms against cuBLAS's 0.38 on the H100,
+         * docs/PERFORMANCE.md 2026-12-07; QJ_GEMV_ROWS sets it, for that comparison) */
+        out->rows = env_int("QJ_GEMV_ROWS", 1, 16, out->N >= 4096 && batch <= 8 ? 2 : 1);
         out->warps = 4;
     }
     out->nseg = 1;
