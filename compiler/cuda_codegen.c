@@ -157,6 +157,9 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * slower on every split layer) */
 #define QJ_IM_DEAL_DEFAULT 0
 #define QJ_IM_KSCL_DEFAULT 0
+/* KiB of a launch's weights its blocks ask L2 to prefetch at their start (qj_gemv_spec.pft; QJ_IM_PF overrides):
+ * none until measured */
+#define QJ_IM_PF_DEFAULT 0
 static int g_sms;
 void qj_gemv_set_sms(int sms) { g_sms = sms > 0 ? sms : 0; }
 
@@ -174,6 +177,17 @@ void qj_gemv_spec_deal(qj_gemv_spec *s, int sms) {
     int64_t nb = places > 0 && blocks % places != 0 && 2 * blocks > places ? (blocks + places - 1) / places * places : 0;
     nb = env_int("QJ_IM_NB", 0, 1 << 20, (int)nb);
     s->nb = nb > blocks && nb <= mtn ? (int)nb : 0;
+}
+
+/* qj_gemv_spec.pft: the most k-tiles of each m-tile (of each K split's share) whose weights and scales fit
+ * $QJ_IM_PF KiB over the whole launch (QJ_IM_PF_DEFAULT), at most a split's share; 0 where not one k-tile column
+ * fits. */
+static int im_pft(const qj_gemv_spec *s) {
+    const int64_t kib = env_int("QJ_IM_PF", 0, 1 << 20, QJ_IM_PF_DEFAULT);
+    const int64_t kt = QJ_IM_KT(s->K), mtn = QJ_IM_MTILES(s->N), ks = s->ks > 1 ? s->ks : 1, kpb = (kt + ks - 1) / ks;
+    const int64_t tile = 256 * (int64_t)s->bits + (s->group <= 128 ? 64 * 128 / s->group : 64); /* bytes, scales with */
+    const int64_t nf = kib * 1024 / (mtn * ks * tile);
+    return (int)(nf > kpb ? kpb : nf);
 }
 
 static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gemv_spec *out) {
@@ -306,6 +320,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * 24.8 -> 20.0 us, int3 16.3 -> 15.6; register and shared-memory kernels the other way: int3 down
      * 11.2 -> 10.2) */
     out->xl = env_int("QJ_IM_XL", 0, 1, !(out->stages && !out->xsmem && !out->bx));
+    out->pft = im_pft(out);
     out->nseg = 1;
     out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, n};
     return QJ_OK;
@@ -430,6 +445,7 @@ void qj_gemv_name(const qj_gemv_spec *s, const char *arch, char *buf, size_t n) 
         if (s->nb) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "n%d", s->nb);
         if (s->kscl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "cl");
         if (s->red) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "r");
+        if (s->pft) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "f%d", s->pft);
         if (s->cvt != 2) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "c%d", s->cvt);
         if (!s->xl) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "l0");
         if (!s->xpre && !QJ_IM_XSTAGED(s->batch)) snprintf(bx + strlen(bx), sizeof bx - strlen(bx), "p0");
@@ -485,6 +501,7 @@ qj_status qj_gemv_source(const qj_gemv_spec *s, const char *arch, char **source)
         if (s->nb) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_NB %d\n", s->nb);
         if (s->kscl) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_KSCL 1\n");
         if (s->red) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_RED 1\n");
+        if (s->pft) snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_PFT %d\n", s->pft);
         if (s->tail)
             snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "#define QJ_IM_TAIL %d\n#define QJ_TAIL_PREP %d\n#define QJ_TAIL_WDT %d\n#define QJ_TAIL_EPS %.9gf\n",
                      s->tail, s->tail_prep, s->tail_wdt, (double)s->tail_eps);

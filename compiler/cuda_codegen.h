@@ -70,6 +70,10 @@ typedef struct qj_gemv_spec {
     int tail;        /* im at batch 1 (not bx): what the blocks do once the output is stored (templates/qj_imv.cu
                       * qj_tail): 0 nothing, QJ_TAIL_NORM the next RMSNorm (y is the residual to add), QJ_TAIL_SWIGLU
                       * SwiGLU of gate|up; set by the model's planner (qj_gemv_tail_fits), not by the spec functions */
+    int pft;         /* im: k-tiles of each of a block's m-tiles (from its first) that the block asks L2 to prefetch, with
+                      * their scales, at its start, before it waits on the previous kernel (cp.async.bulk.prefetch, sm_90+):
+                      * a launch's bytes up to $QJ_IM_PF KiB (0 = none), read from memory while the kernel before it
+                      * (RMSNorm, attention, SwiGLU) leaves the memory idle */
     int tail_prep;   /* tail: also the integer-MMA prep of what it writes */
     int tail_wdt;    /* QJ_TAIL_NORM: the norm weights' dtype, 0 f32, 1 f16, 2 bf16 */
     float tail_eps;  /* QJ_TAIL_NORM: the model's RMSNorm epsilon */

@@ -138,6 +138,11 @@
 #ifndef QJ_TAIL_EPS
 #define QJ_TAIL_EPS 1e-05f
 #endif
+#ifndef QJ_IM_PFT
+#define QJ_IM_PFT 0 /* > 0: at its start, before it waits on the previous kernel, each block asks L2 to prefetch the first
+                     * QJ_IM_PFT of its k-tiles (of its K split's share) of each of its m-tiles, with their scales
+                     * (cp.async.bulk.prefetch, sm_90+; a hint: results do not depend on it) */
+#endif
 #ifndef QJ_IM_WG
 #define QJ_IM_WG 0 /* 1 (with QJ_IM_BX, all n-tiles a warp, whole warpgroups): wgmma, see below; sm_90a only, the
                     * QJ_IM_BX path elsewhere */
@@ -1035,6 +1040,22 @@ __device__ __forceinline__ void qj_tail(const float *__restrict__ y, const qj_ta
 }
 #endif
 
+#if QJ_IM_PFT
+/* L2 prefetch of m-tile mt's k-tiles [T0, T0 + nf) and the scales of their groups (both contiguous in the layouts). */
+__device__ __forceinline__ void qj_im_prefetch(const uint32_t *wq, const uint2 *sz, int mt, int T0, int nf) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int TW = QJ_IM_TILE_WORDS(QJ_BITS);
+    const size_t w = __cvta_generic_to_global(wq + ((size_t)mt * QJ_KTN + T0) * TW);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(w), "r"((unsigned)(nf * TW * 4)) : "memory");
+    const int g0 = T0 * 128 / QJ_GROUP, g1 = min(QJ_NGT, ((T0 + nf) * 128 + QJ_GROUP - 1) / QJ_GROUP);
+    const size_t sc = __cvta_generic_to_global(reinterpret_cast<const uint32_t *>(sz) + ((size_t)mt * QJ_NGT + g0) * 16);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(sc), "r"((unsigned)((g1 - g0) * 64)) : "memory");
+#else
+    (void)wq, (void)sz, (void)mt, (void)T0, (void)nf;
+#endif
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(QJ_WARPS * 32) QJ_IM_CLDIMS
 QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const uint4 *__restrict__ xi,
           const float4 *__restrict__ xw, float *__restrict__ y, int y_stride
@@ -1061,6 +1082,15 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     const int nm = QJ_IM_NB ? (int)((long long)(bm + 1) * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1)) - mt0 : QJ_MT;
     (void)j0;
     (void)nm;
+#if QJ_IM_PFT
+    {
+        /* the block's m-tiles [pa, pb), one thread each: the first k-tiles of the block's share */
+        const int pa = QJ_IM_NB ? lo : QJ_IM_BX ? bm * QJ_IM_MG * QJ_MT : bm * QJ_MT;
+        const int pb = QJ_IM_NB ? (int)((long long)(bm + 1) * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1))
+                                : min(pa + (QJ_IM_BX ? QJ_IM_MG * QJ_MT : QJ_MT), QJ_MTN);
+        if ((int)threadIdx.x < pb - pa) qj_im_prefetch(wq, sz, pa + (int)threadIdx.x, Tb, min(NT, QJ_IM_PFT));
+    }
+#endif
 #if QJ_IM_DM
     const int o0 = (warp % QJ_IM_JG) * QJ_IM_JO; /* the warp's first octet of batch rows */
     float dacc[QJ_MT][QJ_IM_JO][4];

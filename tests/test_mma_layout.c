@@ -760,6 +760,34 @@ int main(void) {
         unsetenv("QJ_ATT_CLUSTER");
         qj_model_free(tm);
     }
+    { /* L2 prefetches (qj_gemv_spec.pft): the most k-tiles of each m-tile (of a K split's share) that fit QJ_IM_PF KiB a
+       * launch, 4-bit g128 tiles being 1,024 bytes of codes + 64 of scales */
+        qj_tensor gu4 = desc("gu4", 4, 128, 28672, 4096), o4 = desc("o4", 4, 128, 4096, 4096), gu3 = desc("gu3", 3, 32, 28672, 4096);
+        const qj_tensor *p[1] = {&gu4};
+        char nm[160];
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.pft == 0 && !strstr(nm, "f0"), "default: pft %d, %s", s.pft, nm); /* (none by default) */
+        setenv("QJ_IM_PF", "16384", 1); /* 16 MiB over 1,792 m-tiles of 1,088-byte tiles: 8 of the 32 k-tiles */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.pft == 8 && strstr(nm, "s3f8"), "gate|up, 16 MiB: pft %d, %s", s.pft, nm);
+        char *src = NULL;
+        QJ_CHECK_OK(qj_gemv_source(&s, "sm_90a", &src));
+        QJ_CHECK(src && strstr(src, "#define QJ_IM_PFT 8\n"));
+        free(src);
+        p[0] = &o4; /* batch 16: K split 8 ways, 4 k-tiles a split, all of them fit (16 MiB > 8.5) */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        QJ_CHECK_MSG(s.ks == 8 && s.pft == 4, "o at batch 16: ks %d, pft %d", s.ks, s.pft);
+        p[0] = &gu3; /* 3-bit g32: 768 + 256 bytes a tile: 9 k-tiles */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK_MSG(s.pft == 9, "3-bit g32 gate|up: pft %d", s.pft);
+        setenv("QJ_IM_PF", "1000", 1); /* under one k-tile column (1,792 x 1,088 bytes): none */
+        p[0] = &gu4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK(s.pft == 0);
+        unsetenv("QJ_IM_PF");
+    }
     { /* attention's blocks a head, 1..8: about 256 blocks at batch 1, 512 and at least 2 above; QJ_ATT_SPLIT overrides */
         qj_config c32 = {0};
         c32.n_heads = 32;

@@ -29,7 +29,8 @@
 #define SAMPLED " and compiled"
 #endif
 
-/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1, bx = 2 counting the wgmma kernels, 3 the K splits adding into y) compiled again
+/* Every third integer-MMA case (batch 1 and 16; with bx every batch above 1, bx = 2 counting the wgmma kernels, 3 the K
+ * splits adding into y, 4 every batch counting the L2 prefetches) compiled again
  * under VAR=VAL; returns how many got the setting (a ring, or block-shared activations). */
 static int recompile_im(const char *var, const char *val, int n, int bx) {
     setenv(var, val, 1);
@@ -39,7 +40,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         qj_gemv_spec cs;
         qj_gemv_case_get(i, &c);
         if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !cs.im || (i % 3)) continue;
-        if (bx ? c.batch == 1 : (c.batch != 1 && c.batch != 16)) continue;
+        if (bx == 4 ? 0 : bx ? c.batch == 1 : (c.batch != 1 && c.batch != 16)) continue;
         if (bx == 3 && cs.ks < 2) continue; /* (the rest are compiled above as they are) */
         char *src = NULL;
         void *img = NULL;
@@ -49,7 +50,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         if (st || len == 0) {
             if (!failed++) QJ_CHECK_MSG(0, "%s=%s case %d: %s", var, val, i, qj_last_error());
         }
-        got += bx == 3 ? cs.ks > 1 && !cs.red : bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
+        got += bx == 4 ? cs.pft > 0 : bx == 3 ? cs.ks > 1 && !cs.red : bx == 2 ? cs.wg : bx ? cs.bx : cs.stages >= 2;
         free(src);
         free(img);
     }
@@ -143,6 +144,10 @@ int main(void) {
     /* K splits summed by their last block (QJ_IM_RED=0; by default they add into y): the K-split cases again */
     const int last = recompile_im("QJ_IM_RED", "0", n, 3);
     QJ_CHECK_MSG(last > 0, "no K-split case sums by its last block under QJ_IM_RED=0");
+    /* L2 prefetches at every block's start (QJ_IM_PF KiB a launch): every batch, every path */
+    const int pf = recompile_im("QJ_IM_PF", "1048576", n, 4);
+    QJ_CHECK_MSG(pf > 0, "no case prefetches under QJ_IM_PF=1048576");
+    printf("%d integer-MMA cases with L2 prefetches generated%s\n", pf, SAMPLED);
     printf("%d integer-MMA K splits summed by their last block generated%s\n", last, SAMPLED);
 
     /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
