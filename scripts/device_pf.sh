@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # device_pf.sh — one device call for issue 3's last item (3-/5-bit decode in proportion to bytes), 2026-12-07: the
 # integer-MMA kernels' L2 prefetch at block start (QJ_IM_PF KiB a launch, qj_gemv_spec.pft), in order of need
-# (BUDGET seconds, default 540, cuts the tail): the GPU tests (defaults; then test_gpu_forward with every byte of
-# every launch prefetched), decode at batch 1 of int4-g128 with an int4 head at PF = 0 / 4 / 8 / 16 / 32 MiB,
-# alternating, the four widths (bf16 heads) at PF 0 and $PF_BEST, then the rest of device_red.sh's list.
+# (BUDGET seconds, default 540, cuts the tail): test_gpu_forward with every byte of every launch prefetched, decode at batch 1 of int4-g128 with an int4 head at PF = 0 / 4 / 8 / 16 / 32 MiB,
+# alternating, the four widths (bf16 heads) at PF 0 and $PF_BEST, then the GPU tests with the defaults and the rest of device_red.sh's list.
 # Run from the repository root with .device prepared (scripts/device_prepare.sh, carry [".device"]).
 set -uo pipefail
 export T0=$(date +%s) BUDGET=${BUDGET:-540}
@@ -14,9 +13,7 @@ D="./build-gpu/qjit bench --synthetic llama3-8b --device cuda --tokens 256"
 dec() { local pf=$1 plan=$2; shift 2; echo "== decode PF=$pf $plan $*"
         QJ_IM_PF=$pf $D --plan $plan "$@" 2>&1 | grep -E "^decode batch|rror"; }
 A=examples/plans/int4-g128_all.json
-{ gpu_tests
-  t tests
-  QJ_IM_PF=1048576 ./build-gpu/tests/test_gpu_forward > "$out/forward_pf.log" 2>&1
+{ QJ_IM_PF=1048576 ./build-gpu/tests/test_gpu_forward > "$out/forward_pf.log" 2>&1
   echo "test_gpu_forward (QJ_IM_PF=1048576) rc=$? $(tail -1 "$out/forward_pf.log")"
   t forward_pf
   for pf in 0 16384 4096 32768 8192 0 16384; do left && dec $pf $A; done
@@ -26,6 +23,7 @@ A=examples/plans/int4-g128_all.json
   done
   t widths
   left && { echo "== decode b16 (and b1), PF=${PF_BEST:-16384}"; QJ_IM_PF=${PF_BEST:-16384} $D --plan $A --batch 16 2>&1 | grep -E "^decode batch"; }
+  left && { gpu_tests; t tests; }
   left && { ./build-gpu/tests/test_gpu_tail > "$out/tail.log" 2>&1; echo "test_gpu_tail rc=$? $(tail -1 "$out/tail.log")"; }
   left && { QJ_IM_PF=1048576 ./build-gpu/tests/test_gpu_gemv > "$out/gemv_pf.log" 2>&1
             echo "test_gpu_gemv (QJ_IM_PF=1048576) rc=$? $(grep -E 'checked' "$out/gemv_pf.log")"; }
