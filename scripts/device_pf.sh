@@ -23,7 +23,7 @@ A=examples/plans/int4-g128_all.json
   done
   t widths
   for pf in 32768 4096 8192 0 ${PF_BEST:-16384}; do left && dec $pf $A; done
-  t widths
+  t sweep
   left && { echo "== decode b16 (and b1), PF=${PF_BEST:-16384}"; QJ_IM_PF=${PF_BEST:-16384} $D --plan $A --batch 16 2>&1 | grep -E "^decode batch"; }
   left && { gpu_tests; t tests; }
   left && { ./build-gpu/tests/test_gpu_tail > "$out/tail.log" 2>&1; echo "test_gpu_tail rc=$? $(tail -1 "$out/tail.log")"; }
