@@ -144,11 +144,11 @@ int main(void) {
     /* K splits summed by their last block (QJ_IM_RED=0; by default they add into y): the K-split cases again */
     const int last = recompile_im("QJ_IM_RED", "0", n, 3);
     QJ_CHECK_MSG(last > 0, "no K-split case sums by its last block under QJ_IM_RED=0");
+    printf("%d integer-MMA K splits summed by their last block generated%s\n", last, SAMPLED);
     /* L2 prefetches at every block's start (QJ_IM_PF KiB a launch): every batch, every path */
     const int pf = recompile_im("QJ_IM_PF", "1048576", n, 4);
     QJ_CHECK_MSG(pf > 0, "no case prefetches under QJ_IM_PF=1048576");
     printf("%d integer-MMA cases with L2 prefetches generated%s\n", pf, SAMPLED);
-    printf("%d integer-MMA K splits summed by their last block generated%s\n", last, SAMPLED);
 
     /* tails (qj_gemv_spec.tail, set by the model planner): every batch-1 integer-MMA case that can take one, with
      * the RMSNorm tail (weights f32/f16/bf16 in turn, with and without the prep) and, at even N, the SwiGLU tail */
