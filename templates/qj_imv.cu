@@ -1075,21 +1075,20 @@ QJ_KERNEL(const uint32_t *__restrict__ wq, const uint2 *__restrict__ sz, const u
     const int NT = QJ_IM_KS > 1 ? min(QJ_KTN - Tb, QJ_IM_KPB) : QJ_KTN; /* k-tiles of this block */
     (void)Tb;
     (void)NT;
-    /* QJ_IM_NB: the block's m-tiles [lo, hi) dealt in order, QJ_MT a group; nm = the group's count, compared with
-     * m itself (never clamped to 0..QJ_MT) */
-    const int lo = QJ_IM_NB ? (int)((long long)bm * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1)) : 0;
+    /* the block's m-tiles [lo, hi) (the last block's clamped to the layer's); QJ_IM_NB: dealt in order, QJ_MT a
+     * group; nm = the group's count, compared with m itself (never clamped to 0..QJ_MT) */
+    const int lo = QJ_IM_NB ? (int)((long long)bm * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1))
+                            : bm * (QJ_IM_BX ? QJ_IM_MG * QJ_MT : QJ_MT);
+    const int hi = QJ_IM_NB ? (int)((long long)(bm + 1) * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1))
+                            : min(lo + (QJ_IM_BX ? QJ_IM_MG * QJ_MT : QJ_MT), QJ_MTN);
     const int mt0 = QJ_IM_NB ? lo + mg * QJ_MT : QJ_IM_BX ? (bm * QJ_IM_MG + mg) * QJ_MT : bm * QJ_MT;
-    const int nm = QJ_IM_NB ? (int)((long long)(bm + 1) * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1)) - mt0 : QJ_MT;
+    const int nm = QJ_IM_NB ? hi - mt0 : QJ_MT;
     (void)j0;
     (void)nm;
+    (void)hi;
 #if QJ_IM_PFT
-    {
-        /* the block's m-tiles [pa, pb), one thread each: the first k-tiles of the block's share */
-        const int pa = QJ_IM_NB ? lo : QJ_IM_BX ? bm * QJ_IM_MG * QJ_MT : bm * QJ_MT;
-        const int pb = QJ_IM_NB ? (int)((long long)(bm + 1) * QJ_MTN / (QJ_IM_NB > 0 ? QJ_IM_NB : 1))
-                                : min(pa + (QJ_IM_BX ? QJ_IM_MG * QJ_MT : QJ_MT), QJ_MTN);
-        if ((int)threadIdx.x < pb - pa) qj_im_prefetch(wq, sz, pa + (int)threadIdx.x, Tb, min(NT, QJ_IM_PFT));
-    }
+    /* one thread an m-tile of the block: the first k-tiles of the block's share */
+    if ((int)threadIdx.x < hi - lo) qj_im_prefetch(wq, sz, lo + (int)threadIdx.x, Tb, min(NT, QJ_IM_PFT));
 #endif
 #if QJ_IM_DM
     const int o0 = (warp % QJ_IM_JG) * QJ_IM_JO; /* the warp's first octet of batch rows */

@@ -40,7 +40,7 @@ static int recompile_im(const char *var, const char *val, int n, int bx) {
         qj_gemv_spec cs;
         qj_gemv_case_get(i, &c);
         if (c.allow_mma != 1 || qj_gemv_case_spec(&c, &cs) || !cs.im || (i % 3)) continue;
-        if (bx == 4 ? 0 : bx ? c.batch == 1 : (c.batch != 1 && c.batch != 16)) continue;
+        if (bx != 4 && (bx ? c.batch == 1 : (c.batch != 1 && c.batch != 16))) continue;
         if (bx == 3 && cs.ks < 2) continue; /* (the rest are compiled above as they are) */
         char *src = NULL;
         void *img = NULL;
