@@ -157,8 +157,11 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * slower on every split layer) */
 #define QJ_IM_DEAL_DEFAULT 0
 #define QJ_IM_KSCL_DEFAULT 0
-/* KiB of a launch's weights its blocks ask L2 to prefetch at their start (qj_gemv_spec.pft; QJ_IM_PF overrides):
- * none until measured */
+/* KiB of a launch's weights its blocks ask L2 to prefetch at their start, at batch 1 and above it (qj_gemv_spec.pft;
+ * QJ_IM_PF overrides both). H100, 2026-12-07, decode of Llama-3-8B shapes at batch 1 (docs/PERFORMANCE.md): 8 MiB
+ * +1.2% on the all-int4 plan (480.4-480.7 against 474.6-475.2 tokens/s), int4 +1.05%, int5 and int6 +0.6%, int3
+ * even; 4, 6 and 12 MiB less, 16 MiB even, 32 MiB -1.7%. Above batch 1 none: not measured against none. */
+#define QJ_IM_PF_DEFAULT_B1 8192
 #define QJ_IM_PF_DEFAULT 0
 static int g_sms;
 void qj_gemv_set_sms(int sms) { g_sms = sms > 0 ? sms : 0; }
@@ -180,10 +183,10 @@ void qj_gemv_spec_deal(qj_gemv_spec *s, int sms) {
 }
 
 /* qj_gemv_spec.pft: the most k-tiles of each m-tile (of each K split's share) whose weights and scales fit
- * $QJ_IM_PF KiB over the whole launch (QJ_IM_PF_DEFAULT), at most a split's share; 0 where not one k-tile column
- * fits. */
+ * $QJ_IM_PF KiB over the whole launch (QJ_IM_PF_DEFAULT_B1 at batch 1, else QJ_IM_PF_DEFAULT), at most a split's
+ * share; 0 where not one k-tile column fits. */
 static int im_pft(const qj_gemv_spec *s) {
-    const int64_t kib = env_int("QJ_IM_PF", 0, 1 << 20, QJ_IM_PF_DEFAULT);
+    const int64_t kib = env_int("QJ_IM_PF", 0, 1 << 20, s->batch == 1 ? QJ_IM_PF_DEFAULT_B1 : QJ_IM_PF_DEFAULT);
     const int64_t kt = QJ_IM_KT(s->K), mtn = QJ_IM_MTILES(s->N), ks = s->ks > 1 ? s->ks : 1, kpb = (kt + ks - 1) / ks;
     const int64_t tile = 256 * (int64_t)s->bits + (s->group <= 128 ? 64 * 128 / s->group : 64); /* bytes, scales with */
     const int64_t nf = kib * 1024 / (mtn * ks * tile);

@@ -767,7 +767,13 @@ int main(void) {
         char nm[160];
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(s.pft == 0 && !strstr(nm, "f0"), "default: pft %d, %s", s.pft, nm); /* (none by default) */
+        /* by default 8 MiB at batch 1 (4 of the 32 k-tiles), none above */
+        QJ_CHECK_MSG(s.pft == 4 && strstr(nm, "s3f4"), "default at batch 1: pft %d, %s", s.pft, nm);
+        p[0] = &o4;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.pft == 0 && !strstr(nm, "f0"), "default at batch 16: pft %d, %s", s.pft, nm);
+        p[0] = &gu4;
         setenv("QJ_IM_PF", "16384", 1); /* 16 MiB over 1,792 m-tiles of 1,088-byte tiles: 8 of the 32 k-tiles */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
@@ -786,6 +792,10 @@ int main(void) {
         p[0] = &gu4;
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK(s.pft == 0);
+        setenv("QJ_IM_PF", "0", 1); /* off */
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.pft == 0 && !strstr(nm, "s3f"), "QJ_IM_PF=0: pft %d, %s", s.pft, nm);
         unsetenv("QJ_IM_PF");
     }
     { /* attention's blocks a head, 1..8: about 256 blocks at batch 1, 512 and at least 2 above; QJ_ATT_SPLIT overrides */
