@@ -772,7 +772,7 @@ int main(void) {
         p[0] = &o4;
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 16, 1, &s));
         qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
-        QJ_CHECK_MSG(s.pft == 0 && !strstr(nm, "f0"), "default at batch 16: pft %d, %s", s.pft, nm);
+        QJ_CHECK_MSG(s.pft == 0 && strstr(nm, "_m2w8u1s3b4k8d3r_"), "default at batch 16: pft %d, %s", s.pft, nm);
         p[0] = &gu4;
         setenv("QJ_IM_PF", "16384", 1); /* 16 MiB over 1,792 m-tiles of 1,088-byte tiles: 8 of the 32 k-tiles */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
