@@ -99,8 +99,11 @@ int cmd_bench(int argc, char **argv) {
         for (int i = 0; i < rep.n; i++)
             if (!rot_min || rep.rows[i].rot_bytes < rot_min) rot_min = rep.rows[i].rot_bytes;
         printf("layer %ld, median of %ld calls, rotating weight copies (>= %.0f MiB a kernel); LLVM-generated kernels; before\n"
-               "each call a %zu MiB integer-sum read pass (256 MiB or 4x the last-level cache), whose median is the row's ceiling\n",
-               layer, iters, (double)rot_min / 1048576.0, rep.ceil_bytes >> 20);
+               "each call a %zu MiB integer-sum read pass (256 MiB or 4x the last-level cache), whose median is the row's ceiling;\n"
+               "%s\n",
+               layer, iters, (double)rot_min / 1048576.0, rep.ceil_bytes >> 20,
+               rep.interleaved ? "the calls in rounds, one of each kernel a round (every row samples the same stretch of time)"
+                               : "one kernel after another (the rotating copies of all at once would not fit in half the memory)");
         printf("%-22s %6s %6s %4s %5s %9s %8s %9s %8s %8s %7s\n", "kernel", "N", "K", "bits", "group", "MiB", "jit ms", "us",
                "GB/s", "ceil", "%ceil");
         for (int i = 0; i < rep.n; i++) {

@@ -87,8 +87,18 @@ static void free_copy(qj_tensor *c) {
     free((void *)(uintptr_t)c->zeros);
 }
 
-static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, const uint64_t *cbuf, size_t cbytes,
-                              qj_cpu_kbench_row *row) {
+/* One kernel under test: its JIT function, its rotating copies, and the times of its calls (and of the ceiling pass
+ * before each). */
+typedef struct kb_item {
+    qj_cpu_gemv_fn fn;
+    qj_tensor rot[QJ_MAX_ROT];
+    int nrot, made;
+    float *x, *y;
+    double *us, *cs;
+} kb_item;
+
+static qj_status kb_setup(qj_cpu_jit *j, const qj_tensor *t, const char *what, int iters, size_t cbytes, kb_item *it,
+                          qj_cpu_kbench_row *row) {
     memset(row, 0, sizeof *row);
     snprintf(row->what, sizeof row->what, "%s", what);
     qj_cpu_kspec ks;
@@ -99,42 +109,86 @@ static qj_status bench_tensor(qj_cpu_jit *j, const qj_tensor *t, const char *wha
     row->bits = ks.bits;
     row->group = ks.group;
     row->weight_bytes = qj_tensor_bytes(t);
-    qj_cpu_gemv_fn fn = NULL;
     double t0 = qj_now();
-    if ((s = qj_cpu_jit_gemv(j, &ks, &fn))) return s;
+    if ((s = qj_cpu_jit_gemv(j, &ks, &it->fn))) return s;
     row->jit_ms = (qj_now() - t0) * 1e3;
     int nrot = (int)(cbytes / row->weight_bytes) + 1;
     if (nrot > QJ_MAX_ROT) nrot = QJ_MAX_ROT;
+    it->nrot = nrot;
     row->rot_bytes = (uint64_t)nrot * row->weight_bytes;
-    qj_tensor rot[QJ_MAX_ROT];
-    int made = 0;
-    for (; made < nrot && !s; made++) s = copy_tensor(t, &rot[made]);
-    float *x = malloc((size_t)ks.K * sizeof *x), *y = malloc((size_t)ks.N * sizeof *y);
-    double *us = malloc((size_t)iters * sizeof *us), *cs = malloc((size_t)iters * sizeof *cs);
-    uint64_t sink = 0;
-    if (!s && (!x || !y || !us || !cs)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
-    for (int64_t k = 0; !s && k < ks.K; k++) x[k] = (float)((k * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (; it->made < nrot && !s; it->made++) s = copy_tensor(t, &it->rot[it->made]);
+    it->x = malloc((size_t)ks.K * sizeof *it->x);
+    it->y = malloc((size_t)ks.N * sizeof *it->y);
+    it->us = malloc((size_t)iters * sizeof *it->us);
+    it->cs = malloc((size_t)iters * sizeof *it->cs);
+    if (!s && (!it->x || !it->y || !it->us || !it->cs)) s = qj_fail(QJ_ERR_NOMEM, "out of memory");
+    for (int64_t k = 0; !s && k < ks.K; k++) it->x[k] = (float)((k * 2654435761u) % 1000) / 1000.0f - 0.5f;
     /* one untimed call on every copy: the first read of freshly mapped pages is not what is measured (without it
      * the first kernel of a run, whose copies are the process's first large allocations, read ~2x slower) */
-    for (int i = 0; i < nrot && !s; i++) s = qj_cpu_gemv_run(fn, &rot[i], x, y);
-    for (int i = 0; i < iters && !s; i++) {
-        cs[i] = read_pass(cbuf, cbytes, &sink);
-        double a = qj_now();
-        s = qj_cpu_gemv_run(fn, &rot[(i + 2) % nrot], x, y);
-        us[i] = (qj_now() - a) * 1e6;
+    for (int i = 0; i < nrot && !s; i++) s = qj_cpu_gemv_run(it->fn, &it->rot[i], it->x, it->y);
+    return s;
+}
+
+/* Call i of one kernel: a ceiling pass, then the kernel on the next copy. */
+static qj_status kb_call(kb_item *it, int i, const uint64_t *cbuf, size_t cbytes, uint64_t *sink) {
+    it->cs[i] = read_pass(cbuf, cbytes, sink);
+    double a = qj_now();
+    qj_status s = qj_cpu_gemv_run(it->fn, &it->rot[(i + 2) % it->nrot], it->x, it->y);
+    it->us[i] = (qj_now() - a) * 1e6;
+    return s;
+}
+
+static void kb_finish(kb_item *it, int iters, size_t cbytes, uint64_t sink, qj_cpu_kbench_row *row) {
+    qsort(it->us, (size_t)iters, sizeof *it->us, cmp_double);
+    row->us = it->us[iters / 2];
+    row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
+    qsort(it->cs, (size_t)iters, sizeof *it->cs, cmp_double);
+    row->ceil_gbs = (double)cbytes / it->cs[iters / 2] / 1e9 + (sink == 1 ? 1e-30 : 0); /* sink keeps the sums */
+}
+
+static void kb_free(kb_item *it) {
+    for (int i = 0; i < it->made; i++) free_copy(&it->rot[i]);
+    free(it->x);
+    free(it->y);
+    free(it->us);
+    free(it->cs);
+    memset(it, 0, sizeof *it);
+}
+
+/* The rotating copies of every kernel at once fit when they take at most half the machine's memory. */
+static int all_at_once_fits(uint64_t bytes) {
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psize > 0 && bytes <= (uint64_t)pages * (uint64_t)psize / 2;
+}
+
+/* The kernels' calls in rounds: round i calls each kernel once (a ceiling pass before each call), so every kernel and
+ * its ceiling sample the same stretch of time; a VM whose memory bandwidth drifts for a second then moves every row
+ * alike instead of one row's whole sample. Where the copies of all kernels together would not fit, one kernel after
+ * another (each still between its own ceiling passes). */
+static qj_status bench_rows(qj_cpu_jit *j, const qj_tensor **ts, const char (*whats)[64], int n, int iters,
+                            const uint64_t *cbuf, size_t cbytes, qj_cpu_kbench_report *out) {
+    kb_item *items = calloc((size_t)n, sizeof *items);
+    if (!items) return qj_fail(QJ_ERR_NOMEM, "out of memory");
+    uint64_t total = 0, sink = 0;
+    for (int r = 0; r < n; r++) {
+        uint64_t b = qj_tensor_bytes(ts[r]), nrot = cbytes / b + 1;
+        total += (nrot > QJ_MAX_ROT ? QJ_MAX_ROT : nrot) * b;
     }
-    if (!s) {
-        qsort(us, (size_t)iters, sizeof *us, cmp_double);
-        row->us = us[iters / 2];
-        row->gbs = (double)row->weight_bytes / (row->us * 1e-6) / 1e9;
-        qsort(cs, (size_t)iters, sizeof *cs, cmp_double);
-        row->ceil_gbs = (double)cbytes / cs[iters / 2] / 1e9 + (sink == 1 ? 1e-30 : 0); /* sink keeps the sums */
+    /* rows [g, g + per) are one group, measured in rounds: all of them, or one at a time */
+    const int per = all_at_once_fits(total) ? n : 1;
+    qj_status s = QJ_OK;
+    for (int g = 0; g < n && !s; g += per) {
+        const int e = g + per;
+        for (int r = g; r < e && !s; r++) s = kb_setup(j, ts[r], whats[r], iters, cbytes, &items[r], &out->rows[r]);
+        for (int i = 0; i < iters && !s; i++)
+            for (int r = g; r < e && !s; r++) s = kb_call(&items[r], i, cbuf, cbytes, &sink);
+        for (int r = g; r < e && !s; r++) kb_finish(&items[r], iters, cbytes, sink, &out->rows[r]);
+        for (int r = g; r < e; r++) kb_free(&items[r]);
     }
-    for (int i = 0; i < made; i++) free_copy(&rot[i]);
-    free(x);
-    free(y);
-    free(us);
-    free(cs);
+    for (int r = 0; r < n; r++) kb_free(&items[r]);
+    free(items);
+    if (!s) out->n = n;
+    out->interleaved = per == n;
     return s;
 }
 
@@ -151,15 +205,20 @@ qj_status qj_cpu_kernel_bench(const qj_model *m, int layer, int iters, qj_cpu_kb
     uint64_t *cbuf = NULL;
     s = ceiling_buffer(out->ceil_bytes, &cbuf);
     static const char *names[QJ_LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-    for (int l = 0; l < QJ_LIN_COUNT && !s; l++) {
+    const qj_tensor *ts[QJ_LIN_COUNT + 1];
+    char whats[QJ_LIN_COUNT + 1][64];
+    int n = 0;
+    for (int l = 0; l < QJ_LIN_COUNT; l++) {
         const qj_tensor *t = qj_layer_linear((qj_layer *)&m->layers[layer], (qj_linear)l);
         if (t->dtype != QJ_DTYPE_Q) continue;
-        char what[64];
-        snprintf(what, sizeof what, "layers.*.%s", l < 7 ? names[l] : "?");
-        if (!(s = bench_tensor(j, t, what, iters, cbuf, out->ceil_bytes, &out->rows[out->n]))) out->n++;
+        ts[n] = t;
+        snprintf(whats[n++], sizeof whats[0], "layers.*.%s", names[l]);
     }
-    if (!s && m->lm_head.dtype == QJ_DTYPE_Q && !(s = bench_tensor(j, &m->lm_head, "lm_head", iters, cbuf, out->ceil_bytes, &out->rows[out->n])))
-        out->n++;
+    if (m->lm_head.dtype == QJ_DTYPE_Q) {
+        ts[n] = &m->lm_head;
+        snprintf(whats[n++], sizeof whats[0], "lm_head");
+    }
+    if (!s && n) s = bench_rows(j, ts, (const char(*)[64])whats, n, iters, cbuf, out->ceil_bytes, out);
     free(cbuf);
     if (out->n) {
         double c[16];

@@ -40,6 +40,7 @@ typedef struct qj_cpu_kbench_report {
     int threads;
     size_t ceil_bytes;      /* the ceiling pass's buffer */
     double read_gbs;        /* the median of the rows' read ceilings */
+    int interleaved;        /* 1: the kernels' calls went in rounds, one call of each a round; 0: one kernel after another */
     int n;
     qj_cpu_kbench_row rows[16];
 } qj_cpu_kbench_report;

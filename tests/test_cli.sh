@@ -77,7 +77,10 @@ expect_fail 'unexpected argument "extra"' "$Q" bench --synthetic tiny extra
 expect_ok "$Q" bench --synthetic tiny --tokens 8
 # bench --kernels --device cpu: the LLVM kernels next to a read ceiling (builds with LLVM)
 if out=$("$Q" bench --kernels --device cpu --synthetic tiny --plan int4-g32 --iters 5 2>&1); then
-  case "$out" in *"read ceiling"*"layers.*.gate_proj"*) ok ;; *) bad "bench --kernels --device cpu output: $out" ;; esac
+  case "$out" in *"read ceiling"*"the calls in rounds"*"layers.*.gate_proj"*) ok ;; *) bad "bench --kernels --device cpu output: $out" ;; esac
+  # every linear of the layer timed, each with a time, a bandwidth and a ceiling above zero (rounds cover every row)
+  rows=$(printf '%s\n' "$out" | awk '/^layers\.\*\./ && $8 > 0 && $9 > 0 && $10 > 0 {n++} END {print n + 0}')
+  [ "$rows" = 7 ] && ok || bad "bench --kernels --device cpu: $rows of 7 rows timed: $out"
 else
   case "$out" in *"built without LLVM"*) ok ;; *) bad "bench --kernels --device cpu failed: $out" ;; esac
 fi
