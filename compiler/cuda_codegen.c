@@ -163,6 +163,9 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * even; 4, 6 and 12 MiB less, 16 MiB even, 32 MiB -1.7%. Above batch 1 none: not measured against none. */
 #define QJ_IM_PF_DEFAULT_B1 8192
 #define QJ_IM_PF_DEFAULT 0
+/* ... except the wide 2-bit layers at groups 64-127 (16 warps, two k-tiles a register stage; qj_gemv_spec.pf_off):
+ * H100, 2026-12-07 (docs/PERFORMANCE.md), int2-g64 gate+up 15.79-15.81 us without against 16.33-16.41 with (two
+ * rounds, one run), which put it under issue 3's 75% bar; int2-g32's gate+up even (19.12-19.18 either way). */
 static int g_sms;
 void qj_gemv_set_sms(int sms) { g_sms = sms > 0 ? sms : 0; }
 
@@ -185,8 +188,9 @@ void qj_gemv_spec_deal(qj_gemv_spec *s, int sms) {
 /* qj_gemv_spec.pft: the most k-tiles of each m-tile (of each K split's share) whose weights and scales fit
  * $QJ_IM_PF KiB over the whole launch (QJ_IM_PF_DEFAULT_B1 at batch 1, else QJ_IM_PF_DEFAULT), at most a split's
  * share; 0 where not one k-tile column fits. */
-static int im_pft(const qj_gemv_spec *s) {
-    const int64_t kib = env_int("QJ_IM_PF", 0, 1 << 20, s->batch == 1 ? QJ_IM_PF_DEFAULT_B1 : QJ_IM_PF_DEFAULT);
+static int im_pft(const qj_gemv_spec *s, int pf_off) {
+    const int64_t kib =
+        env_int("QJ_IM_PF", 0, 1 << 20, s->batch == 1 && !pf_off ? QJ_IM_PF_DEFAULT_B1 : QJ_IM_PF_DEFAULT);
     const int64_t kt = QJ_IM_KT(s->K), mtn = QJ_IM_MTILES(s->N), ks = s->ks > 1 ? s->ks : 1, kpb = (kt + ks - 1) / ks;
     const int64_t tile = 256 * (int64_t)s->bits + (s->group <= 128 ? 64 * 128 / s->group : 64); /* bytes, scales with */
     const int64_t nf = kib * 1024 / (mtn * ks * tile);
@@ -213,7 +217,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
     int64_t blocks = (mtn + out->mt - 1) / out->mt, w = (3072 + blocks - 1) / blocks, wmax = (kt + 1) / 2;
     if (w > 8) w = 8;
     if (small) w = 16;
-    int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES, xsmem = 0;
+    int unroll = 1, stages = b == 4 ? 4 : 0, ring = QJ_IM_RING_BYTES, xsmem = 0, pf_off = 0;
     if (batch == 1) {
         stages = 0;
         /* 5- to 8-bit wide and long-K layers, and 4-bit long-K ones at groups < 128: the 44 KiB
@@ -223,7 +227,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
             if (b >= 5) stages = 8, ring = 45056, xsmem = 1;
             else if (b == 4) stages = 4;
             else if (b == 3 || (b == 2 && out->group < 64)) w = 8, stages = 6, ring = 45056;
-            else if (b == 2 && out->group < 128) w = 16, unroll = 2;
+            else if (b == 2 && out->group < 128) w = 16, unroll = 2, pf_off = 1;
         } else if (kt >= 64) {
             if (b >= 5 || (b == 4 && out->group < 128)) stages = 8, ring = 45056, xsmem = 1;
             else if (b == 4) stages = 4, xsmem = 1;
@@ -323,7 +327,7 @@ static qj_status im_spec(const qj_tensor *const *parts, int n, int batch, qj_gem
      * 24.8 -> 20.0 us, int3 16.3 -> 15.6; register and shared-memory kernels the other way: int3 down
      * 11.2 -> 10.2) */
     out->xl = env_int("QJ_IM_XL", 0, 1, !(out->stages && !out->xsmem && !out->bx));
-    out->pft = im_pft(out);
+    out->pft = im_pft(out, pf_off);
     out->nseg = 1;
     out->seg[0] = (qj_gemv_seg){out->bits, out->group, out->symmetric, out->scale_bf16, out->N, 0, n};
     return QJ_OK;

@@ -788,6 +788,22 @@ int main(void) {
         p[0] = &gu3; /* 3-bit g32: 768 + 256 bytes a tile: 9 k-tiles */
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
         QJ_CHECK_MSG(s.pft == 9, "3-bit g32 gate|up: pft %d", s.pft);
+        /* the wide 2-bit layers at group 64 go without by default (measured slower with), at group 32 not; the knob
+         * still reaches them */
+        unsetenv("QJ_IM_PF");
+        qj_tensor gu2a = desc("gu2a", 2, 64, 28672, 4096), gu2b = desc("gu2b", 2, 32, 28672, 4096);
+        p[0] = &gu2a;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        qj_gemv_name(&s, "sm_90a", nm, sizeof nm);
+        QJ_CHECK_MSG(s.warps == 16 && s.unroll == 2 && s.pft == 0, "2-bit g64 gate|up: w %d u %d pft %d, %s", s.warps,
+                     s.unroll, s.pft, nm);
+        p[0] = &gu2b;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK_MSG(s.pft > 0, "2-bit g32 gate|up: pft %d", s.pft);
+        setenv("QJ_IM_PF", "16384", 1);
+        p[0] = &gu2a;
+        QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
+        QJ_CHECK_MSG(s.pft > 0, "2-bit g64 gate|up, QJ_IM_PF=16384: pft %d", s.pft);
         setenv("QJ_IM_PF", "1000", 1); /* under one k-tile column (1,792 x 1,088 bytes): none */
         p[0] = &gu4;
         QJ_CHECK_OK(qj_gemv_spec_parts(p, 1, 1, 1, &s));
