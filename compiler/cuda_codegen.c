@@ -163,7 +163,7 @@ static qj_status gemv_spec_one(const qj_tensor *w, int batch, qj_gemv_spec *out)
  * even; 4, 6 and 12 MiB less, 16 MiB even, 32 MiB -1.7%. Above batch 1 none: not measured against none. */
 #define QJ_IM_PF_DEFAULT_B1 8192
 #define QJ_IM_PF_DEFAULT 0
-/* ... except the wide 2-bit layers at groups 64-127 (16 warps, two k-tiles a register stage; qj_gemv_spec.pf_off):
+/* ... except the wide 2-bit layers at groups 64-127 (16 warps, two k-tiles a register stage; im_spec's pf_off):
  * H100, 2026-12-07 (docs/PERFORMANCE.md), int2-g64 gate+up 15.79-15.81 us without against 16.33-16.41 with (two
  * rounds, one run), which put it under issue 3's 75% bar; int2-g32's gate+up even (19.12-19.18 either way). */
 static int g_sms;
@@ -186,8 +186,8 @@ void qj_gemv_spec_deal(qj_gemv_spec *s, int sms) {
 }
 
 /* qj_gemv_spec.pft: the most k-tiles of each m-tile (of each K split's share) whose weights and scales fit
- * $QJ_IM_PF KiB over the whole launch (QJ_IM_PF_DEFAULT_B1 at batch 1, else QJ_IM_PF_DEFAULT), at most a split's
- * share; 0 where not one k-tile column fits. */
+ * $QJ_IM_PF KiB over the whole launch (QJ_IM_PF_DEFAULT_B1 at batch 1 unless pf_off, else QJ_IM_PF_DEFAULT), at most a
+ * split's share; 0 where not one k-tile column fits. */
 static int im_pft(const qj_gemv_spec *s, int pf_off) {
     const int64_t kib =
         env_int("QJ_IM_PF", 0, 1 << 20, s->batch == 1 && !pf_off ? QJ_IM_PF_DEFAULT_B1 : QJ_IM_PF_DEFAULT);
