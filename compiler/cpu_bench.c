@@ -87,6 +87,12 @@ static void free_copy(qj_tensor *c) {
     free((void *)(uintptr_t)c->zeros);
 }
 
+/* How many rotating copies of a kernel's weight_bytes cover the ceiling's cbytes (at most QJ_MAX_ROT). */
+static int rot_count(uint64_t weight_bytes, size_t cbytes) {
+    const uint64_t n = cbytes / weight_bytes + 1;
+    return n > QJ_MAX_ROT ? QJ_MAX_ROT : (int)n;
+}
+
 /* One kernel under test: its JIT function, its rotating copies, and the times of its calls (and of the ceiling pass
  * before each). */
 typedef struct kb_item {
@@ -112,8 +118,7 @@ static qj_status kb_setup(qj_cpu_jit *j, const qj_tensor *t, const char *what, i
     double t0 = qj_now();
     if ((s = qj_cpu_jit_gemv(j, &ks, &it->fn))) return s;
     row->jit_ms = (qj_now() - t0) * 1e3;
-    int nrot = (int)(cbytes / row->weight_bytes) + 1;
-    if (nrot > QJ_MAX_ROT) nrot = QJ_MAX_ROT;
+    const int nrot = rot_count(row->weight_bytes, cbytes);
     it->nrot = nrot;
     row->rot_bytes = (uint64_t)nrot * row->weight_bytes;
     for (; it->made < nrot && !s; it->made++) s = copy_tensor(t, &it->rot[it->made]);
@@ -170,10 +175,7 @@ static qj_status bench_rows(qj_cpu_jit *j, const qj_tensor **ts, const char (*wh
     kb_item *items = calloc((size_t)n, sizeof *items);
     if (!items) return qj_fail(QJ_ERR_NOMEM, "out of memory");
     uint64_t total = 0, sink = 0;
-    for (int r = 0; r < n; r++) {
-        uint64_t b = qj_tensor_bytes(ts[r]), nrot = cbytes / b + 1;
-        total += (nrot > QJ_MAX_ROT ? QJ_MAX_ROT : nrot) * b;
-    }
+    for (int r = 0; r < n; r++) total += (uint64_t)rot_count(qj_tensor_bytes(ts[r]), cbytes) * qj_tensor_bytes(ts[r]);
     /* rows [g, g + per) are one group, measured in rounds: all of them, or one at a time */
     const int per = all_at_once_fits(total) ? n : 1;
     qj_status s = QJ_OK;
@@ -183,9 +185,8 @@ static qj_status bench_rows(qj_cpu_jit *j, const qj_tensor **ts, const char (*wh
         for (int i = 0; i < iters && !s; i++)
             for (int r = g; r < e && !s; r++) s = kb_call(&items[r], i, cbuf, cbytes, &sink);
         for (int r = g; r < e && !s; r++) kb_finish(&items[r], iters, cbytes, sink, &out->rows[r]);
-        for (int r = g; r < e; r++) kb_free(&items[r]);
+        for (int r = g; r < e; r++) kb_free(&items[r]); /* a group's every item, set up or not (zeroed ones free nothing) */
     }
-    for (int r = 0; r < n; r++) kb_free(&items[r]);
     free(items);
     if (!s) out->n = n;
     out->interleaved = per == n;

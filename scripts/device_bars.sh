@@ -12,10 +12,7 @@
 set -uo pipefail
 export T0=$(date +%s) BUDGET=${BUDGET:-540}
 source scripts/device_env.sh
-if [ -z "${QJ_CUBLAS:-}" ]; then
-  QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
-  [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS
-fi
+find_cublas
 t "built; cuBLAS: ${QJ_CUBLAS:-none found}"
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem --format=csv,noheader
 K="./build-gpu/qjit bench --kernels --synthetic examples/configs/llama3-8b-1layer.json --iters 30"

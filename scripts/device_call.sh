@@ -9,10 +9,7 @@ set -uo pipefail
 T0=$(date +%s)
 BUDGET=${BUDGET:-540}
 source "$(dirname "$0")/device_env.sh"
-if [ -z "${QJ_CUBLAS:-}" ]; then
-  QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
-  [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS
-fi
+find_cublas
 t "built; cuBLAS: ${QJ_CUBLAS:-none found}"
 STEPS=${STEPS:-tests kernels sweep decode}
 L1=examples/configs/llama3-8b-1layer.json

@@ -2,6 +2,7 @@
 # machine: the environment (the libraries and data carried in .device/, a
 # kernel cache), the output folder ($out: $OUT, or the caller's choice in
 # out= before sourcing), the build, and helpers:
+#   find_cublas         export QJ_CUBLAS (cuBLAS found in the image) unless set
 #   gpu_tests           run test_gpu_gemv and test_gpu_forward, logs in $out
 #   kb PLAN [VAR=VAL]   per-kernel bench of a synthetic Llama-3-8B with PLAN
 #   t MESSAGE           print MESSAGE after the seconds since the call began ($T0: the caller's start, else now)
@@ -15,6 +16,15 @@ export QJ_SHARED=$PWD/.device/shared QJ_TEST_TMP=/tmp/qjt
 out=${out:-${OUT:-/tmp/out}}
 mkdir -p /tmp/qjt "$out"
 bash scripts/device_build.sh || exit 1
+
+# find_cublas: export QJ_CUBLAS (the kernel bench's dense baseline) unless the caller set it, from the image's CUDA
+find_cublas() {
+    if [ -z "${QJ_CUBLAS:-}" ]; then
+        QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
+        [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS
+    fi
+    return 0
+}
 
 gpu_tests() {
     ./build-gpu/tests/test_gpu_gemv > "$out/gemv.log" 2>&1

@@ -7,10 +7,7 @@ set -uo pipefail
 export QJ_DEVICE_WERROR=${QJ_DEVICE_WERROR:-OFF}
 T0=$(date +%s)
 source "$(dirname "$0")/device_env.sh"
-if [ -z "${QJ_CUBLAS:-}" ]; then
-  QJ_CUBLAS=$(find /usr/local /usr/lib /opt -name 'libcublas.so.1[0-9]' 2>/dev/null | head -1)
-  [ -n "$QJ_CUBLAS" ] && export QJ_CUBLAS
-fi
+find_cublas
 t "built; cuBLAS: ${QJ_CUBLAS:-none found}"
 k() { # k PLAN [VAR=VAL ...]: per-kernel bench, 30 launches each
   echo "== $*"
