@@ -6,8 +6,8 @@
 # process. Nothing else should run on the machine meanwhile.
 #   scripts/cpu_bar.sh OUTDIR            raw logs in OUTDIR, the tables on stdout (and in OUTDIR/summary.md)
 #   ROUNDS=5 ITERS=10 DECODE=2 PLANS="int2-g128 ..." QJIT=build/qjit scripts/cpu_bar.sh OUTDIR
-#   CFG (the --synthetic model, default examples/configs/llama2-7b-1layer.json) and DPLAN (the decode's plan,
-#   default examples/plans/int4-g128_all.json) are for tests/test_cpu_bar.sh's small run.
+#   CFG (the --synthetic model, default examples/configs/llama2-7b-1layer.json), DPLAN (the decode's plan, default
+#   examples/plans/int4-g128_all.json) and PROBE (the round probe's arguments) are for tests/test_cpu_bar.sh's small run.
 # Each round first times build/qj_cpu_resident (the 2-bit kernel on one thread, its layer in the caches): the VM's
 # arithmetic rate at that moment, beside the round's rows under 70% (docs/PERFORMANCE.md, 2026-12-07).
 set -euo pipefail
@@ -19,12 +19,16 @@ decode=${DECODE:-2}
 plans=${PLANS:-"int2-g128 int3-g128 int4-g128 int5-g128 int6-g128 int8-g128 int2-g32 int3-g64 int4-g32 int5-g256 int6-g64 int8-g32"}
 cfg=${CFG:-examples/configs/llama2-7b-1layer.json}
 dplan=${DPLAN:-examples/plans/int4-g128_all.json}
+probe=${PROBE:-2 128 2048 4096 30} # qj_cpu_resident's BITS GROUP N K ITERS
 [ -x "$qjit" ] || { echo "cpu_bar.sh: $qjit is not built (cmake --build build)" >&2; exit 1; }
 mkdir -p "$out"
 resident=$(dirname "$qjit")/qj_cpu_resident
 for r in $(seq 1 "$rounds"); do
   # the 2-bit kernel's arithmetic at this moment: one thread, the layer in the caches (no DRAM)
-  [ -x "$resident" ] && "$resident" 2 128 2048 4096 30 >"$out/r$r-resident.txt" 2>&1
+  if [ -x "$resident" ]; then
+    "$resident" $probe >"$out/r$r-resident.txt" 2>&1 ||
+      { echo "cpu_bar.sh: $resident $probe failed:" >&2; cat "$out/r$r-resident.txt" >&2; exit 1; }
+  fi
   for p in $plans; do
     "$qjit" bench --kernels --device cpu --synthetic "$cfg" --plan "$p" --iters "$iters" >"$out/r$r-$p.txt" 2>&1 ||
       { echo "cpu_bar.sh: the bench of $p failed (round $r):" >&2; cat "$out/r$r-$p.txt" >&2; exit 1; }
