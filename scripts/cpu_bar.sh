@@ -23,6 +23,18 @@ probe=${PROBE:-2 128 2048 4096 30} # qj_cpu_resident's BITS GROUP N K ITERS
 [ -x "$qjit" ] || { echo "cpu_bar.sh: $qjit is not built (cmake --build build)" >&2; exit 1; }
 mkdir -p "$out"
 resident=$(dirname "$qjit")/qj_cpu_resident
+nplans=$(echo $plans | wc -w)
+steps=$((rounds * nplans)) step=0 t0=$(date +%s)
+# a progress line on a terminal (bench runs done, their rate, the time left), nothing otherwise
+progress() {
+  step=$((step + 1))
+  [ -t 2 ] || return 0
+  local el=$(($(date +%s) - t0))
+  local left=$((el * (steps - step) / step))
+  printf '\rcpu_bar.sh: %d of %d bench runs, %d a minute, about %dm%02ds left ' "$step" "$steps" \
+    $((el > 0 ? step * 60 / el : 0)) $((left / 60)) $((left % 60)) >&2
+  [ "$step" -lt "$steps" ] || echo >&2
+}
 for r in $(seq 1 "$rounds"); do
   # the 2-bit kernel's arithmetic at this moment: one thread, the layer in the caches (no DRAM)
   if [ -x "$resident" ]; then
@@ -32,8 +44,8 @@ for r in $(seq 1 "$rounds"); do
   for p in $plans; do
     "$qjit" bench --kernels --device cpu --synthetic "$cfg" --plan "$p" --iters "$iters" >"$out/r$r-$p.txt" 2>&1 ||
       { echo "cpu_bar.sh: the bench of $p failed (round $r):" >&2; cat "$out/r$r-$p.txt" >&2; exit 1; }
+    progress
   done
-  echo "round $r of $rounds done ($(date -u +%H:%M:%S) UTC)" >&2
 done
 for d in $(seq 1 "$decode"); do
   "$qjit" bench --device cpu --synthetic "$cfg" --plan "$dplan" --tokens 32 --fp32-baseline >"$out/decode$d.txt" 2>&1 ||
