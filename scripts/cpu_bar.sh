@@ -55,19 +55,29 @@ python3 - "$out" "$rounds" "$decode" $plans <<'EOF' | tee "$out/summary.md"
 import re, statistics, sys
 out, rounds, decode, plans = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 layers = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def layer_rows(r, p):
+    """(layer, % of ceiling, GB/s, ceiling GB/s) of each layers.*. row of round r's bench of plan p"""
+    rows = []
+    for line in open(f"{out}/r{r}-{p}.txt"):
+        f = line.split()
+        if len(f) == 11 and f[0].startswith("layers.*."):
+            rows.append((f[0][len("layers.*."):], float(f[10].rstrip("%")), float(f[8]), float(f[9])))
+    return rows
+
+
+runs = {(r, p): layer_rows(r, p) for r in range(1, rounds + 1) for p in plans}
 print("| plan | " + " | ".join(l.split("_")[0] for l in layers) + " | kernels, GB/s | ceilings, GB/s |")
 print("|---" * (len(layers) + 3) + "|")
 worst = (1e9, "")
 for p in plans:
     pct, gbs, ceil = {l: [] for l in layers}, [], []
     for r in range(1, rounds + 1):
-        for line in open(f"{out}/r{r}-{p}.txt"):
-            f = line.split()
-            if len(f) == 11 and f[0].startswith("layers.*."):
-                l = f[0][len("layers.*."):]
-                pct[l].append(float(f[10].rstrip("%")))
-                gbs.append(float(f[8]))
-                ceil.append(float(f[9]))
+        for l, v, g, c in runs[(r, p)]:
+            pct[l].append(v)
+            gbs.append(g)
+            ceil.append(c)
     cells = []
     for l in layers:
         v = pct[l]
@@ -86,12 +96,7 @@ for r in range(1, rounds + 1):
         rate = m.group(1) if m else "?"
     except OSError:
         rate = "-"
-    rows = []
-    for p in plans:
-        for line in open(f"{out}/r{r}-{p}.txt"):
-            f = line.split()
-            if len(f) == 11 and f[0].startswith("layers.*."):
-                rows.append((float(f[10].rstrip("%")), f"{p} {f[0][len('layers.*.'):]}"))
+    rows = [(v, f"{p} {l}") for p in plans for l, v, _, _ in runs[(r, p)]]
     low = min(rows)
     print(f"| {r} | {rate} | {sum(v < 70 for v, _ in rows)} of {len(rows)} | {low[0]:.1f}% ({low[1]}) |")
 for d in range(1, decode + 1):
